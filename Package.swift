@@ -1,0 +1,119 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// One settings array for every target, as Hummingbird does.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "reader-sync",
+    platforms: [.macOS(.v14), .iOS(.v17)],
+    products: [
+        .library(name: "ReaderSyncCore", targets: ["ReaderSyncCore"]),
+        .library(name: "ReaderSyncClient", targets: ["ReaderSyncClient"]),
+        .library(name: "ReaderSyncServer", targets: ["ReaderSyncServer"]),
+        .executable(name: "reader-sync", targets: ["reader-sync"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    ],
+    targets: [
+        // Numbered SQL migrations (server and client store) and the OpenAPI document, embedded in code.
+        .target(
+            name: "ReaderSyncSchema",
+            path: "Schema",
+            exclude: [],
+            resources: [
+                .embedInCode("m0001_server_initial.sql"),
+                .embedInCode("openapi.yaml"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Model and wire types, HLC, merge rules: pure, no I/O.
+        .target(
+            name: "ReaderSyncCore",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ReaderSyncServer",
+            dependencies: [
+                "ReaderSyncCore",
+                "ReaderSyncSchema",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The SDK an app embeds: must never depend on the server or Hummingbird.
+        .target(
+            name: "ReaderSyncClient",
+            dependencies: [
+                "ReaderSyncCore",
+                "ReaderSyncSchema",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ReaderSyncSimulator",
+            dependencies: ["ReaderSyncCore", "ReaderSyncServer", "ReaderSyncClient"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "reader-sync",
+            dependencies: [
+                "ReaderSyncCore",
+                "ReaderSyncServer",
+                "ReaderSyncSimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ReaderSyncCoreTests",
+            dependencies: ["ReaderSyncCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ReaderSyncServerTests",
+            dependencies: [
+                "ReaderSyncServer",
+                "ReaderSyncCore",
+                "ReaderSyncSchema",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ReaderSyncCLITests",
+            dependencies: ["reader-sync"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,21 @@
+/// A numbered SQL migration embedded in the binary.
+package struct Migration: Sendable {
+    /// The file name without extension, e.g. `m0001_server_initial`: the identifier GRDB records.
+    package var name: String
+    package var sql: String
+}
+
+/// The SQL files of `Schema/`, embedded with `.embedInCode` so no resource bundle ships beside the binary.
+package enum ReaderSyncSchema {
+    /// The server store's migrations, in the order they run. Register new files here and in Package.swift.
+    package static let serverMigrations: [Migration] = [
+        Migration(name: "m0001_server_initial", sql: text(PackageResources.m0001_server_initial_sql)),
+    ]
+
+    /// The protocol's OpenAPI 3.1 document.
+    package static var openAPIDocument: String { text(PackageResources.openapi_yaml) }
+
+    private static func text(_ bytes: [UInt8]) -> String {
+        String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,152 @@
+/// Whether an article can take state.
+public enum ArticleAvailability: Sendable, Hashable {
+    case live
+    /// Tombstoned: state is still kept (rule `article_deleted`).
+    case deleted
+}
+
+/// What the store read, in the push's transaction, before the push is planned.
+public struct PushContext: Sendable {
+    /// The user the device is bound to, `nil` for a device never seen.
+    public var deviceOwner: Int64?
+    /// The highest mutation id already processed for the device (0 for a new device).
+    public var lastMutationId: Int64
+    /// The articles the push names that exist; an id absent here is unknown.
+    public var articles: [String: ArticleAvailability]
+    /// The user's current state rows for the articles the push names.
+    public var states: [String: UserArticleState]
+
+    public init(deviceOwner: Int64?, lastMutationId: Int64, articles: [String: ArticleAvailability],
+                states: [String: UserArticleState]) {
+        self.deviceOwner = deviceOwner
+        self.lastMutationId = lastMutationId
+        self.articles = articles
+        self.states = states
+    }
+}
+
+/// A conflict log entry to write, before the store gives it an id.
+public struct PlannedConflict: Sendable, Hashable {
+    public var articleId: String
+    public var field: StateField
+    public var conflict: MergeConflict
+    public var baseVersion: Int64
+}
+
+/// The result of one mutation, before the store assigns sequence numbers and conflict ids.
+public struct PlannedResult: Sendable, Hashable {
+    public var id: Int64
+    public var outcome: MutationOutcome
+    public var reason: String?
+    /// Index into ``PushPlan/conflicts`` of the entry this result points to.
+    public var conflictIndex: Int?
+    /// The article whose state row this mutation changed, if it changed one.
+    public var changedArticleId: String?
+}
+
+/// Everything a push does, decided before anything is written: the store writes it in the
+/// same transaction it read the ``PushContext`` in.
+public struct PushPlan: Sendable {
+    public var results: [PlannedResult] = []
+    /// The final state of every row the push changed, keyed by article id.
+    public var changedStates: [String: UserArticleState] = [:]
+    /// Article ids of `changedStates` in the order they first changed (the order they take sequence numbers).
+    public var changeOrder: [String] = []
+    public var conflicts: [PlannedConflict] = []
+    /// The device's last processed mutation id after this push.
+    public var lastMutationId: Int64
+    /// Whether the device row must be created (first push with this device id).
+    public var bindsDevice: Bool
+}
+
+/// The sync rules of a push, free of storage and HTTP.
+public enum PushPlanner {
+    /// Plans a push of `mutations` from `deviceId` of user `userId`.
+    ///
+    /// - Parameters:
+    ///   - nowMillis: the server's clock, for clamping skewed HLCs.
+    ///   - maxClockSkewMillis: how far ahead of `nowMillis` an HLC may be before it is clamped.
+    /// - Throws: ``SyncError`` `forbidden` when the device is bound to another user.
+    public static func plan(
+        userId: Int64,
+        deviceId: String,
+        mutations: [Mutation],
+        context: PushContext,
+        nowMillis: Int64,
+        maxClockSkewMillis: Int64
+    ) throws(SyncError) -> PushPlan {
+        if let owner = context.deviceOwner, owner != userId {
+            throw SyncError(.forbidden, "device \(deviceId) belongs to another user")
+        }
+        var plan = PushPlan(lastMutationId: context.lastMutationId, bindsDevice: context.deviceOwner == nil)
+        var states = context.states
+
+        for mutation in mutations {
+            guard mutation.id > plan.lastMutationId else {
+                plan.results.append(PlannedResult(id: mutation.id, outcome: .duplicate, reason: nil,
+                                                  conflictIndex: nil, changedArticleId: nil))
+                continue
+            }
+            plan.lastMutationId = mutation.id
+            func reject(_ reason: String) {
+                plan.results.append(PlannedResult(id: mutation.id, outcome: .rejected, reason: reason,
+                                                  conflictIndex: nil, changedArticleId: nil))
+            }
+            guard let availability = context.articles[mutation.articleId] else {
+                reject("unknown article \(mutation.articleId)")
+                continue
+            }
+            if let reason = mutation.field.validationFailure(for: mutation.value) {
+                reject(reason)
+                continue
+            }
+
+            var write = FieldWrite(value: mutation.value, hlc: mutation.hlc, deviceId: deviceId, mutationId: mutation.id)
+            var noticeIndex: Int?
+            if mutation.hlc.wall > nowMillis + maxClockSkewMillis {
+                let stamped = write
+                write.hlc = HLC(wall: nowMillis, counter: mutation.hlc.counter)
+                plan.conflicts.append(PlannedConflict(
+                    articleId: mutation.articleId, field: mutation.field,
+                    conflict: MergeConflict(rule: .clockSkew, winner: write, loser: stamped),
+                    baseVersion: mutation.baseVersion))
+                noticeIndex = plan.conflicts.count - 1
+            }
+
+            var state = states[mutation.articleId] ?? UserArticleState(articleId: mutation.articleId)
+            let previous = state[mutation.field]
+            let decision = MergeRules.decide(
+                field: mutation.field, current: previous, incoming: write, baseVersion: mutation.baseVersion)
+            var conflictIndex: Int?
+            if let conflict = decision.conflict {
+                plan.conflicts.append(PlannedConflict(
+                    articleId: mutation.articleId, field: mutation.field, conflict: conflict,
+                    baseVersion: mutation.baseVersion))
+                conflictIndex = plan.conflicts.count - 1
+            }
+            if decision.applies {
+                state.version += 1
+                state[mutation.field] = FieldCell(write: write, setAtVersion: state.version)
+                states[mutation.articleId] = state
+                if plan.changedStates.updateValue(state, forKey: mutation.articleId) == nil {
+                    plan.changeOrder.append(mutation.articleId)
+                }
+                if availability == .deleted {
+                    plan.conflicts.append(PlannedConflict(
+                        articleId: mutation.articleId, field: mutation.field,
+                        conflict: MergeConflict(rule: .articleDeleted, winner: write, loser: previous?.write),
+                        baseVersion: mutation.baseVersion))
+                    noticeIndex = noticeIndex ?? plan.conflicts.count - 1
+                }
+            }
+            let lost = !decision.applies && decision.conflict != nil
+            plan.results.append(PlannedResult(
+                id: mutation.id,
+                outcome: lost ? .superseded : .applied,
+                reason: lost ? "a concurrent write won under rule \(decision.conflict!.rule.rawValue)" : nil,
+                conflictIndex: conflictIndex ?? noticeIndex,
+                changedArticleId: decision.applies ? mutation.articleId : nil))
+        }
+        return plan
+    }
+}

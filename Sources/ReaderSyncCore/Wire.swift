@@ -1,0 +1,258 @@
+// The protocol v1 wire types, shared by server and client. Field names are the contract
+// documented in Schema/openapi.yaml and docs/PROTOCOL.md.
+
+/// The protocol version this code speaks.
+public let protocolVersion = 1
+
+/// `GET /v1/health`.
+public struct HealthResponse: Sendable, Hashable, Codable {
+    public var status: String
+    public var protocolVersion: Int
+    public init(status: String = "ok", protocolVersion: Int = ReaderSyncCore.protocolVersion) {
+        self.status = status
+        self.protocolVersion = protocolVersion
+    }
+}
+
+/// An article as devices receive it. Dates are ISO-8601 UTC strings.
+public struct ArticleDTO: Sendable, Hashable, Codable {
+    public var id: String
+    public var section: String
+    public var title: String
+    public var summary: String
+    public var body: String
+    public var author: String
+    public var url: String
+    public var publishedAt: String
+    public var updatedAt: String
+    public var version: Int64
+
+    public init(id: String, section: String, title: String, summary: String, body: String,
+                author: String, url: String, publishedAt: String, updatedAt: String, version: Int64) {
+        self.id = id
+        self.section = section
+        self.title = title
+        self.summary = summary
+        self.body = body
+        self.author = author
+        self.url = url
+        self.publishedAt = publishedAt
+        self.updatedAt = updatedAt
+        self.version = version
+    }
+}
+
+/// A user's state for one article as devices receive it.
+public struct StateDTO: Sendable, Hashable, Codable {
+    public var articleId: String
+    public var read: Bool
+    public var bookmarked: Bool
+    public var progress: Double
+    public var version: Int64
+    /// The newest HLC among the fields.
+    public var hlc: HLC
+
+    public init(articleId: String, read: Bool, bookmarked: Bool, progress: Double, version: Int64, hlc: HLC) {
+        self.articleId = articleId
+        self.read = read
+        self.bookmarked = bookmarked
+        self.progress = progress
+        self.version = version
+        self.hlc = hlc
+    }
+}
+
+/// `GET /v1/sync/pull`.
+public struct PullResponse: Sendable, Hashable, Codable {
+    public var articles: [ArticleDTO]
+    public var deletedArticleIds: [String]
+    public var states: [StateDTO]
+    public var cursor: String
+    public var hasMore: Bool
+
+    public init(articles: [ArticleDTO], deletedArticleIds: [String], states: [StateDTO], cursor: String, hasMore: Bool) {
+        self.articles = articles
+        self.deletedArticleIds = deletedArticleIds
+        self.states = states
+        self.cursor = cursor
+        self.hasMore = hasMore
+    }
+}
+
+/// One change a device made offline.
+public struct Mutation: Sendable, Hashable, Codable {
+    /// Per device, increasing from 1.
+    public var id: Int64
+    public var articleId: String
+    public var field: StateField
+    public var value: FieldValue
+    public var hlc: HLC
+    /// The state version the device last saw for this article, 0 if none.
+    public var baseVersion: Int64
+
+    public init(id: Int64, articleId: String, field: StateField, value: FieldValue, hlc: HLC, baseVersion: Int64) {
+        self.id = id
+        self.articleId = articleId
+        self.field = field
+        self.value = value
+        self.hlc = hlc
+        self.baseVersion = baseVersion
+    }
+}
+
+/// `POST /v1/sync/push` request body.
+public struct PushRequest: Sendable, Hashable, Codable {
+    public var deviceId: String
+    public var mutations: [Mutation]
+
+    public init(deviceId: String, mutations: [Mutation]) {
+        self.deviceId = deviceId
+        self.mutations = mutations
+    }
+}
+
+/// What became of one mutation.
+public enum MutationOutcome: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Its value is now the field's value (or already was, by an agreeing write).
+    case applied
+    /// A concurrent write won under the field's rule; see the conflict log entry.
+    case superseded
+    /// Its id was at or below the device's last processed id: nothing changed.
+    case duplicate
+    /// It cannot apply (unknown article, wrong value type, out of range): see `reason`.
+    case rejected
+}
+
+/// One entry of ``PushResponse/results``.
+public struct MutationResult: Sendable, Hashable, Codable {
+    public var id: Int64
+    public var outcome: MutationOutcome
+    public var reason: String?
+    public var conflictId: Int64?
+    /// The change sequence number at which the state changed, when it did.
+    public var seq: Int64?
+
+    public init(id: Int64, outcome: MutationOutcome, reason: String? = nil, conflictId: Int64? = nil, seq: Int64? = nil) {
+        self.id = id
+        self.outcome = outcome
+        self.reason = reason
+        self.conflictId = conflictId
+        self.seq = seq
+    }
+}
+
+/// `POST /v1/sync/push` response body.
+public struct PushResponse: Sendable, Hashable, Codable {
+    /// The highest mutation id the server has processed for this device.
+    public var lastMutationId: Int64
+    public var results: [MutationResult]
+
+    public init(lastMutationId: Int64, results: [MutationResult]) {
+        self.lastMutationId = lastMutationId
+        self.results = results
+    }
+}
+
+/// One side of a conflict log entry on the wire.
+public struct WriteDTO: Sendable, Hashable, Codable {
+    public var value: FieldValue
+    public var hlc: HLC
+    public var deviceId: String
+    public var mutationId: Int64
+
+    public init(_ write: FieldWrite) {
+        value = write.value
+        hlc = write.hlc
+        deviceId = write.deviceId
+        mutationId = write.mutationId
+    }
+
+    public var write: FieldWrite { FieldWrite(value: value, hlc: hlc, deviceId: deviceId, mutationId: mutationId) }
+}
+
+/// One entry of the conflict log.
+public struct ConflictDTO: Sendable, Hashable, Codable {
+    public var id: Int64
+    public var user: String
+    public var articleId: String
+    public var field: StateField
+    public var rule: ConflictRule
+    public var winner: WriteDTO
+    /// `null` for `article_deleted` entries on a field that had no value.
+    public var loser: WriteDTO?
+    public var baseVersion: Int64
+    /// ISO-8601 UTC.
+    public var detectedAt: String
+
+    public init(id: Int64, user: String, articleId: String, field: StateField, rule: ConflictRule,
+                winner: WriteDTO, loser: WriteDTO?, baseVersion: Int64, detectedAt: String) {
+        self.id = id
+        self.user = user
+        self.articleId = articleId
+        self.field = field
+        self.rule = rule
+        self.winner = winner
+        self.loser = loser
+        self.baseVersion = baseVersion
+        self.detectedAt = detectedAt
+    }
+}
+
+/// `GET /v1/conflicts` and `GET /v1/admin/conflicts`.
+public struct ConflictsResponse: Sendable, Hashable, Codable {
+    public var conflicts: [ConflictDTO]
+    public init(conflicts: [ConflictDTO]) { self.conflicts = conflicts }
+}
+
+/// `POST /v1/admin/users` request body.
+public struct CreateUserRequest: Sendable, Hashable, Codable {
+    public var name: String
+    public init(name: String) { self.name = name }
+}
+
+/// `POST /v1/admin/users` response body. The token is shown this once; only its hash is stored.
+public struct CreateUserResponse: Sendable, Hashable, Codable {
+    public var name: String
+    public var token: String
+    public init(name: String, token: String) {
+        self.name = name
+        self.token = token
+    }
+}
+
+/// The counts of an ingest, with the lines that were rejected.
+public struct IngestReport: Sendable, Hashable, Codable {
+    public struct LineError: Sendable, Hashable, Codable {
+        public var line: Int
+        public var message: String
+        public init(line: Int, message: String) {
+            self.line = line
+            self.message = message
+        }
+    }
+    public var inserted = 0
+    public var updated = 0
+    public var unchanged = 0
+    public var deleted = 0
+    public var rejected = 0
+    /// The first rejected lines (at most 100), with what was wrong.
+    public var errors: [LineError] = []
+
+    public init() {}
+
+    public static let maxReportedErrors = 100
+
+    public mutating func reject(line: Int, _ message: String) {
+        rejected += 1
+        if errors.count < Self.maxReportedErrors { errors.append(LineError(line: line, message: message)) }
+    }
+
+    public mutating func add(_ other: IngestReport) {
+        inserted += other.inserted
+        updated += other.updated
+        unchanged += other.unchanged
+        deleted += other.deleted
+        rejected += other.rejected
+        errors.append(contentsOf: other.errors.prefix(Self.maxReportedErrors - errors.count))
+    }
+}

@@ -1,0 +1,65 @@
+import Hummingbird
+import Logging
+import ReaderSyncCore
+
+/// Turns every error into the protocol's `{"error":{"code","message"}}` body, and records metrics.
+///
+/// Errors a client can cause become 4xx; anything else is logged and becomes a 500 that leaks no internals.
+struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as SyncError {
+            response = try Self.response(error)
+        } catch let error as HTTPError {
+            response = try Self.response(Self.translate(error))
+        } catch {
+            logger.error("request failed", metadata: [
+                "method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(String(reflecting: error))",
+            ])
+            response = try Self.response(SyncError(.internalError, "the server failed to handle this request; it is logged"))
+        }
+        let route = context.endpointPath ?? "unmatched"
+        metrics.request(route: route, method: request.method.rawValue, status: response.status.code,
+                        duration: ContinuousClock.now - start)
+        return response
+    }
+
+    static func status(for code: SyncError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .unauthorized: return .unauthorized
+        case .forbidden: return .forbidden
+        case .notFound: return .notFound
+        case .methodNotAllowed: return .methodNotAllowed
+        case .resetRequired: return .gone
+        case .payloadTooLarge: return .contentTooLarge
+        case .alreadyExists: return .conflict
+        case .unavailable: return .serviceUnavailable
+        case .internalError: return .internalServerError
+        default: return .badRequest
+        }
+    }
+
+    static func translate(_ error: HTTPError) -> SyncError {
+        switch error.status {
+        case .notFound: return SyncError(.notFound, "no such route; see /v1/openapi.yaml")
+        case .contentTooLarge: return SyncError(.payloadTooLarge, "the request body is too large")
+        case .methodNotAllowed: return SyncError(.methodNotAllowed, "this route does not take that method")
+        case .unauthorized: return SyncError(.unauthorized, "missing or invalid token")
+        default:
+            if error.status.code < 500 {
+                return SyncError(SyncError.Code(rawValue: "bad_request"), error.body ?? error.status.reasonPhrase)
+            }
+            return SyncError(.internalError, "the server failed to handle this request; it is logged")
+        }
+    }
+
+    static func response(_ error: SyncError) throws -> Response {
+        try jsonResponse(ErrorBody(error), status: status(for: error.code))
+    }
+}

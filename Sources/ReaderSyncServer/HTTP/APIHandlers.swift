@@ -1,0 +1,186 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import Prometheus
+import ReaderSyncCore
+
+/// The route handlers: decode, authorize, call ``SyncService``, encode. No sync rules here.
+struct APIHandlers: Sendable {
+    let service: SyncService
+    let metrics: ServerMetrics
+    let metricsToken: String?
+
+    func pull(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let user = try await requireUser(request)
+        let query = request.uri.queryParameters
+        let limit = try query.get("limit").map { try Self.integer($0, name: "limit") }
+        let cursor = query.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
+        let page = try await service.pull(user: user, cursor: cursor, limit: limit.map(Int.init))
+        metrics.pulled(changes: page.articles.count + page.deletedArticleIds.count + page.states.count)
+        return try jsonResponse(page)
+    }
+
+    func push(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let user = try await requireUser(request)
+        let body = try await collect(request)
+        let push = try Self.decode(PushRequest.self, from: body)
+        let (response, rules) = try await service.pushWithDetails(user: user, request: push)
+        metrics.pushed(response, rules: rules)
+        return try jsonResponse(response)
+    }
+
+    func ownConflicts(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let user = try await requireUser(request)
+        var query = try Self.conflictQuery(request)
+        query.userId = user.id
+        return try jsonResponse(ConflictsResponse(conflicts: try await service.conflicts(query)))
+    }
+
+    func adminConflicts(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        try await requireAdmin(request)
+        var query = try Self.conflictQuery(request)
+        if let name = request.uri.queryParameters.get("user"), !name.isEmpty {
+            guard let user = try await service.store.user(named: name) else {
+                throw SyncError(.notFound, "no user named \(name)")
+            }
+            query.userId = user.id
+        }
+        return try jsonResponse(ConflictsResponse(conflicts: try await service.conflicts(query)))
+    }
+
+    func createUser(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        try await requireAdmin(request)
+        let body = try Self.decode(CreateUserRequest.self, from: try await collect(request))
+        return try jsonResponse(try await service.createUser(name: body.name), status: .created)
+    }
+
+    func ingest(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        try await requireAdmin(request)
+        let body = try await collect(request)
+        let report = try await service.ingest(jsonLines: body.readableBytesView)
+        return try jsonResponse(report)
+    }
+
+    func deleteArticle(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        try await requireAdmin(request)
+        let id = try context.parameters.require("id")
+        let changed = try await service.deleteArticle(id: id)
+        return try jsonResponse(DeleteArticleResponse(id: id, deleted: true, changed: changed))
+    }
+
+    func metrics(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        if let metricsToken {
+            guard request.headers[.authorization] == "Bearer \(metricsToken)" else {
+                throw SyncError(.unauthorized, "this server's metrics need 'Authorization: Bearer <metrics token>'")
+            }
+        }
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+    }
+
+    // MARK: Helpers
+
+    private func requireUser(_ request: Request) async throws -> UserRecord {
+        switch try await service.authenticate(authorization: request.headers[.authorization]) {
+        case .user(let user): return user
+        case .admin: throw SyncError(.forbidden, "the admin token cannot sync; create a user and use its token")
+        }
+    }
+
+    private func requireAdmin(_ request: Request) async throws {
+        guard case .admin = try await service.authenticate(authorization: request.headers[.authorization]) else {
+            throw SyncError(.forbidden, "this route needs the admin token")
+        }
+    }
+
+    private func collect(_ request: Request) async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: service.configuration.maxBodyBytes)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw SyncError(.payloadTooLarge, "the request body is over \(service.configuration.maxBodyBytes) bytes")
+        }
+    }
+
+    static func integer(_ text: String, name: String) throws -> Int64 {
+        guard let value = Int64(text) else {
+            throw SyncError(.invalidRequest, "\(name) must be an integer, got \(text.prefix(40))")
+        }
+        return value
+    }
+
+    static func conflictQuery(_ request: Request) throws -> ConflictQuery {
+        let query = request.uri.queryParameters
+        var result = ConflictQuery()
+        if let limit = try query.get("limit").map({ try integer($0, name: "limit") }) {
+            guard (1...1000).contains(limit) else {
+                throw SyncError(.limitOutOfRange, "limit must be from 1 to 1000, got \(limit)")
+            }
+            result.limit = Int(limit)
+        }
+        result.before = try query.get("before").map { try integer($0, name: "before") }
+        result.articleId = query.get("article").flatMap { $0.isEmpty ? nil : $0 }
+        return result
+    }
+
+    /// Decodes a JSON body, turning decoding failures into `400` errors that say what was wrong.
+    static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw SyncError(error.isMalformedJSON ? .invalidJSON : .invalidRequest, error.readableMessage)
+        }
+    }
+}
+
+/// `DELETE /v1/admin/articles/{id}` response body.
+struct DeleteArticleResponse: Codable {
+    var id: String
+    var deleted: Bool
+    /// False when the article was already deleted.
+    var changed: Bool
+}
+
+extension DecodingError {
+    var isMalformedJSON: Bool {
+        if case .dataCorrupted(let context) = self, context.codingPath.isEmpty { return true }
+        return false
+    }
+
+    /// Says where and what, never echoing the values sent.
+    var readableMessage: String {
+        func path(_ context: Context) -> String {
+            let text = context.codingPath.map { key in
+                key.intValue.map { "[\($0)]" } ?? ".\(key.stringValue)"
+            }.joined()
+            return text.hasPrefix(".") ? String(text.dropFirst()) : (text.isEmpty ? "body" : text)
+        }
+        switch self {
+        case .typeMismatch(let type, let context):
+            return "\(path(context)): expected \(Self.describe(type))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context)): expected \(Self.describe(type)), got null"
+        case .keyNotFound(let key, let context):
+            let at = path(context)
+            return at == "body" ? "missing field \(key.stringValue)" : "\(at): missing field \(key.stringValue)"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "the body is not valid JSON" }
+            return "\(path(context)): \(context.debugDescription)"
+        @unknown default:
+            return "the body does not match the expected shape"
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Bool.Type: return "true or false"
+        case is Int64.Type, is Int.Type: return "an integer"
+        case is Double.Type: return "a number"
+        default:
+            let name = String(describing: type)
+            if name.hasPrefix("Array") { return "an array" }
+            if name.hasPrefix("Dictionary") { return "an object" }
+            return "a value of type \(name)"
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTPCompression
+import NIOHTTPTypesHTTP1
+import ReaderSyncCore
+import ReaderSyncSchema
+
+/// Where and how the HTTP server listens.
+package struct ServerConfiguration: Sendable {
+    package var host = "127.0.0.1"
+    package var port = 8080
+    /// When set, `GET /metrics` needs `Authorization: Bearer <metricsToken>`.
+    package var metricsToken: String?
+
+    package init(host: String = "127.0.0.1", port: Int = 8080, metricsToken: String? = nil) {
+        self.host = host
+        self.port = port
+        self.metricsToken = metricsToken
+    }
+}
+
+/// Builds the HTTP application around a sync service: the real thing, for `serve` and for tests.
+///
+/// ```swift
+/// let app = buildApplication(service: service, configuration: .init(port: 8080), logger: logger)
+/// try await app.runService()
+/// ```
+package func buildApplication(
+    service: SyncService,
+    configuration: ServerConfiguration,
+    metrics: ServerMetrics = ServerMetrics(),
+    logger: Logger,
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    let router = buildRouter(service: service, metrics: metrics, metricsToken: configuration.metricsToken, logger: logger)
+    return Application(
+        router: router,
+        server: .http1(configuration: .init(additionalChannelHandlers: compressionHandlers())),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "reader-sync"),
+        onServerRunning: onServerRunning,
+        logger: logger
+    )
+}
+
+/// Responses are gzip-compressed when the request accepts it, by swift-nio-extras'
+/// `HTTPResponseCompressor`. Hummingbird's pipeline carries HTTPTypes parts at this point and the
+/// compressor speaks NIOHTTP1 parts, so it sits between a pair of converting codecs.
+private func compressionHandlers() -> [any RemovableChannelHandler] {
+    [HTTPToHTTP1ServerCodec(), HTTPResponseCompressor(), HTTP1ToHTTPServerCodec(secure: false)]
+}
+
+/// The protocol v1 routes. See docs/PROTOCOL.md and Schema/openapi.yaml.
+package func buildRouter(
+    service: SyncService,
+    metrics: ServerMetrics = ServerMetrics(),
+    metricsToken: String? = nil,
+    logger: Logger
+) -> Router<BasicRequestContext> {
+    let router = Router()
+    router.add(middleware: APIErrorMiddleware(metrics: metrics, logger: logger))
+    let api = APIHandlers(service: service, metrics: metrics, metricsToken: metricsToken)
+
+    router.get("/v1/health") { _, _ in try jsonResponse(HealthResponse()) }
+    router.get("/v1/sync/pull", use: api.pull)
+    router.post("/v1/sync/push", use: api.push)
+    router.get("/v1/conflicts", use: api.ownConflicts)
+    router.get("/v1/admin/conflicts", use: api.adminConflicts)
+    router.post("/v1/admin/users", use: api.createUser)
+    router.post("/v1/admin/articles", use: api.ingest)
+    router.delete("/v1/admin/articles/{id}", use: api.deleteArticle)
+    router.get("/v1/openapi.yaml") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/yaml"],
+                 body: .init(byteBuffer: ByteBuffer(string: ReaderSyncSchema.openAPIDocument)))
+    }
+    router.get("/metrics", use: api.metrics)
+    return router
+}
+
+/// Encodes `value` as a JSON response.
+func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.withoutEscapingSlashes]
+    let data = try encoder.encode(value)
+    return Response(status: status, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}

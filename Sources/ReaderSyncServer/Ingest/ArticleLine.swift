@@ -1,0 +1,113 @@
+import Foundation
+import ReaderSyncCore
+
+/// Splits JSON Lines into lines (without the newline, `\r\n` tolerated), keeping blank lines
+/// so line numbers match what an editor shows.
+struct JSONLinesReader<Bytes: BidirectionalCollection<UInt8>>: Sequence {
+    let bytes: Bytes
+
+    init(_ bytes: Bytes) { self.bytes = bytes }
+
+    func makeIterator() -> AnyIterator<Bytes.SubSequence> {
+        var start = bytes.startIndex
+        var done = bytes.isEmpty
+        return AnyIterator {
+            guard !done else { return nil }
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
+            var line = bytes[start..<end]
+            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+            if end == bytes.endIndex {
+                done = true
+            } else {
+                start = bytes.index(after: end)
+                if start == bytes.endIndex { done = true }
+            }
+            return line
+        }
+    }
+}
+
+/// What was wrong with one ingest line.
+struct LineProblem: Error {
+    var message: String
+}
+
+/// One JSON Lines ingest line: an article, or `{"id": "…", "deleted": true}`.
+enum ArticleLine {
+    private struct Fields: Decodable {
+        var id: String?
+        var deleted: Bool?
+        var section: String?
+        var title: String?
+        var summary: String?
+        var body: String?
+        var author: String?
+        var url: String?
+        var publishedAt: String?
+        var updatedAt: String?
+    }
+
+    /// Longest article id accepted.
+    static let maxIdLength = 200
+
+    static func parse(_ line: some Collection<UInt8>) -> Result<IngestItem, LineProblem> {
+        if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) {
+            return .failure(LineProblem(message: "empty line"))
+        }
+        let fields: Fields
+        do {
+            fields = try JSONDecoder().decode(Fields.self, from: Data(line))
+        } catch let error as DecodingError {
+            return .failure(LineProblem(message: describe(error)))
+        } catch {
+            return .failure(LineProblem(message: "not valid JSON"))
+        }
+        guard let id = fields.id, !id.trimmingCharacters(in: .whitespaces).isEmpty else {
+            return .failure(LineProblem(message: "missing id"))
+        }
+        guard id.utf8.count <= maxIdLength, !id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            return .failure(LineProblem(message: "id must be at most \(maxIdLength) bytes with no control characters"))
+        }
+        if fields.deleted == true { return .success(.delete(id: id)) }
+        guard let title = fields.title, !title.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            return .failure(LineProblem(message: "missing title"))
+        }
+        guard let publishedText = fields.publishedAt else {
+            return .failure(LineProblem(message: "missing publishedAt"))
+        }
+        guard let publishedAt = Timestamp.canonical(publishedText) else {
+            return .failure(LineProblem(message: "publishedAt is not an ISO-8601 date-time: \(publishedText.prefix(40))"))
+        }
+        var updatedAt = publishedAt
+        if let updatedText = fields.updatedAt {
+            guard let canonical = Timestamp.canonical(updatedText) else {
+                return .failure(LineProblem(message: "updatedAt is not an ISO-8601 date-time: \(updatedText.prefix(40))"))
+            }
+            updatedAt = canonical
+        }
+        return .success(.upsert(ArticleContent(
+            id: id, section: fields.section ?? "", title: title, summary: fields.summary ?? "",
+            body: fields.body ?? "", author: fields.author ?? "", url: fields.url ?? "",
+            publishedAt: publishedAt, updatedAt: updatedAt)))
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map(\.stringValue).joined(separator: ".")
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            let at = path(context)
+            if at.isEmpty { return "expected a JSON object" }
+            return "\(at): expected \(type == Bool.self ? "true or false" : "a string")"
+        case .valueNotFound(_, let context):
+            return "\(path(context)): must not be null"
+        case .keyNotFound(let key, _):
+            return "missing \(key.stringValue)"
+        case .dataCorrupted:
+            return "not valid JSON"
+        @unknown default:
+            return "not valid JSON"
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import GRDB
+import ReaderSyncCore
+
+extension SQLiteSyncStore {
+    package func ingest(_ items: [IngestItem], now: String) async throws -> IngestReport {
+        try await dbPool.write { db in
+            var report = IngestReport()
+            var sequence = try SequenceAllocator(db)
+            let select = try db.cachedStatement(sql: """
+                SELECT section, title, summary, body, author, url, publishedAt, updatedAt, version, deletedAt
+                FROM article WHERE id = ?
+                """)
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version, seq, deletedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, NULL)
+                """)
+            let update = try db.cachedStatement(sql: """
+                UPDATE article SET section = ?, title = ?, summary = ?, body = ?, author = ?, url = ?,
+                    publishedAt = ?, updatedAt = ?, version = version + 1, seq = ?, deletedAt = NULL
+                WHERE id = ?
+                """)
+            let tombstone = try db.cachedStatement(sql: """
+                UPDATE article SET section = NULL, title = NULL, summary = NULL, body = NULL, author = NULL, url = NULL,
+                    publishedAt = NULL, updatedAt = NULL, version = version + 1, seq = ?, deletedAt = ?
+                WHERE id = ?
+                """)
+            for item in items {
+                switch item {
+                case .upsert(let a):
+                    let existing = try Row.fetchOne(select, arguments: [a.id])
+                    let content: StatementArguments = [a.section, a.title, a.summary, a.body, a.author, a.url, a.publishedAt, a.updatedAt]
+                    guard let existing else {
+                        try insert.execute(arguments: [a.id] + content + [sequence.next()])
+                        report.inserted += 1
+                        continue
+                    }
+                    let wasDeleted = existing[9] as String? != nil
+                    if !wasDeleted, Self.sameContent(existing, a) {
+                        report.unchanged += 1
+                        continue
+                    }
+                    try update.execute(arguments: content + [sequence.next(), a.id])
+                    // A new version of a deleted id restores it: new to every device, so counted as inserted.
+                    if wasDeleted { report.inserted += 1 } else { report.updated += 1 }
+                case .delete(let id):
+                    guard let existing = try Row.fetchOne(select, arguments: [id]), existing[9] as String? == nil else {
+                        report.unchanged += 1
+                        continue
+                    }
+                    try tombstone.execute(arguments: [sequence.next(), now, id])
+                    report.deleted += 1
+                }
+            }
+            try sequence.save(db)
+            return report
+        }
+    }
+
+    private static func sameContent(_ row: Row, _ a: ArticleContent) -> Bool {
+        row[0] == a.section && row[1] == a.title && row[2] == a.summary && row[3] == a.body
+            && row[4] == a.author && row[5] == a.url && row[6] == a.publishedAt && row[7] == a.updatedAt
+    }
+
+    package func articleExists(id: String) async throws -> Bool {
+        try await dbPool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM article WHERE id = ?", arguments: [id]) != nil
+        }
+    }
+
+    /// Live articles and tombstones in the store.
+    package func articleCounts() async throws -> (live: Int, deleted: Int) {
+        try await dbPool.read { db in
+            let live = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM article WHERE deletedAt IS NULL") ?? 0
+            let deleted = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM article WHERE deletedAt IS NOT NULL") ?? 0
+            return (live, deleted)
+        }
+    }
+}
+
+extension SQLiteSyncStore {
+    package func createUser(name: String, tokenHash: [UInt8], now: String) async throws -> UserRecord {
+        try await dbPool.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM user WHERE name = ?", arguments: [name]) != nil {
+                throw SyncError(.alreadyExists, "a user named \(name) already exists")
+            }
+            try db.execute(sql: "INSERT INTO user (name, tokenHash, createdAt) VALUES (?, ?, ?)",
+                           arguments: [name, Data(tokenHash), now])
+            return UserRecord(id: db.lastInsertedRowID, name: name)
+        }
+    }
+
+    package func user(tokenHash: [UInt8]) async throws -> UserRecord? {
+        try await dbPool.read { db in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT id, name FROM user WHERE tokenHash = ?"),
+                             arguments: [Data(tokenHash)])
+                .map { UserRecord(id: $0[0], name: $0[1]) }
+        }
+    }
+
+    package func user(named name: String) async throws -> UserRecord? {
+        try await dbPool.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, name FROM user WHERE name = ?", arguments: [name])
+                .map { UserRecord(id: $0[0], name: $0[1]) }
+        }
+    }
+
+    package func users() async throws -> [UserSummary] {
+        try await dbPool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT name, createdAt, (SELECT COUNT(*) FROM device WHERE device.userId = user.id)
+                FROM user ORDER BY name
+                """).map { UserSummary(name: $0[0], createdAt: $0[1], devices: $0[2]) }
+        }
+    }
+}
+
+extension SQLiteSyncStore {
+    private static let conflictColumns = """
+        conflict.id, user.name, articleId, field, rule,
+        winnerValue, winnerHlcWall, winnerHlcCounter, winnerDeviceId, winnerMutationId,
+        loserValue, loserHlcWall, loserHlcCounter, loserDeviceId, loserMutationId,
+        baseVersion, detectedAt
+        """
+
+    package func conflicts(_ query: ConflictQuery) async throws -> [ConflictDTO] {
+        try await dbPool.read { db in
+            // Fixed SQL fragments; every value is bound.
+            var conditions: [String] = []
+            var arguments: StatementArguments = []
+            if let userId = query.userId {
+                conditions.append("conflict.userId = ?")
+                arguments += [userId]
+            }
+            if let articleId = query.articleId {
+                conditions.append("conflict.articleId = ?")
+                arguments += [articleId]
+            }
+            if let before = query.before {
+                conditions.append("conflict.id < ?")
+                arguments += [before]
+            }
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            arguments += [query.limit]
+            return try Row.fetchAll(db, sql: """
+                SELECT \(Self.conflictColumns) FROM conflict JOIN user ON user.id = conflict.userId
+                \(whereClause) ORDER BY conflict.id DESC LIMIT ?
+                """, arguments: arguments).map(Self.decodeConflict)
+        }
+    }
+
+    package func conflict(id: Int64) async throws -> ConflictDTO? {
+        try await dbPool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT \(Self.conflictColumns) FROM conflict JOIN user ON user.id = conflict.userId WHERE conflict.id = ?
+                """, arguments: [id]).map(Self.decodeConflict)
+        }
+    }
+
+    private static func decodeConflict(_ row: Row) -> ConflictDTO {
+        func write(_ base: Int) -> WriteDTO? {
+            guard let text = row[base] as String?, let value = FieldValue(storedText: text) else { return nil }
+            return WriteDTO(FieldWrite(value: value, hlc: HLC(wall: row[base + 1], counter: row[base + 2]),
+                                       deviceId: row[base + 3], mutationId: row[base + 4]))
+        }
+        return ConflictDTO(
+            id: row[0], user: row[1], articleId: row[2],
+            field: StateField(rawValue: row[3]) ?? .read,
+            rule: ConflictRule(rawValue: row[4]) ?? .lastWriterWins,
+            winner: write(5) ?? WriteDTO(FieldWrite(value: .unsupported("unreadable"), hlc: .zero, deviceId: "", mutationId: 0)), loser: write(10), baseVersion: row[15], detectedAt: row[16])
+    }
+}

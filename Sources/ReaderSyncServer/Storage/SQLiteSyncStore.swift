@@ -1,0 +1,126 @@
+import Foundation
+import GRDB
+import ReaderSyncCore
+import ReaderSyncSchema
+
+/// The embedded SQLite store: one file, WAL mode, a `DatabasePool` (concurrent readers, one writer).
+///
+/// ```swift
+/// let store = try SQLiteSyncStore(path: "reader-sync.sqlite")
+/// let service = SyncService(store: store)
+/// ```
+package final class SQLiteSyncStore: SyncStore {
+    /// How much a write survives: a process crash (`normal`) or also a power loss (`full`).
+    package enum Durability: String, Sendable, CaseIterable {
+        case normal
+        case full
+    }
+
+    package let dbPool: DatabasePool
+    package let path: String
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    ///
+    /// - Throws: GRDB's `DatabaseError` when the file cannot be opened or migrated.
+    package init(path: String, durability: Durability = .normal) throws {
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        // Writers from other processes (the CLI while a server runs) wait instead of failing at once.
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: durability == .full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+        }
+        self.path = path
+        dbPool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(dbPool)
+        try dbPool.write { db in try Self.ensureIdentity(db) }
+    }
+
+    /// Every migration of `Schema/`, registered under its file name.
+    package static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        for migration in ReaderSyncSchema.serverMigrations {
+            migrator.registerMigration(migration.name) { db in
+                try db.execute(sql: migration.sql)
+            }
+        }
+        return migrator
+    }
+
+    private static func ensureIdentity(_ db: Database) throws {
+        let insert = "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)"
+        try db.execute(sql: insert, arguments: ["epoch", Self.randomHex(bytes: 8)])
+        try db.execute(sql: insert, arguments: ["cursorSecret", Self.randomHex(bytes: 32)])
+    }
+
+    /// Starts a new epoch: every cursor handed out before gets `410 reset_required`.
+    package func startNewEpoch() throws {
+        try dbPool.write { db in
+            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'epoch'", arguments: [Self.randomHex(bytes: 8)])
+        }
+    }
+
+    static func randomHex(bytes: Int) -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+    }
+
+    package func identity() async throws -> StoreIdentity {
+        try await dbPool.read { db in
+            let epoch = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'") ?? ""
+            let secret = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'cursorSecret'") ?? ""
+            return StoreIdentity(epoch: epoch, cursorSecret: Array(secret.utf8))
+        }
+    }
+
+    package func adminTokenHash() async throws -> [UInt8]? {
+        try await dbPool.read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'adminTokenHash'").flatMap(Self.bytes(hex:))
+        }
+    }
+
+    package func setAdminTokenHash(_ hash: [UInt8]) async throws {
+        try await dbPool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('adminTokenHash', ?)",
+                           arguments: [hash.map { String(format: "%02x", $0) }.joined()])
+        }
+    }
+
+    static func bytes(hex: String) -> [UInt8]? {
+        let chars = Array(hex.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(chars.count / 2)
+        var i = 0
+        while i < chars.count {
+            guard let byte = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
+            out.append(byte)
+            i += 2
+        }
+        return out
+    }
+}
+
+/// Hands out the change sequence's next values inside one write transaction.
+///
+/// Only one writer runs at a time, so reading the counter once and storing it back at the
+/// end of the transaction gives every change a unique, increasing value with one UPDATE.
+struct SequenceAllocator {
+    private(set) var value: Int64
+    private let start: Int64
+
+    init(_ db: Database) throws {
+        value = try Int64.fetchOne(db, sql: "SELECT value FROM changeSequence WHERE id = 1") ?? 0
+        start = value
+    }
+
+    mutating func next() -> Int64 {
+        value += 1
+        return value
+    }
+
+    func save(_ db: Database) throws {
+        guard value != start else { return }
+        try db.execute(sql: "UPDATE changeSequence SET value = ? WHERE id = 1", arguments: [value])
+    }
+}

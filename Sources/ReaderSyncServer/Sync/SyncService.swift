@@ -1,0 +1,220 @@
+import Foundation
+import ReaderSyncCore
+
+/// Limits and tolerances of a sync server.
+package struct SyncConfiguration: Sendable {
+    /// How far ahead of the server's clock a device's HLC may be before it is clamped (rule `clock_skew`).
+    package var maxClockSkewMillis: Int64 = 5 * 60 * 1000
+    package var maxMutationsPerPush = 1000
+    package var defaultPullLimit = 500
+    package var maxPullLimit = 1000
+    /// Largest request body accepted, in bytes.
+    package var maxBodyBytes = 16 * 1024 * 1024
+    /// Articles written per transaction by an ingest.
+    package var ingestBatchSize = 500
+
+    package init() {}
+}
+
+/// Who a request comes from.
+package enum Principal: Sendable, Hashable {
+    case admin
+    case user(UserRecord)
+}
+
+/// The sync server's operations, free of HTTP: what the router, the CLI and the simulator call.
+///
+/// ```swift
+/// let service = try await SyncService(store: SQLiteSyncStore(path: "reader-sync.sqlite"))
+/// let page = try await service.pull(user: alice, cursor: nil, limit: nil)
+/// ```
+package struct SyncService: Sendable {
+    package let store: any SyncStore
+    package let configuration: SyncConfiguration
+    private let now: @Sendable () -> Date
+    private let cursors: CursorCodec
+
+    /// - Parameter now: the server's clock; injected so tests and the simulator control time.
+    package init(store: any SyncStore, configuration: SyncConfiguration = .init(),
+                 now: @escaping @Sendable () -> Date = { Date() }) async throws {
+        self.store = store
+        self.configuration = configuration
+        self.now = now
+        let identity = try await store.identity()
+        cursors = CursorCodec(secret: identity.cursorSecret, epoch: identity.epoch)
+    }
+
+    private var nowText: String { Timestamp.format(now()) }
+
+    // MARK: Auth
+
+    /// Resolves an `Authorization` header value (`Bearer <token>`).
+    ///
+    /// - Throws: ``SyncError`` `unauthorized` when the header is missing, malformed or the token unknown.
+    package func authenticate(authorization: String?) async throws -> Principal {
+        guard let authorization, authorization.hasPrefix("Bearer ") else {
+            throw SyncError(.unauthorized, "send your token as 'Authorization: Bearer <token>'")
+        }
+        let token = authorization.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty, token.utf8.count <= 256 else { throw SyncError(.unauthorized, "the token is not valid") }
+        let hash = Tokens.hash(token)
+        if let admin = try await store.adminTokenHash(), CursorCodec.constantTimeEqual(admin, hash) {
+            return .admin
+        }
+        if let user = try await store.user(tokenHash: hash) { return .user(user) }
+        throw SyncError(.unauthorized, "the token is not valid")
+    }
+
+    // MARK: Sync
+
+    /// The caller's changes after `cursor` (from the beginning when `nil`).
+    ///
+    /// - Throws: ``SyncError`` `limit_out_of_range`, `invalid_cursor`, `reset_required`.
+    package func pull(user: UserRecord, cursor: String?, limit: Int?) async throws -> PullResponse {
+        let limit = limit ?? configuration.defaultPullLimit
+        guard (1...configuration.maxPullLimit).contains(limit) else {
+            throw SyncError(.limitOutOfRange, "limit must be from 1 to \(configuration.maxPullLimit), got \(limit)")
+        }
+        let after = try cursor.map { (c) throws(SyncError) in try cursors.decode(c) } ?? 0
+        let page = try await store.changes(userId: user.id, after: after, limit: limit)
+        var response = PullResponse(articles: [], deletedArticleIds: [], states: [],
+                                    cursor: cursors.encode(seq: page.lastSeq), hasMore: page.hasMore)
+        for (_, change) in page.changes {
+            switch change {
+            case .article(let article): response.articles.append(article)
+            case .tombstone(let id): response.deletedArticleIds.append(id)
+            case .state(let state): response.states.append(state.wire)
+            }
+        }
+        return response
+    }
+
+    /// Applies a device's mutations in one transaction.
+    ///
+    /// - Throws: ``SyncError`` `invalid_request`, `too_many_mutations`, `forbidden` (device of another user).
+    package func push(user: UserRecord, request: PushRequest) async throws -> PushResponse {
+        try await pushWithDetails(user: user, request: request).response
+    }
+
+    /// ``push(user:request:)``, also telling the rules of the conflict log entries it wrote (for metrics).
+    package func pushWithDetails(user: UserRecord, request: PushRequest) async throws -> (response: PushResponse, rules: [ConflictRule]) {
+        try validate(request)
+        let nowDate = now()
+        let nowMillis = Timestamp.millis(nowDate)
+        let skew = configuration.maxClockSkewMillis
+        let committed = try await store.push(
+            userId: user.id, deviceId: request.deviceId,
+            articleIds: Set(request.mutations.map(\.articleId)), now: Timestamp.format(nowDate)
+        ) { context in
+            try PushPlanner.plan(userId: user.id, deviceId: request.deviceId, mutations: request.mutations,
+                                 context: context, nowMillis: nowMillis, maxClockSkewMillis: skew)
+        }
+        let results = committed.plan.results.map { planned in
+            MutationResult(
+                id: planned.id, outcome: planned.outcome, reason: planned.reason,
+                conflictId: planned.conflictIndex.map { committed.conflictIds[$0] },
+                seq: planned.changedArticleId.flatMap { committed.seqByArticle[$0] })
+        }
+        return (PushResponse(lastMutationId: committed.plan.lastMutationId, results: results),
+                committed.plan.conflicts.map(\.conflict.rule))
+    }
+
+    private func validate(_ request: PushRequest) throws(SyncError) {
+        guard Self.isValidIdentifier(request.deviceId) else {
+            throw SyncError(.invalidRequest, "deviceId must be 1 to 200 printable characters")
+        }
+        guard request.mutations.count <= configuration.maxMutationsPerPush else {
+            throw SyncError(.tooManyMutations,
+                            "a push carries at most \(configuration.maxMutationsPerPush) mutations, got \(request.mutations.count)")
+        }
+        var previous: Int64 = 0
+        for (index, mutation) in request.mutations.enumerated() {
+            guard mutation.id > previous else {
+                throw SyncError(.invalidRequest, "mutations[\(index)].id must be at least 1 and greater than the one before it")
+            }
+            previous = mutation.id
+            guard Self.isValidIdentifier(mutation.articleId) else {
+                throw SyncError(.invalidRequest, "mutations[\(index)].articleId must be 1 to 200 printable characters")
+            }
+            guard mutation.baseVersion >= 0, mutation.hlc.wall >= 0, mutation.hlc.counter >= 0 else {
+                throw SyncError(.invalidRequest, "mutations[\(index)]: baseVersion and hlc must not be negative")
+            }
+        }
+    }
+
+    static func isValidIdentifier(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 200 && !s.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+
+    // MARK: Conflicts
+
+    package func conflicts(_ query: ConflictQuery) async throws -> [ConflictDTO] {
+        guard (1...1000).contains(query.limit) else {
+            throw SyncError(.limitOutOfRange, "limit must be from 1 to 1000, got \(query.limit)")
+        }
+        return try await store.conflicts(query)
+    }
+
+    // MARK: Admin
+
+    /// Creates a user and returns its token, which is shown only this once.
+    ///
+    /// - Throws: ``SyncError`` `invalid_request` for a bad name, `already_exists`.
+    package func createUser(name: String) async throws -> CreateUserResponse {
+        guard !name.isEmpty, name.count <= 64,
+              name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-@".unicodeScalars.contains($0)) })
+        else {
+            throw SyncError(.invalidRequest, "a user name is 1 to 64 characters of letters, digits and . _ - @")
+        }
+        let token = Tokens.generate()
+        _ = try await store.createUser(name: name, tokenHash: Tokens.hash(token), now: nowText)
+        return CreateUserResponse(name: name, token: token)
+    }
+
+    /// Ingests JSON Lines: good lines are stored in batched transactions, bad ones reported and skipped.
+    package func ingest(jsonLines: some BidirectionalCollection<UInt8>, progress: (Int) -> Void = { _ in }) async throws -> IngestReport {
+        var report = IngestReport()
+        var batch: [IngestItem] = []
+        var lines = 0
+        for (number, line) in JSONLinesReader(jsonLines).enumerated() {
+            lines = number + 1
+            switch ArticleLine.parse(line) {
+            case .success(let item):
+                batch.append(item)
+            case .failure(let problem):
+                report.reject(line: number + 1, problem.message)
+            }
+            if batch.count >= configuration.ingestBatchSize {
+                report.add(try await store.ingest(batch, now: nowText))
+                batch.removeAll(keepingCapacity: true)
+                progress(lines)
+            }
+        }
+        if !batch.isEmpty { report.add(try await store.ingest(batch, now: nowText)) }
+        progress(lines)
+        return report
+    }
+
+    /// Ingests already-parsed articles (plain-text imports) in batched transactions.
+    package func ingest(_ items: [IngestItem]) async throws -> IngestReport {
+        var report = IngestReport()
+        var start = items.startIndex
+        while start < items.endIndex {
+            let end = min(start + configuration.ingestBatchSize, items.endIndex)
+            report.add(try await store.ingest(Array(items[start..<end]), now: nowText))
+            start = end
+        }
+        return report
+    }
+
+    /// Tombstones an article.
+    ///
+    /// - Returns: whether it was live (false: already deleted).
+    /// - Throws: ``SyncError`` `not_found` for an id never ingested.
+    package func deleteArticle(id: String) async throws -> Bool {
+        let report = try await store.ingest([.delete(id: id)], now: nowText)
+        if report.deleted == 1 { return true }
+        if try await store.articleExists(id: id) { return false }
+        throw SyncError(.notFound, "no article with id \(id)")
+    }
+}

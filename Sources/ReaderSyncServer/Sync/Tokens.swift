@@ -1,0 +1,15 @@
+import Crypto
+import Foundation
+
+/// Bearer tokens: 256 random bits, shown once, stored only as their SHA-256 hash.
+package enum Tokens {
+    /// A new token, `rs_` followed by 64 hex digits.
+    package static func generate() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return "rs_" + (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+    }
+
+    package static func hash(_ token: String) -> [UInt8] {
+        Array(SHA256.hash(data: Array(token.utf8)))
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import ReaderSyncCore
+import ReaderSyncServer
+
+extension ReaderSync {
+    struct Conflicts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Inspect the conflict log: which write won, which lost, and why.",
+            subcommands: [List.self, Show.self],
+            defaultSubcommand: List.self)
+    }
+}
+
+extension ReaderSync.Conflicts {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List conflict log entries, newest first.")
+
+        @OptionGroup var database: DatabaseOptions
+
+        @Option(help: "Only this user's entries.")
+        var user: String?
+
+        @Option(help: "Only entries about this article id.")
+        var article: String?
+
+        @Option(help: "At most this many entries (1…1000).")
+        var limit = 50
+
+        @Option(help: "Only entries older than this id (to page back).")
+        var before: Int64?
+
+        @Flag(help: "Print JSON instead of a table.")
+        var json = false
+
+        func validate() throws {
+            guard (1...1000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000") }
+        }
+
+        func run() async throws {
+            let service = try await database.openService(create: false)
+            var query = ConflictQuery(articleId: article, before: before, limit: limit)
+            if let user {
+                guard let record = try await service.store.user(named: user) else {
+                    throw CLIError("no user named \(user)")
+                }
+                query.userId = record.id
+            }
+            let conflicts = try await service.conflicts(query)
+            if json {
+                say(try prettyJSON(ConflictsResponse(conflicts: conflicts)))
+                return
+            }
+            guard !conflicts.isEmpty else {
+                say("no conflicts logged" + (user.map { " for \($0)" } ?? "") + (article.map { " on \($0)" } ?? ""))
+                return
+            }
+            let rows = conflicts.map { c in
+                [String(c.id), c.detectedAt, c.user, c.articleId, c.field.rawValue, c.rule.rawValue,
+                 Self.side(c.winner), c.loser.map(Self.side) ?? "-"]
+            }
+            say(TextTable(header: ["ID", "DETECTED", "USER", "ARTICLE", "FIELD", "RULE", "KEPT", "LOST"], rows: rows).render())
+            say("")
+            say("Explain one in words: reader-sync conflicts show ID --db \(database.path)")
+        }
+
+        static func side(_ w: WriteDTO) -> String {
+            "\(w.value) from \(w.deviceId) #\(w.mutationId)"
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Explain one conflict log entry in plain words.")
+
+        @OptionGroup var database: DatabaseOptions
+
+        @Argument(help: "The entry's id, as `reader-sync conflicts` lists it.")
+        var id: Int64
+
+        @Flag(help: "Print JSON (the entry and its explanation).")
+        var json = false
+
+        func run() async throws {
+            let service = try await database.openService(create: false)
+            guard let conflict = try await service.store.conflict(id: id) else {
+                throw CLIError("no conflict log entry with id \(id)")
+            }
+            if json {
+                struct Explained: Encodable {
+                    var conflict: ConflictDTO
+                    var explanation: String
+                }
+                say(try prettyJSON(Explained(conflict: conflict, explanation: conflict.explanation)))
+                return
+            }
+            say("Conflict \(conflict.id) · user \(conflict.user) · article \(conflict.articleId) · \(conflict.field) · rule \(conflict.rule.rawValue) · \(conflict.detectedAt)")
+            say(conflict.explanation)
+        }
+    }
+}
+
+func prettyJSON(_ value: some Encodable) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}

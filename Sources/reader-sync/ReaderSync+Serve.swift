@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import ReaderSyncServer
+
+extension ReaderSync {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the sync server on a database file (created and migrated if needed).",
+            discussion: """
+                On the first start an admin token is generated and printed once; give your own with \
+                --admin-token or READER_SYNC_ADMIN_TOKEN. Stops cleanly on SIGINT or SIGTERM.
+                """)
+
+        @OptionGroup var database: DatabaseOptions
+
+        @Option(help: "Address to listen on.")
+        var host = "127.0.0.1"
+
+        @Option(help: "Port to listen on (0 picks a free one).")
+        var port = 8080
+
+        @Option(name: .customLong("admin-token"), help: "Admin token to use (default: $READER_SYNC_ADMIN_TOKEN, or one generated on first start).")
+        var adminToken: String?
+
+        @Option(name: .customLong("metrics-token"), help: "Require this bearer token on GET /metrics.")
+        var metricsToken: String?
+
+        @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted.")
+        var maxBodyBytes = 16 * 1024 * 1024
+
+        @Option(name: .customLong("max-clock-skew"), help: "Seconds a device clock may run ahead before its HLC is clamped.")
+        var maxClockSkew = 300
+
+        @Option(help: "normal: survives a process crash; full: also a power loss (slower writes).")
+        var durability: String = "normal"
+
+        func validate() throws {
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+            guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+            guard maxClockSkew >= 0 else { throw ValidationError("--max-clock-skew must not be negative") }
+            guard SQLiteSyncStore.Durability(rawValue: durability) != nil else {
+                throw ValidationError("--durability must be normal or full")
+            }
+            if let adminToken, adminToken.count < 16 {
+                throw ValidationError("--admin-token must be at least 16 characters")
+            }
+        }
+
+        func run() async throws {
+            LoggingSystem.bootstrap(StreamLogHandler.standardError)
+            var logger = Logger(label: "reader-sync")
+            logger.logLevel = .info
+
+            let store: SQLiteSyncStore
+            do {
+                store = try SQLiteSyncStore(path: database.path, durability: SQLiteSyncStore.Durability(rawValue: durability) ?? .normal)
+            } catch {
+                throw CLIError("cannot open the database at \(database.path): \(error)")
+            }
+            let givenToken = adminToken ?? ProcessInfo.processInfo.environment["READER_SYNC_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            var newToken: String?
+            if let givenToken {
+                try await store.setAdminTokenHash(Tokens.hash(givenToken))
+            } else if try await store.adminTokenHash() == nil {
+                let token = Tokens.generate()
+                try await store.setAdminTokenHash(Tokens.hash(token))
+                newToken = token
+            }
+
+            var syncConfiguration = SyncConfiguration()
+            syncConfiguration.maxBodyBytes = maxBodyBytes
+            syncConfiguration.maxClockSkewMillis = Int64(maxClockSkew) * 1000
+            let service = try await SyncService(store: store, configuration: syncConfiguration)
+            let host = self.host
+            let shownToken = newToken
+            let path = database.path
+            let app = buildApplication(
+                service: service,
+                configuration: ServerConfiguration(host: host, port: port, metricsToken: metricsToken),
+                logger: logger,
+                onServerRunning: { channel in
+                    let port = channel.localAddress?.port ?? 0
+                    say("reader-sync serving protocol v1 at http://\(host):\(port)")
+                    say("database: \(path)")
+                    if let shownToken {
+                        say("admin token (shown only this once; keep it safe): \(shownToken)")
+                    }
+                })
+            try await app.runService()
+            say("reader-sync stopped")
+        }
+    }
+}
