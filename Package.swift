@@ -36,7 +36,7 @@ let package = Package(
             exclude: [],
             resources: [
                 .embedInCode("m0001_server_initial.sql"),
-                .embedInCode("openapi.yaml"),
+                .embedInCode("openapi.json"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -106,6 +106,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -13,7 +13,7 @@ package enum ReaderSyncSchema {
     ]
 
     /// The protocol's OpenAPI 3.1 document.
-    package static var openAPIDocument: String { text(PackageResources.openapi_yaml) }
+    package static var openAPIDocument: String { text(PackageResources.openapi_json) }
 
     private static func text(_ bytes: [UInt8]) -> String {
         String(decoding: bytes, as: UTF8.self)

@@ -1,5 +1,5 @@
 // The protocol v1 wire types, shared by server and client. Field names are the contract
-// documented in Schema/openapi.yaml and docs/PROTOCOL.md.
+// documented in Schema/openapi.json and docs/PROTOCOL.md.
 
 /// The protocol version this code speaks.
 public let protocolVersion = 1

@@ -47,7 +47,7 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 
     static func translate(_ error: HTTPError) -> SyncError {
         switch error.status {
-        case .notFound: return SyncError(.notFound, "no such route; see /v1/openapi.yaml")
+        case .notFound: return SyncError(.notFound, "no such route; see /v1/openapi.json")
         case .contentTooLarge: return SyncError(.payloadTooLarge, "the request body is too large")
         case .methodNotAllowed: return SyncError(.methodNotAllowed, "this route does not take that method")
         case .unauthorized: return SyncError(.unauthorized, "missing or invalid token")

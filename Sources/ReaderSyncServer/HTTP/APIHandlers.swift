@@ -94,10 +94,13 @@ struct APIHandlers: Sendable {
     }
 
     private func collect(_ request: Request) async throws -> ByteBuffer {
+        let tooLarge = SyncError(.payloadTooLarge, "the request body is over \(service.configuration.maxBodyBytes) bytes")
         do {
             return try await request.body.collect(upTo: service.configuration.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw SyncError(.payloadTooLarge, "the request body is over \(service.configuration.maxBodyBytes) bytes")
+            throw tooLarge
         }
     }
 

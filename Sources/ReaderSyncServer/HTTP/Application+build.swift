@@ -51,7 +51,7 @@ private func compressionHandlers() -> [any RemovableChannelHandler] {
     [HTTPToHTTP1ServerCodec(), HTTPResponseCompressor(), HTTP1ToHTTPServerCodec(secure: false)]
 }
 
-/// The protocol v1 routes. See docs/PROTOCOL.md and Schema/openapi.yaml.
+/// The protocol v1 routes. See docs/PROTOCOL.md and Schema/openapi.json.
 package func buildRouter(
     service: SyncService,
     metrics: ServerMetrics = ServerMetrics(),
@@ -70,8 +70,8 @@ package func buildRouter(
     router.post("/v1/admin/users", use: api.createUser)
     router.post("/v1/admin/articles", use: api.ingest)
     router.delete("/v1/admin/articles/{id}", use: api.deleteArticle)
-    router.get("/v1/openapi.yaml") { _, _ in
-        Response(status: .ok, headers: [.contentType: "application/yaml"],
+    router.get("/v1/openapi.json") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/json"],
                  body: .init(byteBuffer: ByteBuffer(string: ReaderSyncSchema.openAPIDocument)))
     }
     router.get("/metrics", use: api.metrics)

@@ -1,0 +1,152 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import ReaderSyncCore
+import Synchronization
+import Testing
+@testable import ReaderSyncServer
+
+/// A settable clock for the server under test.
+final class TestClock: Sendable {
+    private let millis: Mutex<Int64>
+    init(millis: Int64 = 1_764_000_000_000) { self.millis = Mutex(millis) }
+    var now: Date { Timestamp.date(millis: millis.withLock { $0 }) }
+    var nowMillis: Int64 { millis.withLock { $0 } }
+    func advance(millis delta: Int64) { millis.withLock { $0 += delta } }
+}
+
+/// A real server stack on a real SQLite file in a temporary directory.
+struct Harness {
+    static let adminToken = "test-admin-token-0123456789"
+
+    let directory: URL
+    let store: SQLiteSyncStore
+    let service: SyncService
+    let clock: TestClock
+
+    init(configuration: SyncConfiguration = SyncConfiguration()) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("reader-sync-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        store = try SQLiteSyncStore(path: directory.appendingPathComponent("server.sqlite").path)
+        try await store.setAdminTokenHash(Tokens.hash(Self.adminToken))
+        let clock = TestClock()
+        self.clock = clock
+        service = try await SyncService(store: store, configuration: configuration, now: { clock.now })
+    }
+
+    var databasePath: String { store.path }
+
+    func application() -> some ApplicationProtocol {
+        buildApplication(service: service, configuration: ServerConfiguration(host: "127.0.0.1", port: 0),
+                         logger: Logger(label: "test"))
+    }
+
+    /// Runs `body` against the real router, without a socket.
+    func withClient(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        try await application().test(.router) { client in try await body(client) }
+    }
+
+    /// Ingests `count` generated articles `art-1` … and returns their ids.
+    @discardableResult
+    func seedArticles(_ count: Int, from start: Int = 1) async throws -> [String] {
+        let lines = (start..<start + count).map { i in Self.articleLine(id: "art-\(i)", title: "Title \(i)") }
+        let report = try await service.ingest(jsonLines: Array(lines.joined(separator: "\n").utf8))
+        #expect(report.rejected == 0)
+        return (start..<start + count).map { "art-\($0)" }
+    }
+
+    static func articleLine(id: String, title: String, body: String = "Body text.", updatedAt: String = "2026-11-20T10:00:00Z") -> String {
+        let object: [String: String] = [
+            "id": id, "section": "world", "title": title, "summary": "Summary of \(title)", "body": body,
+            "author": "Ann Author", "url": "https://news.example/\(id)", "publishedAt": "2026-11-20T09:00:00Z",
+            "updatedAt": updatedAt,
+        ]
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func createUser(_ name: String) async throws -> (user: UserRecord, token: String) {
+        let created = try await service.createUser(name: name)
+        let user = try #require(try await store.user(named: name))
+        return (user, created.token)
+    }
+}
+
+extension HTTPFields {
+    static func bearer(_ token: String) -> HTTPFields {
+        [.authorization: "Bearer \(token)"]
+    }
+}
+
+extension TestResponse {
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
+    }
+
+    var errorCode: String? {
+        (try? decode(ErrorBody.self))?.error.code
+    }
+
+    var json: Any? {
+        try? JSONSerialization.jsonObject(with: Data(body.readableBytesView), options: [.fragmentsAllowed])
+    }
+}
+
+func jsonBody(_ value: some Encodable) throws -> ByteBuffer {
+    ByteBuffer(bytes: try JSONEncoder().encode(value))
+}
+
+func mutation(_ id: Int64, _ article: String, _ field: StateField, _ value: FieldValue,
+              wall: Int64 = 1_764_000_000_000 - 60_000, counter: Int64 = 0, base: Int64 = 0) -> Mutation {
+    Mutation(id: id, articleId: article, field: field, value: value, hlc: HLC(wall: wall, counter: counter), baseVersion: base)
+}
+
+/// Sends a request through `client` and checks the response against Schema/openapi.json:
+/// the status is documented for the route, and a JSON body matches its schema.
+@discardableResult
+func call(
+    _ client: any TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String,
+    token: String? = nil, body: ByteBuffer? = nil, headers: HTTPFields = [:],
+    sourceLocation: SourceLocation = #_sourceLocation
+) async throws -> TestResponse {
+    var headers = headers
+    if let token { headers[.authorization] = "Bearer \(token)" }
+    let response = try await client.executeRequest(uri: uri, method: method, headers: headers, body: body)
+    checkAgainstDocument(method: method, uri: uri, response: response, sourceLocation: sourceLocation)
+    return response
+}
+
+let openAPI = try! OpenAPIValidator()
+
+func checkAgainstDocument(method: HTTPRequest.Method, uri: String, response: TestResponse, sourceLocation: SourceLocation) {
+    let path = String(uri.split(separator: "?", maxSplits: 1)[0])
+    guard let template = openAPI.paths.keys.first(where: { templateMatches($0, path) }) else {
+        // Unknown routes answer 404 with the error body.
+        #expect(response.status == .notFound, "undocumented path \(path)", sourceLocation: sourceLocation)
+        return
+    }
+    let status = Int(response.status.code)
+    guard openAPI.documents(path: template, method: method.rawValue, status: status) else {
+        if !(status == 404 && openAPI.paths[template]?[method.rawValue.lowercased()] == nil) {
+            Issue.record("\(method) \(template) answered \(status), which Schema/openapi.json does not document", sourceLocation: sourceLocation)
+        }
+        return
+    }
+    guard let schema = openAPI.responseSchema(path: template, method: method.rawValue, status: status) else { return }
+    guard let body = try? JSONValue.parse(Data(response.body.readableBytesView)) else {
+        Issue.record("\(method) \(path) → \(status): body is not JSON", sourceLocation: sourceLocation)
+        return
+    }
+    let problems = openAPI.validate(body, against: schema)
+    #expect(problems.isEmpty, "\(method) \(path) → \(status) does not match Schema/openapi.json: \(problems)", sourceLocation: sourceLocation)
+}
+
+func templateMatches(_ template: String, _ path: String) -> Bool {
+    let t = template.split(separator: "/", omittingEmptySubsequences: false)
+    let p = path.split(separator: "/", omittingEmptySubsequences: false)
+    guard t.count == p.count else { return false }
+    return zip(t, p).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+}
