@@ -33,7 +33,6 @@ let package = Package(
         .target(
             name: "ReaderSyncSchema",
             path: "Schema",
-            exclude: [],
             resources: [
                 .embedInCode("m0001_server_initial.sql"),
                 .embedInCode("openapi.json"),
@@ -108,6 +107,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

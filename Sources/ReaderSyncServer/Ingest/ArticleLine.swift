@@ -69,6 +69,12 @@ enum ArticleLine {
             return .failure(LineProblem(message: "id must be at most \(maxIdLength) bytes with no control characters"))
         }
         if fields.deleted == true { return .success(.delete(id: id)) }
+        // SQLite text binding ends at a NUL character, so a value holding one would be cut short.
+        let texts: [(String, String?)] = [("section", fields.section), ("title", fields.title), ("summary", fields.summary),
+                                          ("body", fields.body), ("author", fields.author), ("url", fields.url)]
+        if let (name, _) = texts.first(where: { $0.1?.contains("\u{0}") == true }) {
+            return .failure(LineProblem(message: "\(name) contains a NUL character, which cannot be stored"))
+        }
         guard let title = fields.title, !title.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             return .failure(LineProblem(message: "missing title"))
         }

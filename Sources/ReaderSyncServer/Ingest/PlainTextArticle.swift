@@ -12,6 +12,9 @@ package enum PlainTextArticle {
     ///
     /// - Throws: ``SyncError`` `invalid_request` when there is no title or no body.
     package static func parse(_ text: String, date: Date, section: String = "") throws -> ArticleContent {
+        guard !text.contains("\u{0}") else {
+            throw SyncError(.invalidRequest, "the text contains a NUL character; is it really a text file?")
+        }
         var lines = text.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n")
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard let titleIndex = lines.firstIndex(where: { !$0.isEmpty && !isBoilerplate($0) }) else {

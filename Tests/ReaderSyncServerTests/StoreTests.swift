@@ -1,0 +1,126 @@
+import Foundation
+import GRDB
+import ReaderSyncCore
+import ReaderSyncSchema
+import Testing
+@testable import ReaderSyncServer
+
+@Suite("Server store on a real SQLite file")
+struct StoreTests {
+    @Test("migrating an empty database gives the expected schema, and every Schema/ migration is registered")
+    func schema() async throws {
+        let h = try await Harness()
+        let tables = try await h.store.dbPool.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%' ORDER BY name")
+        }
+        #expect(tables == ["article", "changeSequence", "conflict", "device", "meta", "user", "userArticleState"])
+        let applied = try await h.store.dbPool.read { db in try SQLiteSyncStore.migrator.appliedIdentifiers(db) }
+        let schemaDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Schema").standardized
+        let files = try FileManager.default.contentsOfDirectory(atPath: schemaDirectory.path)
+            .filter { $0.hasSuffix(".sql") && $0.contains("_server_") }.map { String($0.dropLast(4)) }
+        #expect(Set(files) == Set(ReaderSyncSchema.serverMigrations.map(\.name)))
+        #expect(applied == Set(files))
+        let (journal, foreignKeys) = try await h.store.dbPool.read { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Bool.fetchOne(db, sql: "PRAGMA foreign_keys"))
+        }
+        #expect(journal == "wal" && foreignKeys == true)
+    }
+
+    @Test("reopening keeps the epoch and data; a new epoch changes it")
+    func reopen() async throws {
+        let h = try await Harness()
+        try await h.seedArticles(2)
+        let before = try await h.store.identity()
+        let reopened = try SQLiteSyncStore(path: h.databasePath)
+        #expect(try await reopened.identity() == before)
+        #expect(try await reopened.articleExists(id: "art-2"))
+        try reopened.startNewEpoch()
+        #expect(try await reopened.identity().epoch != before.epoch)
+    }
+
+    @Test("a pull is an index range scan over the change sequence, for articles and for the user's states")
+    func pullUsesIndexes() async throws {
+        let h = try await Harness()
+        let details = try await h.store.dbPool.read { db in
+            try [
+                "SELECT id FROM article WHERE seq > 5 ORDER BY seq LIMIT 10",
+                "SELECT \(SQLiteSyncStore.stateColumns) FROM userArticleState WHERE userId = 1 AND seq > 5 ORDER BY seq LIMIT 10",
+            ].map { sql in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String }.joined(separator: "; ") }
+        }
+        #expect(details[0].contains("SEARCH article USING INDEX article_on_seq (seq>?)"), "\(details[0])")
+        #expect(details[1].contains("SEARCH userArticleState USING INDEX userArticleState_on_user_seq (userId=? AND seq>?)"), "\(details[1])")
+        #expect(!details.joined().contains("TEMP B-TREE"))
+    }
+
+    @Test("pages come in sequence order, each article at most once, with only the caller's states, until hasMore is false")
+    func paging() async throws {
+        let h = try await Harness()
+        let ids = try await h.seedArticles(25)
+        let (alice, _) = try await h.createUser("alice")
+        let (bob, _) = try await h.createUser("bob")
+        // Interleave state changes and article changes.
+        for (i, id) in ids.enumerated() where i % 3 == 0 {
+            _ = try await h.service.push(user: alice, request: PushRequest(deviceId: "a-phone", mutations: [mutation(Int64(i + 1), id, .read, .bool(true))]))
+            _ = try await h.service.push(user: bob, request: PushRequest(deviceId: "b-phone", mutations: [mutation(Int64(i + 1), id, .bookmarked, .bool(true))]))
+            _ = try await h.service.ingest(jsonLines: Array(Harness.articleLine(id: id, title: "Updated \(i)").utf8))
+        }
+        var cursor: String?
+        var seenArticles: [String] = []
+        var seenStates: [StateDTO] = []
+        var pages = 0
+        repeat {
+            let page = try await h.service.pull(user: alice, cursor: cursor, limit: 7)
+            #expect(page.articles.count + page.states.count + page.deletedArticleIds.count <= 7)
+            #expect(Set(page.articles.map(\.id)).count == page.articles.count)
+            seenArticles += page.articles.map(\.id)
+            seenStates += page.states
+            cursor = page.cursor
+            pages += 1
+            if !page.hasMore { break }
+        } while pages < 100
+        #expect(Set(seenArticles) == Set(ids))
+        #expect(seenArticles.count == ids.count, "an article came twice across pages although it changed only before the pull")
+        #expect(seenStates.count == 9 && seenStates.allSatisfy { $0.read && !$0.bookmarked })
+        #expect(pages == 5)
+
+        // The raw page is in ascending sequence order.
+        let raw = try await h.store.changes(userId: alice.id, after: 0, limit: 1000)
+        #expect(raw.changes.map(\.seq) == raw.changes.map(\.seq).sorted())
+    }
+
+    @Test("push effects, conflict entries and the device's last mutation id are written in one transaction")
+    func pushIsAtomic() async throws {
+        let h = try await Harness()
+        try await h.seedArticles(1)
+        let (alice, _) = try await h.createUser("alice")
+        // A plan that throws after reading: nothing may be written, not even the device binding.
+        await #expect(throws: SyncError.self) {
+            _ = try await h.store.push(userId: alice.id, deviceId: "phone", articleIds: ["art-1"], now: "2026-11-28T00:00:00Z") { _ in
+                throw SyncError(.internalError, "boom")
+            }
+        }
+        let devices = try await h.store.dbPool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM device") }
+        #expect(devices == 0)
+
+        _ = try await h.service.push(user: alice, request: PushRequest(deviceId: "phone", mutations: [mutation(4, "art-1", .read, .bool(true))]))
+        let last = try await h.store.dbPool.read { db in try Int64.fetchOne(db, sql: "SELECT lastMutationId FROM device WHERE id = 'phone'") }
+        #expect(last == 4)
+    }
+
+    @Test("values with quotes, semicolons and emoji round-trip exactly; a NUL character is refused, not cut short")
+    func hostileStrings() async throws {
+        let h = try await Harness()
+        let withNUL = try JSONSerialization.data(withJSONObject: ["id": "n", "title": "a\u{0}b", "publishedAt": "2026-11-20T09:00:00Z"])
+        let refused = try await h.service.ingest(jsonLines: withNUL)
+        #expect(refused.rejected == 1 && refused.errors.first?.message == "title contains a NUL character, which cannot be stored")
+
+        let nasty = "Robert'); DROP TABLE article;-- \u{1F4F0} \"quoted\" \\ back \u{7}"
+        let line: [String: String] = ["id": "x'; --", "title": nasty, "body": nasty, "publishedAt": "2026-11-20T09:00:00Z"]
+        let data = try JSONSerialization.data(withJSONObject: line)
+        let report = try await h.service.ingest(jsonLines: data)
+        #expect(report.inserted == 1)
+        let (user, _) = try await h.createUser("eve")
+        let page = try await h.service.pull(user: user, cursor: nil, limit: 10)
+        #expect(page.articles.first?.title == nasty && page.articles.first?.body == nasty && page.articles.first?.id == "x'; --")
+    }
+}
