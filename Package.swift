@@ -114,7 +114,13 @@ let package = Package(
         ),
         .testTarget(
             name: "ReaderSyncCLITests",
-            dependencies: ["reader-sync"],
+            dependencies: [
+                "reader-sync",
+                "ReaderSyncCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
     ],

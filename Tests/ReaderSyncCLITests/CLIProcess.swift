@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+
+/// The built `reader-sync` binary, run as a user would.
+enum CLI {
+    /// The binary sits beside the test bundle in the build products directory.
+    static let binary: URL = {
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let candidates = [
+            exe.deletingLastPathComponent().appendingPathComponent("reader-sync"),
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("reader-sync"),
+            Bundle.main.bundleURL.appendingPathComponent("reader-sync"),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs the binary to completion.
+    static func run(_ arguments: [String], in directory: URL? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes to the end before waiting, so a full pipe cannot block the child.
+        let errData = Mutexed(Data())
+        let reader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+        reader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let errBytes = errData.wait { _, written in written }
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errBytes, as: UTF8.self))
+    }
+
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("reader-sync-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+/// A value that another thread updates; readers can wait for a condition on it without polling.
+final class Mutexed<Value: Sendable>: @unchecked Sendable {
+    // @unchecked: every access goes through `condition`.
+    private let condition = NSCondition()
+    private var stored: Value
+    private var written = false
+    init(_ value: Value) { stored = value }
+
+    func set(_ value: Value) {
+        condition.lock()
+        stored = value
+        written = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    var value: Value {
+        condition.lock()
+        defer { condition.unlock() }
+        return stored
+    }
+
+    /// Blocks until `predicate` holds for the value (checked on every `set`).
+    func wait(until predicate: (Value, Bool) -> Bool) -> Value {
+        condition.lock()
+        defer { condition.unlock() }
+        while !predicate(stored, written) { condition.wait() }
+        return stored
+    }
+}
+
+/// A `reader-sync serve` process, stopped with SIGTERM.
+final class ServerProcess: @unchecked Sendable {
+    // @unchecked: `output` is only touched under `lock`; the Process is used from the test's task only.
+    let process = Process()
+    private let lock = NSLock()
+    private var output = ""
+    private let reader: Thread
+    private let stdout = Pipe()
+
+    init(arguments: [String]) throws {
+        process.executableURL = CLI.binary
+        process.arguments = ["serve"] + arguments
+        process.standardOutput = stdout
+        process.standardError = FileHandle.nullDevice
+        let handle = stdout.fileHandleForReading
+        let box = Mutexed("")
+        reader = Thread {
+            var text = ""
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+                box.set(text)
+            }
+            box.set(text + "\u{4}")
+        }
+        self.box = box
+        try process.run()
+        reader.start()
+    }
+
+    private let box: Mutexed<String>
+
+    /// Waits until stdout contains `needle` (or the process ends, which fails the wait).
+    func waitForOutput(containing needle: String) throws -> String {
+        let text = box.wait { text, _ in text.contains(needle) || text.hasSuffix("\u{4}") }
+        guard text.contains(needle) else { throw CLIFailure("server exited before printing \(needle); output: \(text)") }
+        return text
+    }
+
+    func stop() -> Int32 {
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    var outputSoFar: String { box.value }
+}
+
+struct CLIFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

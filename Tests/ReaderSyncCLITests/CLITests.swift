@@ -1,0 +1,119 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import ReaderSyncCore
+import Testing
+
+@Suite("The reader-sync command as a process", .serialized)
+struct CLITests {
+    @Test("users add prints only the token; a taken name fails with a message and status 1")
+    func usersAdd() throws {
+        let dir = try CLI.temporaryDirectory()
+        let db = dir.appendingPathComponent("r.sqlite").path
+        let added = try CLI.run(["users", "add", "alice", "--db", db])
+        #expect(added.status == 0)
+        let token = added.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(token.hasPrefix("rs_") && token.count == 67 && !token.contains("\n"))
+        let again = try CLI.run(["users", "add", "alice", "--db", db])
+        #expect(again.status != 0)
+        #expect(again.stderr.contains("already exists"))
+        let list = try CLI.run(["users", "list", "--db", db])
+        #expect(list.status == 0 && list.stdout.contains("alice"))
+        #expect(!list.stdout.contains(token))
+    }
+
+    @Test("ingest prints the counts and each bad line's number, stores the good lines, and exits 1")
+    func ingest() throws {
+        let dir = try CLI.temporaryDirectory()
+        let db = dir.appendingPathComponent("r.sqlite").path
+        let file = dir.appendingPathComponent("articles.jsonl")
+        try [
+            #"{"id":"a1","title":"One","publishedAt":"2026-11-20T09:00:00Z"}"#,
+            #"{"id":"a2","title":"Two","publishedAt":"not a date"}"#,
+            #"{"id":"a3","title":"Three","publishedAt":"2026-11-20T09:00:00Z"}"#,
+        ].joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+        let first = try CLI.run(["ingest", file.path, "--db", db])
+        #expect(first.status == 1)
+        #expect(first.stdout.contains("inserted 2, updated 0, unchanged 0, deleted 0, rejected 1"))
+        #expect(first.stdout.contains("line 2: publishedAt is not an ISO-8601 date-time"))
+        #expect(first.stderr.contains("1 line(s) rejected"))
+
+        let good = dir.appendingPathComponent("good.jsonl")
+        try #"{"id":"a1","title":"One","publishedAt":"2026-11-20T09:00:00Z"}"#.write(to: good, atomically: true, encoding: .utf8)
+        let again = try CLI.run(["ingest", good.path, "--db", db, "--json"])
+        #expect(again.status == 0)
+        let report = try JSONDecoder().decode(IngestReport.self, from: Data(again.stdout.utf8))
+        #expect(report.unchanged == 1)
+
+        let missing = try CLI.run(["ingest", dir.appendingPathComponent("nope.jsonl").path, "--db", db])
+        #expect(missing.status != 0 && missing.stderr.contains("cannot read"))
+    }
+
+    @Test("reading commands refuse a database path that does not exist")
+    func missingDatabase() throws {
+        let dir = try CLI.temporaryDirectory()
+        let r = try CLI.run(["conflicts", "--db", dir.appendingPathComponent("typo.sqlite").path])
+        #expect(r.status != 0 && r.stderr.contains("no database at"))
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("typo.sqlite").path))
+        let bad = try CLI.run(["serve", "--port", "70000"])
+        #expect(bad.status != 0 && bad.stderr.contains("--port"))
+    }
+
+    @Test("serve on a free port; the CLI works on the same file while it runs; conflicts explain themselves; SIGTERM stops it")
+    func serveAndInspect() async throws {
+        let dir = try CLI.temporaryDirectory()
+        let db = dir.appendingPathComponent("live.sqlite").path
+        let server = try ServerProcess(arguments: ["--db", db, "--port", "0"])
+        let banner = try server.waitForOutput(containing: "admin token")
+        let url = try #require(banner.split(separator: "\n").first { $0.contains("http://") }.flatMap { $0.split(separator: " ").last }.map(String.init))
+        #expect(banner.contains("database: \(db)"))
+
+        // Users and articles through the CLI, on the file the server is serving.
+        let token = try CLI.run(["users", "add", "alice", "--db", db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let file = dir.appendingPathComponent("a.jsonl")
+        try #"{"id":"story","title":"A story","publishedAt":"2026-11-20T09:00:00Z"}"#.write(to: file, atomically: true, encoding: .utf8)
+        #expect(try CLI.run(["ingest", file.path, "--db", db]).status == 0)
+
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            for (device, value, wall) in [("ipad", true, Int64(1_764_000_000_000)), ("phone", false, Int64(1_764_000_060_000))] {
+                var request = HTTPClientRequest(url: url + "/v1/sync/push")
+                request.method = .POST
+                request.headers.add(name: "Authorization", value: "Bearer \(token)")
+                let push = PushRequest(deviceId: device, mutations: [
+                    Mutation(id: 1, articleId: "story", field: .bookmarked, value: .bool(value), hlc: HLC(wall: wall, counter: 0), baseVersion: 0),
+                ])
+                request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(push)))
+                let response = try await client.execute(request, timeout: .seconds(30))
+                _ = try await response.body.collect(upTo: 1 << 20)
+                #expect(response.status == .ok)
+            }
+        } catch {
+            try await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+
+        let table = try CLI.run(["conflicts", "--db", db, "--user", "alice"])
+        #expect(table.status == 0)
+        #expect(table.stdout.contains("add_wins") && table.stdout.contains("story") && table.stdout.contains("true from ipad #1"))
+        let json = try CLI.run(["conflicts", "--db", db, "--json"])
+        let listed = try JSONDecoder().decode(ConflictsResponse.self, from: Data(json.stdout.utf8))
+        let id = try #require(listed.conflicts.first?.id)
+        let shown = try CLI.run(["conflicts", "show", String(id), "--db", db])
+        #expect(shown.stdout.contains("adding wins over removing"))
+        #expect(shown.stdout.contains("ipad bookmarked it") && shown.stdout.contains("phone removed the bookmark"))
+        let unknownUser = try CLI.run(["conflicts", "--db", db, "--user", "nobody"])
+        #expect(unknownUser.status != 0 && unknownUser.stderr.contains("no user named nobody"))
+
+        #expect(server.stop() == 0)
+        #expect(server.outputSoFar.contains("reader-sync stopped"))
+
+        // A second start prints no new admin token.
+        let again = try ServerProcess(arguments: ["--db", db, "--port", "0"])
+        let secondBanner = try again.waitForOutput(containing: "database:")
+        #expect(again.stop() == 0)
+        #expect(!secondBanner.contains("admin token"))
+    }
+}
