@@ -50,19 +50,19 @@ enum ArticleLine {
     /// Longest article id accepted.
     static let maxIdLength = 200
 
-    static func parse(_ line: some Collection<UInt8>) -> Result<IngestItem, LineProblem> {
+    static func parse(_ line: some Collection<UInt8>, decoder: JSONDecoder = JSONDecoder()) -> Result<IngestItem, LineProblem> {
         if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) {
             return .failure(LineProblem(message: "empty line"))
         }
         let fields: Fields
         do {
-            fields = try JSONDecoder().decode(Fields.self, from: Data(line))
+            fields = try decoder.decode(Fields.self, from: Data(line))
         } catch let error as DecodingError {
             return .failure(LineProblem(message: describe(error)))
         } catch {
             return .failure(LineProblem(message: "not valid JSON"))
         }
-        guard let id = fields.id, !id.trimmingCharacters(in: .whitespaces).isEmpty else {
+        guard let id = fields.id, !id.allSatisfy(\.isWhitespace) else {
             return .failure(LineProblem(message: "missing id"))
         }
         guard id.utf8.count <= maxIdLength, !id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
@@ -72,10 +72,10 @@ enum ArticleLine {
         // SQLite text binding ends at a NUL character, so a value holding one would be cut short.
         let texts: [(String, String?)] = [("section", fields.section), ("title", fields.title), ("summary", fields.summary),
                                           ("body", fields.body), ("author", fields.author), ("url", fields.url)]
-        if let (name, _) = texts.first(where: { $0.1?.contains("\u{0}") == true }) {
+        if let (name, _) = texts.first(where: { $0.1.map(containsNUL) == true }) {
             return .failure(LineProblem(message: "\(name) contains a NUL character, which cannot be stored"))
         }
-        guard let title = fields.title, !title.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+        guard let title = fields.title, !title.allSatisfy(\.isWhitespace) else {
             return .failure(LineProblem(message: "missing title"))
         }
         guard let publishedText = fields.publishedAt else {
@@ -115,5 +115,14 @@ enum ArticleLine {
         @unknown default:
             return "not valid JSON"
         }
+    }
+}
+
+/// Whether `text` holds a NUL character; scans the contiguous UTF-8 storage with `memchr`.
+func containsNUL(_ text: String) -> Bool {
+    var text = text
+    return text.withUTF8 { buffer in
+        guard let base = buffer.baseAddress, !buffer.isEmpty else { return false }
+        return memchr(base, 0, buffer.count) != nil
     }
 }
