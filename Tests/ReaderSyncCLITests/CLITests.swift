@@ -116,4 +116,34 @@ struct CLITests {
         #expect(again.stop() == 0)
         #expect(!secondBanner.contains("admin token"))
     }
+
+    @Test("serve --admin-token sets the admin token, which then creates users over HTTP")
+    func givenAdminToken() async throws {
+        let dir = try CLI.temporaryDirectory()
+        let db = dir.appendingPathComponent("admin.sqlite").path
+        let server = try ServerProcess(arguments: ["--db", db, "--port", "0", "--admin-token", "my-own-admin-token-42"])
+        let banner = try server.waitForOutput(containing: "database:")
+        #expect(!banner.contains("admin token ("))
+        let url = try #require(banner.split(separator: "\n").first { $0.contains("http://") }.flatMap { $0.split(separator: " ").last }.map(String.init))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        var statuses: [UInt] = []
+        do {
+            for token in ["my-own-admin-token-42", "not-the-admin-token"] {
+                var request = HTTPClientRequest(url: url + "/v1/admin/users")
+                request.method = .POST
+                request.headers.add(name: "Authorization", value: "Bearer \(token)")
+                request.body = .bytes(ByteBuffer(string: #"{"name":"zoe"}"#))
+                let response = try await client.execute(request, timeout: .seconds(30))
+                _ = try await response.body.collect(upTo: 1 << 20)
+                statuses.append(response.status.code)
+            }
+        } catch {
+            try await client.shutdown()
+            _ = server.stop()
+            throw error
+        }
+        try await client.shutdown()
+        #expect(server.stop() == 0)
+        #expect(statuses == [201, 401])
+    }
 }

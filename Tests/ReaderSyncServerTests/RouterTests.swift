@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import Logging
 import NIOCore
 import ReaderSyncCore
 import Testing
@@ -204,6 +205,19 @@ struct RouterTests {
             #expect(text.contains("readersync_pulls_total 1"))
             #expect(text.contains(#"route="/v1/sync/push""#))
             #expect(text.contains("readersync_request_duration_seconds_bucket"))
+        }
+    }
+
+    @Test("with a metrics token configured, /metrics needs it")
+    func metricsToken() async throws {
+        let h = try await Harness()
+        let app = buildApplication(service: h.service, configuration: .init(port: 0, metricsToken: "scrape-secret-123"),
+                                   logger: .init(label: "test"))
+        try await app.test(.router) { client in
+            let anonymous = try await call(client, .get, "/metrics")
+            #expect(anonymous.status == .unauthorized && anonymous.errorCode == "unauthorized")
+            #expect(try await call(client, .get, "/metrics", token: "wrong").status == .unauthorized)
+            #expect(try await call(client, .get, "/metrics", token: "scrape-secret-123").status == .ok)
         }
     }
 }
