@@ -53,6 +53,8 @@ public struct PushPlan: Sendable {
     /// Article ids of `changedStates` in the order they first changed (the order they take sequence numbers).
     public var changeOrder: [String] = []
     public var conflicts: [PlannedConflict] = []
+    /// The state after the push of every named article that has state (changed or not), by article id.
+    public var finalStates: [String: UserArticleState] = [:]
     /// The device's last processed mutation id after this push.
     public var lastMutationId: Int64
     /// Whether the device row must be created (first push with this device id).
@@ -147,6 +149,7 @@ public enum PushPlanner {
                 conflictIndex: conflictIndex ?? noticeIndex,
                 changedArticleId: decision.applies ? mutation.articleId : nil))
         }
+        plan.finalStates = states
         return plan
     }
 }

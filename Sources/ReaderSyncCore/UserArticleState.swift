@@ -46,7 +46,11 @@ public struct UserArticleState: Sendable, Hashable {
 
     /// The state as a device receives it.
     public var wire: StateDTO {
-        StateDTO(articleId: articleId, read: isRead, bookmarked: isBookmarked,
-                 progress: progressValue, version: version, hlc: newestHLC)
+        func writer(_ cell: FieldCell?) -> FieldWriter? {
+            cell.map { FieldWriter(deviceId: $0.write.deviceId, hlc: $0.write.hlc) }
+        }
+        return StateDTO(articleId: articleId, read: isRead, bookmarked: isBookmarked,
+                        progress: progressValue, version: version, hlc: newestHLC,
+                        writers: StateWriters(read: writer(read), bookmarked: writer(bookmarked), progress: writer(progress)))
     }
 }

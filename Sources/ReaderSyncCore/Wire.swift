@@ -42,6 +42,40 @@ public struct ArticleDTO: Sendable, Hashable, Codable {
     }
 }
 
+/// Which device wrote a field's current value, and when by its HLC.
+public struct FieldWriter: Sendable, Hashable, Codable {
+    public var deviceId: String
+    public var hlc: HLC
+
+    public init(deviceId: String, hlc: HLC) {
+        self.deviceId = deviceId
+        self.hlc = hlc
+    }
+}
+
+/// The writer of each field that has ever been written.
+///
+/// A device uses it after a server reset to give back exactly the values it wrote itself.
+public struct StateWriters: Sendable, Hashable, Codable {
+    public var read: FieldWriter?
+    public var bookmarked: FieldWriter?
+    public var progress: FieldWriter?
+
+    public init(read: FieldWriter? = nil, bookmarked: FieldWriter? = nil, progress: FieldWriter? = nil) {
+        self.read = read
+        self.bookmarked = bookmarked
+        self.progress = progress
+    }
+
+    public subscript(field: StateField) -> FieldWriter? {
+        switch field {
+        case .read: read
+        case .bookmarked: bookmarked
+        case .progress: progress
+        }
+    }
+}
+
 /// A user's state for one article as devices receive it.
 public struct StateDTO: Sendable, Hashable, Codable {
     public var articleId: String
@@ -51,14 +85,18 @@ public struct StateDTO: Sendable, Hashable, Codable {
     public var version: Int64
     /// The newest HLC among the fields.
     public var hlc: HLC
+    /// Who wrote each field's current value.
+    public var writers: StateWriters
 
-    public init(articleId: String, read: Bool, bookmarked: Bool, progress: Double, version: Int64, hlc: HLC) {
+    public init(articleId: String, read: Bool, bookmarked: Bool, progress: Double, version: Int64, hlc: HLC,
+                writers: StateWriters = StateWriters()) {
         self.articleId = articleId
         self.read = read
         self.bookmarked = bookmarked
         self.progress = progress
         self.version = version
         self.hlc = hlc
+        self.writers = writers
     }
 }
 
@@ -146,10 +184,14 @@ public struct PushResponse: Sendable, Hashable, Codable {
     /// The highest mutation id the server has processed for this device.
     public var lastMutationId: Int64
     public var results: [MutationResult]
+    /// The state, after this push, of every known article the push named that has state: what the
+    /// device shows for a field once none of its own changes to it are pending.
+    public var states: [StateDTO]
 
-    public init(lastMutationId: Int64, results: [MutationResult]) {
+    public init(lastMutationId: Int64, results: [MutationResult], states: [StateDTO] = []) {
         self.lastMutationId = lastMutationId
         self.results = results
+        self.states = states
     }
 }
 

@@ -37,6 +37,9 @@ struct RouterTests {
             #expect(response.lastMutationId == 3)
             #expect(response.results.map(\.outcome) == [.applied, .applied, .applied])
             #expect(response.results.allSatisfy { $0.seq != nil })
+            // The push answers with the resulting state of each article it named.
+            #expect(response.states.map(\.articleId) == ["art-1", "art-2"])
+            #expect(response.states[1].bookmarked && response.states[1].progress == 0.42 && response.states[1].version == 2)
 
             let pulled = try await call(client, .get, "/v1/sync/pull", token: token)
             let page = try pulled.decode(PullResponse.self)
@@ -46,6 +49,8 @@ struct RouterTests {
             #expect(states["art-1"]?.read == true)
             #expect(states["art-2"]?.bookmarked == true && states["art-2"]?.progress == 0.42 && states["art-2"]?.version == 2)
             #expect(states["art-2"]?.hlc == HLC(wall: 1_764_000_000_000 - 60_000, counter: 0))
+            #expect(states["art-2"]?.writers.progress?.deviceId == "phone")
+            #expect(states["art-2"]?.writers.read == nil)
 
             // Nothing new after the cursor.
             let again = try await call(client, .get, "/v1/sync/pull?cursor=\(page.cursor)", token: token).decode(PullResponse.self)

@@ -115,7 +115,8 @@ package struct SyncService: Sendable {
                 conflictId: planned.conflictIndex.map { committed.conflictIds[$0] },
                 seq: planned.changedArticleId.flatMap { committed.seqByArticle[$0] })
         }
-        return (PushResponse(lastMutationId: committed.plan.lastMutationId, results: results),
+        let states = committed.plan.finalStates.keys.sorted().compactMap { committed.plan.finalStates[$0]?.wire }
+        return (PushResponse(lastMutationId: committed.plan.lastMutationId, results: results, states: states),
                 committed.plan.conflicts.map(\.conflict.rule))
     }
 
