@@ -35,6 +35,7 @@ let package = Package(
             path: "Schema",
             resources: [
                 .embedInCode("m0001_server_initial.sql"),
+                .embedInCode("m0001_client_initial.sql"),
                 .embedInCode("openapi.json"),
             ],
             swiftSettings: swiftSettings
@@ -68,12 +69,24 @@ let package = Package(
                 "ReaderSyncCore",
                 "ReaderSyncSchema",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "ReaderSyncSimulator",
-            dependencies: ["ReaderSyncCore", "ReaderSyncServer", "ReaderSyncClient"],
+            dependencies: [
+                "ReaderSyncCore",
+                "ReaderSyncServer",
+                "ReaderSyncClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -92,6 +105,20 @@ let package = Package(
         .testTarget(
             name: "ReaderSyncCoreTests",
             dependencies: ["ReaderSyncCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ReaderSyncClientTests",
+            dependencies: [
+                "ReaderSyncClient",
+                "ReaderSyncSimulator",
+                "ReaderSyncCore",
+                "ReaderSyncServer",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

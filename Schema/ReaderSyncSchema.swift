@@ -12,6 +12,11 @@ package enum ReaderSyncSchema {
         Migration(name: "m0001_server_initial", sql: text(PackageResources.m0001_server_initial_sql)),
     ]
 
+    /// The client store's migrations, in the order they run.
+    package static let clientMigrations: [Migration] = [
+        Migration(name: "m0001_client_initial", sql: text(PackageResources.m0001_client_initial_sql)),
+    ]
+
     /// The protocol's OpenAPI 3.1 document.
     package static var openAPIDocument: String { text(PackageResources.openapi_json) }
 

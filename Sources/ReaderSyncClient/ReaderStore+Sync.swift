@@ -1,0 +1,142 @@
+import Foundation
+import GRDB
+import ReaderSyncCore
+
+extension ReaderStore {
+    /// The oldest pending changes, at most `limit`, as the server expects them.
+    package func outboxBatch(limit: Int) throws -> PushRequest {
+        try dbPool.read { db in
+            let mutations = try Row.fetchAll(db, sql: """
+                SELECT id, articleId, field, value, hlcWall, hlcCounter, baseVersion FROM outbox ORDER BY id LIMIT ?
+                """, arguments: [limit]).compactMap { row -> Mutation? in
+                    guard let field = StateField(rawValue: row[2]), let value = FieldValue(storedText: row[3]) else { return nil }
+                    return Mutation(id: row[0], articleId: row[1], field: field, value: value,
+                                    hlc: HLC(wall: row[4], counter: row[5]), baseVersion: row[6])
+                }
+            return PushRequest(deviceId: deviceId, mutations: mutations)
+        }
+    }
+
+    /// Removes what the server acknowledged and takes the states it returned, in one transaction.
+    package func acknowledge(_ response: PushResponse, pushed: PushRequest) throws {
+        try dbPool.write { db in
+            var meta = try SyncMeta.fetch(db)
+            try db.execute(sql: "DELETE FROM outbox WHERE id <= ?", arguments: [response.lastMutationId])
+            meta.lastAckedMutationId = max(meta.lastAckedMutationId, response.lastMutationId)
+            var clock = HybridClock(last: meta.hlc)
+            for state in response.states {
+                try Self.storeServerState(db, state)
+                clock.observe(state.hlc)
+            }
+            meta.hlc = clock.last
+            try meta.save(db)
+            // Articles whose changes were rejected or superseded show the server's value again.
+            for articleId in Set(pushed.mutations.map(\.articleId)) {
+                try Self.refreshShown(db, articleId: articleId)
+            }
+        }
+    }
+
+    /// Where the next pull starts.
+    package func cursor() throws -> String? {
+        try dbPool.read { db in try SyncMeta.fetch(db).cursor }
+    }
+
+    /// Applies one pulled page and its cursor in one transaction.
+    package func apply(_ page: PullResponse) throws {
+        try dbPool.write { db in
+            var meta = try SyncMeta.fetch(db)
+            let upsert = try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for a in page.articles {
+                try upsert.execute(arguments: [a.id, a.section, a.title, a.summary, a.body, a.author, a.url,
+                                               a.publishedAt, a.updatedAt, a.version])
+            }
+            let delete = try db.cachedStatement(sql: "DELETE FROM article WHERE id = ?")
+            for id in page.deletedArticleIds { try delete.execute(arguments: [id]) }
+            var clock = HybridClock(last: meta.hlc)
+            for state in page.states {
+                try Self.storeServerState(db, state)
+                try Self.refreshShown(db, articleId: state.articleId)
+                clock.observe(state.hlc)
+            }
+            meta.hlc = clock.last
+            meta.cursor = page.cursor
+            try meta.save(db)
+        }
+    }
+
+    /// Records the server's state of an article (never going back to an older version).
+    static func storeServerState(_ db: Database, _ state: StateDTO) throws {
+        try db.execute(sql: "INSERT OR IGNORE INTO articleState (articleId) VALUES (?)", arguments: [state.articleId])
+        let w = state.writers
+        try db.execute(sql: """
+            UPDATE articleState SET serverRead = ?, serverBookmarked = ?, serverProgress = ?, version = ?,
+                readWriter = ?, readHlcWall = ?, readHlcCounter = ?,
+                bookmarkedWriter = ?, bookmarkedHlcWall = ?, bookmarkedHlcCounter = ?,
+                progressWriter = ?, progressHlcWall = ?, progressHlcCounter = ?
+            WHERE articleId = ? AND version <= ?
+            """, arguments: [
+                state.read, state.bookmarked, state.progress, state.version,
+                w.read?.deviceId, w.read?.hlc.wall, w.read?.hlc.counter,
+                w.bookmarked?.deviceId, w.bookmarked?.hlc.wall, w.bookmarked?.hlc.counter,
+                w.progress?.deviceId, w.progress?.hlc.wall, w.progress?.hlc.counter,
+                state.articleId, state.version,
+            ])
+        try refreshShown(db, articleId: state.articleId)
+    }
+
+    /// Starts over after the server's database was reset or restored (`410 reset_required`).
+    ///
+    /// Keeps the outbox; queues again every field whose current server value this device wrote
+    /// (with its original HLC), so that what the server lost comes back; drops the articles, the
+    /// server's states and the cursor. Pending changes keep showing.
+    ///
+    /// - Returns: how many changes were queued again.
+    @discardableResult
+    package func startOverAfterServerReset() throws -> Int {
+        try dbPool.write { db in
+            var meta = try SyncMeta.fetch(db)
+            let createdAt = Timestamp.format(Date())
+            var requeued = 0
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT articleId, serverRead, serverBookmarked, serverProgress,
+                    readWriter, readHlcWall, readHlcCounter, bookmarkedWriter, bookmarkedHlcWall, bookmarkedHlcCounter,
+                    progressWriter, progressHlcWall, progressHlcCounter
+                FROM articleState ORDER BY articleId
+                """)
+            for row in rows {
+                let articleId: String = row[0]
+                let values: [StateField: FieldValue] = [
+                    .read: .bool(row[1]), .bookmarked: .bool(row[2]), .progress: .number(row[3]),
+                ]
+                for (i, field) in StateField.allCases.enumerated() {
+                    let base = 4 + i * 3
+                    guard row[base] as String? == deviceId, let wall = row[base + 1] as Int64? else { continue }
+                    let pending = try Bool.fetchOne(db, sql: "SELECT 1 FROM outbox WHERE articleId = ? AND field = ?",
+                                                    arguments: [articleId, field.rawValue]) != nil
+                    if pending { continue }  // a newer local change is queued already
+                    meta.lastMutationId += 1
+                    try db.execute(sql: """
+                        INSERT INTO outbox (id, articleId, field, value, hlcWall, hlcCounter, baseVersion, createdAt)
+                        VALUES (?, ?, ?, ?, ?, ?, 0, ?)
+                        """, arguments: [meta.lastMutationId, articleId, field.rawValue, values[field]!.description,
+                                         wall, row[base + 2] as Int64? ?? 0, createdAt])
+                    requeued += 1
+                }
+            }
+            // Versions of the old database mean nothing to the new one: claim to have seen nothing.
+            try db.execute(sql: "UPDATE outbox SET baseVersion = 0")
+            try db.execute(sql: "DELETE FROM article")
+            try db.execute(sql: "DELETE FROM articleState")
+            for articleId in try String.fetchAll(db, sql: "SELECT DISTINCT articleId FROM outbox") {
+                try Self.refreshShown(db, articleId: articleId)
+            }
+            meta.cursor = nil
+            try meta.save(db)
+            return requeued
+        }
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+import GRDB
+import ReaderSyncCore
+import ReaderSyncSchema
+
+/// A device's offline store: articles, the reader's state, and the outbox of changes not yet synced.
+///
+/// Every local action is durable at once (the state and its outbox entry in one transaction) and
+/// needs no network. Sync with a ``SyncEngine``.
+///
+/// ```swift
+/// let store = try ReaderStore(path: documents.appendingPathComponent("reader.sqlite").path)
+/// try store.markRead("art-000042")
+/// let unread = try store.articles(.unread, limit: 20)
+/// let engine = SyncEngine(store: store, transport: HTTPSyncTransport(baseURL: url, token: token))
+/// let report = try await engine.sync()
+/// ```
+public final class ReaderStore: Sendable {
+    package let dbPool: DatabasePool
+    /// This device's id, generated on first open unless given.
+    public let deviceId: String
+    private let now: @Sendable () -> Date
+
+    /// Opens (creating and migrating if needed) the store at `path`.
+    ///
+    /// - Parameters:
+    ///   - deviceId: the id to register on first open; ignored when the store already has one.
+    ///   - now: the device's clock; injected so tests and the simulator control time.
+    /// - Throws: ``ReaderSyncError`` `store_unavailable` when the file cannot be opened or migrated.
+    public init(path: String, deviceId: String? = nil, now: @escaping @Sendable () -> Date = { Date() }) throws {
+        self.now = now
+        do {
+            var configuration = Configuration()
+            configuration.foreignKeysEnabled = true
+            configuration.busyMode = .timeout(10)
+            dbPool = try DatabasePool(path: path, configuration: configuration)
+            var migrator = DatabaseMigrator()
+            for migration in ReaderSyncSchema.clientMigrations {
+                migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
+            }
+            try migrator.migrate(dbPool)
+            self.deviceId = try dbPool.write { db in
+                if let existing = try String.fetchOne(db, sql: "SELECT deviceId FROM syncMeta WHERE id = 1") {
+                    return existing
+                }
+                let id = deviceId ?? UUID().uuidString.lowercased()
+                try db.execute(sql: "INSERT INTO syncMeta (id, deviceId) VALUES (1, ?)", arguments: [id])
+                return id
+            }
+        } catch let error as ReaderSyncError {
+            throw error
+        } catch {
+            throw ReaderSyncError(.storeUnavailable, "cannot open the reader store at \(path): \(error)")
+        }
+    }
+
+    // MARK: Reading
+
+    private static let articleColumns = """
+        article.id, section, title, summary, body, author, url, publishedAt, updatedAt, article.version,
+        coalesce(articleState.read, 0), coalesce(articleState.bookmarked, 0), coalesce(articleState.progress, 0)
+        """
+
+    /// Articles on the device, newest first.
+    ///
+    /// - Parameters:
+    ///   - filter: all, unread, bookmarked, or one section.
+    ///   - limit: page size; `offset` skips that many.
+    public func articles(_ filter: ArticleFilter = .all, limit: Int = 50, offset: Int = 0) throws -> [ReaderArticle] {
+        guard limit > 0, offset >= 0 else {
+            throw ReaderSyncError(.invalidArgument, "limit must be positive and offset not negative")
+        }
+        var condition = ""
+        var arguments: StatementArguments = []
+        switch filter {
+        case .all: break
+        case .unread: condition = "WHERE coalesce(articleState.read, 0) = 0"
+        case .bookmarked: condition = "WHERE articleState.bookmarked = 1"
+        case .section(let section):
+            condition = "WHERE article.section = ?"
+            arguments += [section]
+        }
+        arguments += [limit, offset]
+        return try dbPool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT \(Self.articleColumns) FROM article LEFT JOIN articleState ON articleState.articleId = article.id
+                \(condition) ORDER BY article.publishedAt DESC, article.id DESC LIMIT ? OFFSET ?
+                """, arguments: arguments).map(Self.decodeArticle)
+        }
+    }
+
+    /// One article, or `nil` when it is not on the device.
+    public func article(id: String) throws -> ReaderArticle? {
+        try dbPool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT \(Self.articleColumns) FROM article LEFT JOIN articleState ON articleState.articleId = article.id
+                WHERE article.id = ?
+                """, arguments: [id]).map(Self.decodeArticle)
+        }
+    }
+
+    /// The number of articles on the device.
+    public func articleCount() throws -> Int {
+        try dbPool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM article") ?? 0 }
+    }
+
+    /// The reader's state of an article (defaults when never touched), also for an article not on the device.
+    public func state(articleId: String) throws -> ReaderState {
+        try dbPool.read { db in
+            try Row.fetchOne(db, sql: "SELECT read, bookmarked, progress, version FROM articleState WHERE articleId = ?",
+                             arguments: [articleId])
+                .map { ReaderState(articleId: articleId, isRead: $0[0], isBookmarked: $0[1], progress: $0[2], version: $0[3]) }
+                ?? ReaderState(articleId: articleId, isRead: false, isBookmarked: false, progress: 0, version: 0)
+        }
+    }
+
+    /// Every state row the device holds (for inspection and the simulator's checks).
+    public func allStates() throws -> [ReaderState] {
+        try dbPool.read { db in
+            try Row.fetchAll(db, sql: "SELECT articleId, read, bookmarked, progress, version FROM articleState ORDER BY articleId")
+                .map { ReaderState(articleId: $0[0], isRead: $0[1], isBookmarked: $0[2], progress: $0[3], version: $0[4]) }
+        }
+    }
+
+    /// How many local changes wait to be pushed.
+    public func pendingChangeCount() throws -> Int {
+        try dbPool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+    }
+
+    private static func decodeArticle(_ row: Row) -> ReaderArticle {
+        ReaderArticle(id: row[0], section: row[1], title: row[2], summary: row[3], body: row[4], author: row[5],
+                      url: row[6], publishedAt: row[7], updatedAt: row[8], version: row[9],
+                      isRead: row[10], isBookmarked: row[11], progress: row[12])
+    }
+
+    // MARK: Local actions
+
+    /// Marks an article read or unread.
+    public func markRead(_ articleId: String, _ read: Bool = true) throws {
+        try record(articleId, .read, .bool(read))
+    }
+
+    /// Bookmarks an article or removes its bookmark.
+    public func setBookmarked(_ articleId: String, _ bookmarked: Bool) throws {
+        try record(articleId, .bookmarked, .bool(bookmarked))
+    }
+
+    /// Records the reading position, 0…1.
+    public func setProgress(_ articleId: String, _ progress: Double) throws {
+        try record(articleId, .progress, .number(progress))
+    }
+
+    /// Changes the shown state and queues the change for the server, in one transaction.
+    ///
+    /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty or over-long id or a value out of range.
+    package func record(_ articleId: String, _ field: StateField, _ value: FieldValue) throws {
+        guard !articleId.isEmpty, articleId.utf8.count <= 200 else {
+            throw ReaderSyncError(.invalidArgument, "an article id is 1 to 200 bytes")
+        }
+        if let problem = field.validationFailure(for: value) {
+            throw ReaderSyncError(.invalidArgument, problem)
+        }
+        let physical = Timestamp.millis(now())
+        let createdAt = Timestamp.format(now())
+        try dbPool.write { db in
+            var meta = try SyncMeta.fetch(db)
+            var clock = HybridClock(last: meta.hlc)
+            let hlc = clock.tick(physicalMillis: physical)
+            meta.hlc = hlc
+            meta.lastMutationId += 1
+            let baseVersion = try Int64.fetchOne(db, sql: "SELECT version FROM articleState WHERE articleId = ?",
+                                                 arguments: [articleId]) ?? 0
+            try db.execute(sql: """
+                INSERT INTO outbox (id, articleId, field, value, hlcWall, hlcCounter, baseVersion, createdAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [meta.lastMutationId, articleId, field.rawValue, value.description, hlc.wall, hlc.counter,
+                                 baseVersion, createdAt])
+            try meta.save(db)
+            try Self.refreshShown(db, articleId: articleId)
+        }
+    }
+
+    /// Recomputes what the app shows for an article: each field's latest pending local value,
+    /// else the server's value. This is the pending overlay: a pulled value never hides a change
+    /// the device has not had acknowledged.
+    static func refreshShown(_ db: Database, articleId: String) throws {
+        try db.execute(sql: "INSERT OR IGNORE INTO articleState (articleId) VALUES (?)", arguments: [articleId])
+        try db.execute(sql: """
+            UPDATE articleState SET
+                read = coalesce((SELECT value = 'true' FROM outbox WHERE articleId = ?1 AND field = 'read' ORDER BY id DESC LIMIT 1), serverRead),
+                bookmarked = coalesce((SELECT value = 'true' FROM outbox WHERE articleId = ?1 AND field = 'bookmarked' ORDER BY id DESC LIMIT 1), serverBookmarked),
+                progress = coalesce((SELECT CAST(value AS REAL) FROM outbox WHERE articleId = ?1 AND field = 'progress' ORDER BY id DESC LIMIT 1), serverProgress)
+            WHERE articleId = ?1
+            """, arguments: [articleId])
+    }
+}
+
+/// The one row of `syncMeta`.
+struct SyncMeta {
+    var deviceId: String
+    var cursor: String?
+    var hlc: HLC
+    var lastMutationId: Int64
+    var lastAckedMutationId: Int64
+
+    static func fetch(_ db: Database) throws -> SyncMeta {
+        guard let row = try Row.fetchOne(db, sql: """
+            SELECT deviceId, cursor, hlcWall, hlcCounter, lastMutationId, lastAckedMutationId FROM syncMeta WHERE id = 1
+            """) else {
+            throw ReaderSyncError(.storeUnavailable, "the store has no sync metadata")
+        }
+        return SyncMeta(deviceId: row[0], cursor: row[1], hlc: HLC(wall: row[2], counter: row[3]),
+                        lastMutationId: row[4], lastAckedMutationId: row[5])
+    }
+
+    func save(_ db: Database) throws {
+        try db.execute(sql: """
+            UPDATE syncMeta SET cursor = ?, hlcWall = ?, hlcCounter = ?, lastMutationId = ?, lastAckedMutationId = ? WHERE id = 1
+            """, arguments: [cursor, hlc.wall, hlc.counter, lastMutationId, lastAckedMutationId])
+    }
+}

@@ -1,0 +1,32 @@
+import ReaderSyncCore
+
+/// An error of the client SDK, with a stable code.
+public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        /// An argument the app passed is out of range (an empty article id, progress outside 0…1).
+        public static let invalidArgument = Code(rawValue: "invalid_argument")
+        /// The network or the server failed; nothing local was lost, try `sync()` again later.
+        public static let transportFailed = Code(rawValue: "transport_failed")
+        /// The server refused a request (see `message`); nothing local was lost.
+        public static let serverRefused = Code(rawValue: "server_refused")
+        /// The device store file is not a ReaderSync client store, or cannot be opened.
+        public static let storeUnavailable = Code(rawValue: "store_unavailable")
+    }
+
+    public var code: Code
+    public var message: String
+    /// The server's error, when the server answered with one.
+    public var serverError: SyncError?
+
+    public init(_ code: Code, _ message: String, serverError: SyncError? = nil) {
+        self.code = code
+        self.message = message
+        self.serverError = serverError
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

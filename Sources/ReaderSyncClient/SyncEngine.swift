@@ -1,0 +1,125 @@
+import ReaderSyncCore
+
+/// What one ``SyncEngine/sync()`` did.
+public struct SyncReport: Sendable, Hashable {
+    /// Mutations sent (retries of a batch count again).
+    public var pushed = 0
+    /// Outbox entries the server acknowledged.
+    public var acknowledged = 0
+    public var applied = 0
+    public var superseded = 0
+    public var duplicates = 0
+    public var rejected = 0
+    /// Conflict log entries the server pointed this device's mutations to.
+    public var conflictIds: [Int64] = []
+    public var pulledArticles = 0
+    public var pulledDeletions = 0
+    public var pulledStates = 0
+    public var pages = 0
+    public var requests = 0
+    public var bytesSent = 0
+    public var bytesReceived = 0
+    /// Whether the server's database had been reset or restored, and the device started over.
+    public var serverWasReset = false
+    /// Changes given back to the server after a reset.
+    public var requeuedAfterReset = 0
+
+    public init() {}
+}
+
+/// Syncs a ``ReaderStore`` with a server: push the outbox, then pull until caught up.
+///
+/// One sync runs at a time per engine; a call made while one runs waits for its own turn.
+public actor SyncEngine {
+    public let store: ReaderStore
+    public let transport: any SyncTransport
+    /// Mutations per push (at most 1000, the server's limit).
+    public let pushBatchSize: Int
+    /// Changes per pulled page (1…1000).
+    public let pageSize: Int
+
+    public init(store: ReaderStore, transport: any SyncTransport, pushBatchSize: Int = 500, pageSize: Int = 500) {
+        self.store = store
+        self.transport = transport
+        self.pushBatchSize = min(max(pushBatchSize, 1), 1000)
+        self.pageSize = min(max(pageSize, 1), 1000)
+    }
+
+    private var running = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Pushes every pending change, then pulls pages until the device is caught up.
+    ///
+    /// Outbox entries are removed only once the server acknowledges them, so a failure at any
+    /// point loses nothing: call `sync()` again. On `410 reset_required` the device starts over
+    /// (``ReaderStore`` keeps and re-queues its changes) and syncs again.
+    ///
+    /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused`.
+    @discardableResult
+    public func sync() async throws -> SyncReport {
+        while running {
+            await withCheckedContinuation { waiters.append($0) }
+        }
+        running = true
+        defer {
+            running = false
+            if !waiters.isEmpty { waiters.removeFirst().resume() }
+        }
+        var report = SyncReport()
+        do {
+            try await pushAndPull(&report)
+        } catch let error as ReaderSyncError where error.serverError?.code == .resetRequired {
+            report.serverWasReset = true
+            report.requeuedAfterReset = try store.startOverAfterServerReset()
+            try await pushAndPull(&report)
+        }
+        return report
+    }
+
+    private func pushAndPull(_ report: inout SyncReport) async throws {
+        try await pushAll(&report)
+        try await pullAll(&report)
+    }
+
+    private func pushAll(_ report: inout SyncReport) async throws {
+        while true {
+            let batch = try store.outboxBatch(limit: pushBatchSize)
+            guard !batch.mutations.isEmpty else { return }
+            let response = try await transport.push(batch)
+            report.requests += 1
+            report.pushed += batch.mutations.count
+            report.bytesSent += response.bytesSent
+            report.bytesReceived += response.bytesReceived
+            let before = try store.pendingChangeCount()
+            try store.acknowledge(response.value, pushed: batch)
+            let after = try store.pendingChangeCount()
+            report.acknowledged += before - after
+            for result in response.value.results {
+                switch result.outcome {
+                case .applied: report.applied += 1
+                case .superseded: report.superseded += 1
+                case .duplicate: report.duplicates += 1
+                case .rejected: report.rejected += 1
+                }
+                if let id = result.conflictId { report.conflictIds.append(id) }
+            }
+            // The server processed nothing of this batch: stop rather than loop.
+            if before == after { return }
+        }
+    }
+
+    private func pullAll(_ report: inout SyncReport) async throws {
+        while true {
+            let page = try await transport.pull(cursor: try store.cursor(), limit: pageSize)
+            report.requests += 1
+            report.pages += 1
+            report.bytesSent += page.bytesSent
+            report.bytesReceived += page.bytesReceived
+            try store.apply(page.value)
+            report.pulledArticles += page.value.articles.count
+            report.pulledDeletions += page.value.deletedArticleIds.count
+            report.pulledStates += page.value.states.count
+            if !page.value.hasMore { return }
+        }
+    }
+}
