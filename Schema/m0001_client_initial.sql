@@ -6,6 +6,9 @@ CREATE TABLE syncMeta (
     deviceId TEXT NOT NULL,
     -- Where the next pull starts; NULL pulls from the beginning.
     cursor TEXT,
+    -- The server database's epoch last seen in a response; sent with pushes so that a push never
+    -- lands in a reset or restored database before the device has given back what it lost.
+    epoch TEXT,
     -- The device's hybrid logical clock: the newest stamp issued or observed.
     hlcWall INTEGER NOT NULL DEFAULT 0,
     hlcCounter INTEGER NOT NULL DEFAULT 0,

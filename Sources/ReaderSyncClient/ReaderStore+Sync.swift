@@ -13,7 +13,7 @@ extension ReaderStore {
                     return Mutation(id: row[0], articleId: row[1], field: field, value: value,
                                     hlc: HLC(wall: row[4], counter: row[5]), baseVersion: row[6])
                 }
-            return PushRequest(deviceId: deviceId, mutations: mutations)
+            return PushRequest(deviceId: deviceId, mutations: mutations, epoch: try SyncMeta.fetch(db).epoch)
         }
     }
 
@@ -21,6 +21,7 @@ extension ReaderStore {
     package func acknowledge(_ response: PushResponse, pushed: PushRequest) throws {
         try dbPool.write { db in
             var meta = try SyncMeta.fetch(db)
+            meta.epoch = response.epoch
             try db.execute(sql: "DELETE FROM outbox WHERE id <= ?", arguments: [response.lastMutationId])
             meta.lastAckedMutationId = max(meta.lastAckedMutationId, response.lastMutationId)
             var clock = HybridClock(last: meta.hlc)
@@ -42,10 +43,16 @@ extension ReaderStore {
         try dbPool.read { db in try SyncMeta.fetch(db).cursor }
     }
 
+    /// Whether a response from database epoch `epoch` means the server was reset since this device last synced.
+    package func isFromAnotherEpoch(_ epoch: String) throws -> Bool {
+        try dbPool.read { db in try SyncMeta.fetch(db).epoch.map { $0 != epoch } ?? false }
+    }
+
     /// Applies one pulled page and its cursor in one transaction.
     package func apply(_ page: PullResponse) throws {
         try dbPool.write { db in
             var meta = try SyncMeta.fetch(db)
+            meta.epoch = page.epoch
             let upsert = try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -59,7 +66,12 @@ extension ReaderStore {
             var clock = HybridClock(last: meta.hlc)
             for state in page.states {
                 try Self.storeServerState(db, state)
-                try Self.refreshShown(db, articleId: state.articleId)
+                if skipsPendingOverlay {
+                    try db.execute(sql: """
+                        UPDATE articleState SET read = serverRead, bookmarked = serverBookmarked, progress = serverProgress
+                        WHERE articleId = ?
+                        """, arguments: [state.articleId])
+                }
                 clock.observe(state.hlc)
             }
             meta.hlc = clock.last
@@ -135,6 +147,7 @@ extension ReaderStore {
                 try Self.refreshShown(db, articleId: articleId)
             }
             meta.cursor = nil
+            meta.epoch = nil
             try meta.save(db)
             return requeued
         }

@@ -20,6 +20,8 @@ public final class ReaderStore: Sendable {
     /// This device's id, generated on first open unless given.
     public let deviceId: String
     private let now: @Sendable () -> Date
+    /// A deliberate bug for the simulator's oracle tests: pulled values overwrite pending changes.
+    package let skipsPendingOverlay: Bool
 
     /// Opens (creating and migrating if needed) the store at `path`.
     ///
@@ -27,8 +29,13 @@ public final class ReaderStore: Sendable {
     ///   - deviceId: the id to register on first open; ignored when the store already has one.
     ///   - now: the device's clock; injected so tests and the simulator control time.
     /// - Throws: ``ReaderSyncError`` `store_unavailable` when the file cannot be opened or migrated.
-    public init(path: String, deviceId: String? = nil, now: @escaping @Sendable () -> Date = { Date() }) throws {
+    public convenience init(path: String, deviceId: String? = nil, now: @escaping @Sendable () -> Date = { Date() }) throws {
+        try self.init(path: path, deviceId: deviceId, now: now, skipsPendingOverlay: false)
+    }
+
+    package init(path: String, deviceId: String?, now: @escaping @Sendable () -> Date, skipsPendingOverlay: Bool) throws {
         self.now = now
+        self.skipsPendingOverlay = skipsPendingOverlay
         do {
             var configuration = Configuration()
             configuration.foreignKeysEnabled = true
@@ -153,7 +160,9 @@ public final class ReaderStore: Sendable {
     /// Changes the shown state and queues the change for the server, in one transaction.
     ///
     /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty or over-long id or a value out of range.
-    package func record(_ articleId: String, _ field: StateField, _ value: FieldValue) throws {
+    /// - Returns: the mutation as queued for the server.
+    @discardableResult
+    package func record(_ articleId: String, _ field: StateField, _ value: FieldValue) throws -> Mutation {
         guard !articleId.isEmpty, articleId.utf8.count <= 200 else {
             throw ReaderSyncError(.invalidArgument, "an article id is 1 to 200 bytes")
         }
@@ -162,7 +171,7 @@ public final class ReaderStore: Sendable {
         }
         let physical = Timestamp.millis(now())
         let createdAt = Timestamp.format(now())
-        try dbPool.write { db in
+        return try dbPool.write { db in
             var meta = try SyncMeta.fetch(db)
             var clock = HybridClock(last: meta.hlc)
             let hlc = clock.tick(physicalMillis: physical)
@@ -177,6 +186,29 @@ public final class ReaderStore: Sendable {
                                  baseVersion, createdAt])
             try meta.save(db)
             try Self.refreshShown(db, articleId: articleId)
+            return Mutation(id: meta.lastMutationId, articleId: articleId, field: field, value: value, hlc: hlc, baseVersion: baseVersion)
+        }
+    }
+
+    /// Fields whose shown value is not the device's latest pending change for it: always empty
+    /// unless pending changes were overwritten (what the simulator checks after every step).
+    package func pendingOverlayViolations() throws -> [(articleId: String, field: StateField)] {
+        try dbPool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT o.articleId, o.field FROM outbox o JOIN articleState s ON s.articleId = o.articleId
+                WHERE o.id = (SELECT MAX(id) FROM outbox WHERE articleId = o.articleId AND field = o.field)
+                  AND ((o.field = 'read' AND s.read != (o.value = 'true'))
+                    OR (o.field = 'bookmarked' AND s.bookmarked != (o.value = 'true'))
+                    OR (o.field = 'progress' AND s.progress != CAST(o.value AS REAL)))
+                ORDER BY o.articleId, o.field
+                """).compactMap { row in StateField(rawValue: row[1]).map { (row[0], $0) } }
+        }
+    }
+
+    /// Every article on the device with its version (for the simulator's checks).
+    package func articleVersions() throws -> [String: Int64] {
+        try dbPool.read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, version FROM article").map { ($0[0], $0[1]) })
         }
     }
 
@@ -199,23 +231,24 @@ public final class ReaderStore: Sendable {
 struct SyncMeta {
     var deviceId: String
     var cursor: String?
+    var epoch: String?
     var hlc: HLC
     var lastMutationId: Int64
     var lastAckedMutationId: Int64
 
     static func fetch(_ db: Database) throws -> SyncMeta {
         guard let row = try Row.fetchOne(db, sql: """
-            SELECT deviceId, cursor, hlcWall, hlcCounter, lastMutationId, lastAckedMutationId FROM syncMeta WHERE id = 1
+            SELECT deviceId, cursor, epoch, hlcWall, hlcCounter, lastMutationId, lastAckedMutationId FROM syncMeta WHERE id = 1
             """) else {
             throw ReaderSyncError(.storeUnavailable, "the store has no sync metadata")
         }
-        return SyncMeta(deviceId: row[0], cursor: row[1], hlc: HLC(wall: row[2], counter: row[3]),
-                        lastMutationId: row[4], lastAckedMutationId: row[5])
+        return SyncMeta(deviceId: row[0], cursor: row[1], epoch: row[2], hlc: HLC(wall: row[3], counter: row[4]),
+                        lastMutationId: row[5], lastAckedMutationId: row[6])
     }
 
     func save(_ db: Database) throws {
         try db.execute(sql: """
-            UPDATE syncMeta SET cursor = ?, hlcWall = ?, hlcCounter = ?, lastMutationId = ?, lastAckedMutationId = ? WHERE id = 1
-            """, arguments: [cursor, hlc.wall, hlc.counter, lastMutationId, lastAckedMutationId])
+            UPDATE syncMeta SET cursor = ?, epoch = ?, hlcWall = ?, hlcCounter = ?, lastMutationId = ?, lastAckedMutationId = ? WHERE id = 1
+            """, arguments: [cursor, epoch, hlc.wall, hlc.counter, lastMutationId, lastAckedMutationId])
     }
 }

@@ -111,6 +111,11 @@ public actor SyncEngine {
     private func pullAll(_ report: inout SyncReport) async throws {
         while true {
             let page = try await transport.pull(cursor: try store.cursor(), limit: pageSize)
+            // A device that never pulled has no cursor to be refused: the epoch tells it the database changed.
+            if try store.isFromAnotherEpoch(page.value.epoch) {
+                throw ReaderSyncError(.serverRefused, "the server's database changed epoch",
+                                      serverError: SyncError(.resetRequired, "the server's database was reset or restored"))
+            }
             report.requests += 1
             report.pages += 1
             report.bytesSent += page.bytesSent

@@ -63,19 +63,30 @@ public struct PushPlan: Sendable {
 
 /// The sync rules of a push, free of storage and HTTP.
 public enum PushPlanner {
+    /// Deliberate bugs, switched on only by the simulator's tests to prove its oracle catches them.
+    package struct Defects: OptionSet, Sendable, Hashable {
+        package let rawValue: Int
+        package init(rawValue: Int) { self.rawValue = rawValue }
+        /// Concurrent writes: the rule's loser wins.
+        package static let wrongWinner = Defects(rawValue: 1)
+        /// Mutation ids at or below the device's last are applied again.
+        package static let appliesDuplicates = Defects(rawValue: 2)
+    }
+
     /// Plans a push of `mutations` from `deviceId` of user `userId`.
     ///
     /// - Parameters:
     ///   - nowMillis: the server's clock, for clamping skewed HLCs.
     ///   - maxClockSkewMillis: how far ahead of `nowMillis` an HLC may be before it is clamped.
     /// - Throws: ``SyncError`` `forbidden` when the device is bound to another user.
-    public static func plan(
+    package static func plan(
         userId: Int64,
         deviceId: String,
         mutations: [Mutation],
         context: PushContext,
         nowMillis: Int64,
-        maxClockSkewMillis: Int64
+        maxClockSkewMillis: Int64,
+        defects: Defects = []
     ) throws(SyncError) -> PushPlan {
         if let owner = context.deviceOwner, owner != userId {
             throw SyncError(.forbidden, "device \(deviceId) belongs to another user")
@@ -84,12 +95,12 @@ public enum PushPlanner {
         var states = context.states
 
         for mutation in mutations {
-            guard mutation.id > plan.lastMutationId else {
+            guard mutation.id > plan.lastMutationId || defects.contains(.appliesDuplicates) else {
                 plan.results.append(PlannedResult(id: mutation.id, outcome: .duplicate, reason: nil,
                                                   conflictIndex: nil, changedArticleId: nil))
                 continue
             }
-            plan.lastMutationId = mutation.id
+            plan.lastMutationId = max(plan.lastMutationId, mutation.id)
             func reject(_ reason: String) {
                 plan.results.append(PlannedResult(id: mutation.id, outcome: .rejected, reason: reason,
                                                   conflictIndex: nil, changedArticleId: nil))
@@ -117,8 +128,12 @@ public enum PushPlanner {
 
             var state = states[mutation.articleId] ?? UserArticleState(articleId: mutation.articleId)
             let previous = state[mutation.field]
-            let decision = MergeRules.decide(
+            var decision = MergeRules.decide(
                 field: mutation.field, current: previous, incoming: write, baseVersion: mutation.baseVersion)
+            if defects.contains(.wrongWinner), let conflict = decision.conflict, let loser = conflict.loser {
+                decision = MergeDecision(applies: !decision.applies,
+                                         conflict: MergeConflict(rule: conflict.rule, winner: loser, loser: conflict.winner))
+            }
             var conflictIndex: Int?
             if let conflict = decision.conflict {
                 plan.conflicts.append(PlannedConflict(

@@ -107,13 +107,16 @@ public struct PullResponse: Sendable, Hashable, Codable {
     public var states: [StateDTO]
     public var cursor: String
     public var hasMore: Bool
+    /// The server database's epoch: it changes when the database is reset or restored.
+    public var epoch: String
 
-    public init(articles: [ArticleDTO], deletedArticleIds: [String], states: [StateDTO], cursor: String, hasMore: Bool) {
+    public init(articles: [ArticleDTO], deletedArticleIds: [String], states: [StateDTO], cursor: String, hasMore: Bool, epoch: String) {
         self.articles = articles
         self.deletedArticleIds = deletedArticleIds
         self.states = states
         self.cursor = cursor
         self.hasMore = hasMore
+        self.epoch = epoch
     }
 }
 
@@ -142,10 +145,15 @@ public struct Mutation: Sendable, Hashable, Codable {
 public struct PushRequest: Sendable, Hashable, Codable {
     public var deviceId: String
     public var mutations: [Mutation]
+    /// The database epoch the device last saw in a response, if any. The server refuses the push
+    /// with `410 reset_required` when it is not its own: the mutations' `baseVersion`s would refer
+    /// to a database that is gone, and the device must first give back what that database held.
+    public var epoch: String?
 
-    public init(deviceId: String, mutations: [Mutation]) {
+    public init(deviceId: String, mutations: [Mutation], epoch: String? = nil) {
         self.deviceId = deviceId
         self.mutations = mutations
+        self.epoch = epoch
     }
 }
 
@@ -187,11 +195,14 @@ public struct PushResponse: Sendable, Hashable, Codable {
     /// The state, after this push, of every known article the push named that has state: what the
     /// device shows for a field once none of its own changes to it are pending.
     public var states: [StateDTO]
+    /// The server database's epoch (see ``PullResponse/epoch``).
+    public var epoch: String
 
-    public init(lastMutationId: Int64, results: [MutationResult], states: [StateDTO] = []) {
+    public init(lastMutationId: Int64, results: [MutationResult], states: [StateDTO] = [], epoch: String) {
         self.lastMutationId = lastMutationId
         self.results = results
         self.states = states
+        self.epoch = epoch
     }
 }
 

@@ -9,23 +9,52 @@ import ReaderSyncCore
 import ReaderSyncServer
 import Synchronization
 
-/// A ``SyncTransport`` that hands requests to the server's real router in this process, without
-/// sockets: the same decoding, auth, limits, errors and encoding as over HTTP, deterministic and fast.
-///
-/// ```swift
-/// let router = buildRouter(service: service, logger: logger)
-/// let transport = InProcessTransport(responder: router.buildResponder(), token: token)
-/// ```
-public struct InProcessTransport: SyncTransport {
-    private let responder: RouterResponder<BasicRequestContext>
-    private let token: String
+/// Sends requests to the server's real router in this process, without sockets: the same
+/// decoding, auth, limits, errors and encoding as over HTTP, deterministic and fast.
+package struct RouterClient: Sendable {
+    /// The router to use for each request (a closure, so a restored server replaces the old one).
+    private let responder: @Sendable () -> RouterResponder<BasicRequestContext>
     private let logger: Logger
     private let channel = NIOAsyncTestingChannel()
 
-    package init(responder: RouterResponder<BasicRequestContext>, token: String, logger: Logger = Logger(label: "in-process")) {
+    package init(responder: @escaping @Sendable () -> RouterResponder<BasicRequestContext>,
+                 logger: Logger = Logger(label: "in-process")) {
         self.responder = responder
-        self.token = token
         self.logger = logger
+    }
+
+    /// Sends one request and returns the status and body.
+    package func send(_ method: HTTPRequest.Method, _ path: String, body: Data?, token: String?) async throws -> (status: Int, body: Data) {
+        var headers: HTTPFields = [:]
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        let buffer = body.map { ByteBuffer(bytes: $0) } ?? ByteBuffer()
+        if body != nil {
+            headers[.contentType] = "application/json"
+            headers[.contentLength] = String(buffer.readableBytes)
+        }
+        let request = Request(
+            head: HTTPRequest(method: method, scheme: "http", authority: "in-process", path: path, headerFields: headers),
+            body: RequestBody(buffer: buffer))
+        let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
+        let response = try await responder().respond(to: request, context: context)
+        let collected = CollectingWriter.Storage()
+        try await response.body.write(CollectingWriter(storage: collected))
+        return (Int(response.status.code), collected.bytes.withLock { Data($0.readableBytesView) })
+    }
+}
+
+/// A ``SyncTransport`` over a ``RouterClient``.
+public struct InProcessTransport: SyncTransport {
+    private let client: RouterClient
+    private let token: String
+
+    package init(client: RouterClient, token: String) {
+        self.client = client
+        self.token = token
+    }
+
+    package init(responder: RouterResponder<BasicRequestContext>, token: String) {
+        self.init(client: RouterClient(responder: { responder }), token: token)
     }
 
     public func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
@@ -40,28 +69,14 @@ public struct InProcessTransport: SyncTransport {
     }
 
     private func send<T: Decodable & Sendable>(_ method: HTTPRequest.Method, _ path: String, body: Data?) async throws -> Transported<T> {
-        var headers: HTTPFields = [.authorization: "Bearer \(token)"]
-        let buffer = body.map { ByteBuffer(bytes: $0) } ?? ByteBuffer()
-        if body != nil {
-            headers[.contentType] = "application/json"
-            headers[.contentLength] = String(buffer.readableBytes)
-        }
-        let request = Request(
-            head: HTTPRequest(method: method, scheme: "http", authority: "in-process", path: path, headerFields: headers),
-            body: RequestBody(buffer: buffer))
-        let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
-        let response = try await responder.respond(to: request, context: context)
-        let collected = CollectingWriter.Storage()
-        try await response.body.write(CollectingWriter(storage: collected))
-        let data = collected.bytes.withLock { Data($0.readableBytesView) }
-        guard response.status == .ok else {
+        let (status, data) = try await client.send(method, path, body: body, token: token)
+        guard status == 200 else {
             let serverError = (try? JSONDecoder().decode(ErrorBody.self, from: data))
                 .map { SyncError(SyncError.Code(rawValue: $0.error.code), $0.error.message) }
-            throw ReaderSyncError(response.status.code >= 500 ? .transportFailed : .serverRefused,
-                                  "\(method) \(path) answered \(response.status.code): \(serverError?.message ?? "")",
-                                  serverError: serverError)
+            throw ReaderSyncError(status >= 500 ? .transportFailed : .serverRefused,
+                                  "\(method) \(path) answered \(status): \(serverError?.message ?? "")", serverError: serverError)
         }
-        return Transported(value: try JSONDecoder().decode(T.self, from: data), bytesSent: buffer.readableBytes, bytesReceived: data.count)
+        return Transported(value: try JSONDecoder().decode(T.self, from: data), bytesSent: body?.count ?? 0, bytesReceived: data.count)
     }
 }
 

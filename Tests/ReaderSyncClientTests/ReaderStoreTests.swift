@@ -161,9 +161,10 @@ struct ReaderStoreTests {
 
         let phoneReport = try await phone.engine.sync()
         #expect(phoneReport.serverWasReset)
-        // The pending art-4 was pushed before the pull met the 410, so the phone had written three
-        // fields the server then showed as its own: art-1 bookmarked, art-2 progress, art-4 read.
-        #expect(phoneReport.requeuedAfterReset == 3)
+        // The push carrying the old epoch was refused before anything applied: the phone gives back
+        // the two fields the lost database had from it (art-1 bookmarked, art-2 progress), and its
+        // pending art-4 goes as it was.
+        #expect(phoneReport.requeuedAfterReset == 2)
         let tabletReport = try await tablet.engine.sync()
         #expect(tabletReport.serverWasReset && tabletReport.requeuedAfterReset == 1)
         try await phone.engine.sync()

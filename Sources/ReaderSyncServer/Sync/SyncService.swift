@@ -12,6 +12,8 @@ package struct SyncConfiguration: Sendable {
     package var maxBodyBytes = 16 * 1024 * 1024
     /// Articles written per transaction by an ingest.
     package var ingestBatchSize = 500
+    /// Deliberate bugs for the simulator's oracle tests; empty in every real server.
+    package var defects: PushPlanner.Defects = []
 
     package init() {}
 }
@@ -33,6 +35,8 @@ package struct SyncService: Sendable {
     package let configuration: SyncConfiguration
     private let now: @Sendable () -> Date
     private let cursors: CursorCodec
+    /// The database's epoch, read once at start (a restore starts a new server).
+    package let epoch: String
 
     /// - Parameter now: the server's clock; injected so tests and the simulator control time.
     package init(store: any SyncStore, configuration: SyncConfiguration = .init(),
@@ -42,6 +46,7 @@ package struct SyncService: Sendable {
         self.now = now
         let identity = try await store.identity()
         cursors = CursorCodec(secret: identity.cursorSecret, epoch: identity.epoch)
+        epoch = identity.epoch
     }
 
     private var nowText: String { Timestamp.format(now()) }
@@ -78,7 +83,7 @@ package struct SyncService: Sendable {
         let after = try cursor.map { (c) throws(SyncError) in try cursors.decode(c) } ?? 0
         let page = try await store.changes(userId: user.id, after: after, limit: limit)
         var response = PullResponse(articles: [], deletedArticleIds: [], states: [],
-                                    cursor: cursors.encode(seq: page.lastSeq), hasMore: page.hasMore)
+                                    cursor: cursors.encode(seq: page.lastSeq), hasMore: page.hasMore, epoch: epoch)
         for (_, change) in page.changes {
             switch change {
             case .article(let article): response.articles.append(article)
@@ -91,7 +96,8 @@ package struct SyncService: Sendable {
 
     /// Applies a device's mutations in one transaction.
     ///
-    /// - Throws: ``SyncError`` `invalid_request`, `too_many_mutations`, `forbidden` (device of another user).
+    /// - Throws: ``SyncError`` `invalid_request`, `too_many_mutations`, `forbidden` (device of another user),
+    ///   `reset_required` when the request's `epoch` is not this database's.
     package func push(user: UserRecord, request: PushRequest) async throws -> PushResponse {
         try await pushWithDetails(user: user, request: request).response
     }
@@ -99,15 +105,19 @@ package struct SyncService: Sendable {
     /// ``push(user:request:)``, also telling the rules of the conflict log entries it wrote (for metrics).
     package func pushWithDetails(user: UserRecord, request: PushRequest) async throws -> (response: PushResponse, rules: [ConflictRule]) {
         try validate(request)
+        if let deviceEpoch = request.epoch, deviceEpoch != epoch {
+            throw SyncError(.resetRequired, "the server's database was reset or restored since this device last synced; give back your changes and pull from the beginning")
+        }
         let nowDate = now()
         let nowMillis = Timestamp.millis(nowDate)
         let skew = configuration.maxClockSkewMillis
+        let defects = configuration.defects
         let committed = try await store.push(
             userId: user.id, deviceId: request.deviceId,
             articleIds: Set(request.mutations.map(\.articleId)), now: Timestamp.format(nowDate)
         ) { context in
             try PushPlanner.plan(userId: user.id, deviceId: request.deviceId, mutations: request.mutations,
-                                 context: context, nowMillis: nowMillis, maxClockSkewMillis: skew)
+                                 context: context, nowMillis: nowMillis, maxClockSkewMillis: skew, defects: defects)
         }
         let results = committed.plan.results.map { planned in
             MutationResult(
@@ -116,7 +126,7 @@ package struct SyncService: Sendable {
                 seq: planned.changedArticleId.flatMap { committed.seqByArticle[$0] })
         }
         let states = committed.plan.finalStates.keys.sorted().compactMap { committed.plan.finalStates[$0]?.wire }
-        return (PushResponse(lastMutationId: committed.plan.lastMutationId, results: results, states: states),
+        return (PushResponse(lastMutationId: committed.plan.lastMutationId, results: results, states: states, epoch: epoch),
                 committed.plan.conflicts.map(\.conflict.rule))
     }
 

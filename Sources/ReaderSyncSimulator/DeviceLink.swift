@@ -1,0 +1,121 @@
+import Foundation
+import ReaderSyncClient
+import ReaderSyncCore
+import Synchronization
+
+/// Every push the server processed, in the order it processed them, with what it answered:
+/// also the ones whose response the device never got.
+final class PushRecorder: Sendable {
+    struct Entry: Sendable {
+        var incarnation: Int
+        var user: String
+        var request: PushRequest
+        var response: PushResponse
+        var serverMillis: Int64
+    }
+
+    private let entries = Mutex<[Entry]>([])
+    private let incarnationBox = Mutex(0)
+
+    var incarnation: Int { incarnationBox.withLock { $0 } }
+    func startNewIncarnation() { incarnationBox.withLock { $0 += 1 } }
+
+    func record(user: String, request: PushRequest, response: PushResponse, serverMillis: Int64) {
+        let incarnation = self.incarnation
+        entries.withLock { $0.append(Entry(incarnation: incarnation, user: user, request: request, response: response, serverMillis: serverMillis)) }
+    }
+
+    var all: [Entry] { entries.withLock { $0 } }
+    var count: Int { entries.withLock { $0.count } }
+}
+
+/// The error a device sees when its process is killed mid-sync.
+struct ProcessKilled: Error {}
+
+/// One device's connection: injects the armed fault, records what the server processed,
+/// and can run a user action while a pull is in flight.
+final class DeviceLink: SyncTransport {
+    struct ArmedFault: Sendable {
+        var kind: FaultKind
+        /// The request of the sync (1-based) at which it strikes.
+        var atRequest: Int
+        /// For process kills: whether the server processes the request before the process dies.
+        var afterServer: Bool
+    }
+
+    private let inner: any SyncTransport
+    private let recorder: PushRecorder
+    private let user: String
+    private let serverMillis: @Sendable () -> Int64
+    private let state = Mutex<(fault: ArmedFault?, requests: Int, duringPull: (@Sendable (PullResponse) -> Void)?)>((nil, 0, nil))
+
+    init(inner: any SyncTransport, recorder: PushRecorder, user: String, serverMillis: @escaping @Sendable () -> Int64) {
+        self.inner = inner
+        self.recorder = recorder
+        self.user = user
+        self.serverMillis = serverMillis
+    }
+
+    /// Arms a fault for the next sync.
+    func arm(_ fault: ArmedFault?) {
+        state.withLock { $0 = (fault, 0, $0.duringPull) }
+    }
+
+    /// Something the user does while the next pull is in flight (after the server answered, before the device applies).
+    func duringNextPull(_ action: (@Sendable (PullResponse) -> Void)?) {
+        state.withLock { $0.duringPull = action }
+    }
+
+    private func nextFault() -> ArmedFault? {
+        state.withLock { s in
+            s.requests += 1
+            guard let fault = s.fault, fault.atRequest == s.requests else { return nil }
+            s.fault = nil
+            return fault
+        }
+    }
+
+    func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
+        let fault = nextFault()
+        func send() async throws -> Transported<PushResponse> {
+            let millis = serverMillis()
+            let response = try await inner.push(request)
+            recorder.record(user: user, request: request, response: response.value, serverMillis: millis)
+            return response
+        }
+        switch fault?.kind {
+        case .requestLost?: throw ReaderSyncError(.transportFailed, "simulated: request lost")
+        case .serverError?: throw ReaderSyncError(.transportFailed, "simulated: 503 from the server")
+        case .responseLost?:
+            _ = try await send()
+            throw ReaderSyncError(.transportFailed, "simulated: response lost")
+        case .duplicateRequest?:
+            _ = try await send()
+            return try await send()
+        case .processKilled?:
+            if fault?.afterServer == true { _ = try await send() }
+            throw ProcessKilled()
+        default:
+            return try await send()
+        }
+    }
+
+    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
+        let fault = nextFault()
+        switch fault?.kind {
+        case .requestLost?, .responseLost?: throw ReaderSyncError(.transportFailed, "simulated: pull lost")
+        case .serverError?: throw ReaderSyncError(.transportFailed, "simulated: 503 from the server")
+        case .processKilled?: throw ProcessKilled()
+        case .duplicateRequest?: _ = try await inner.pull(cursor: cursor, limit: limit)
+        default: break
+        }
+        let page = try await inner.pull(cursor: cursor, limit: limit)
+        if let action = state.withLock({ s -> (@Sendable (PullResponse) -> Void)? in
+            defer { s.duringPull = nil }
+            return s.duringPull
+        }) {
+            action(page.value)
+        }
+        return page
+    }
+}

@@ -1,0 +1,176 @@
+import ReaderSyncClient
+import ReaderSyncCore
+
+/// The invariants checked after the final fault-free sync, each with the first case that breaks it.
+struct Oracle {
+    let runner: Runner
+
+    func check() async throws -> [InvariantResult] {
+        var views: [String: (articles: [String: Int64], states: [String: StateDTO])] = [:]
+        for user in runner.tokens.keys.sorted() { views[user] = try await runner.serverView(user: user) }
+        return [
+            try convergence(views),
+            noLostIntent(views),
+            exactlyOnce(),
+            try noResurrection(),
+            referenceModel(views),
+            InvariantResult(name: "pending changes stay visible", passed: runner.overlayViolation == nil, detail: runner.overlayViolation),
+            InvariantResult(name: "no unexpected errors", passed: runner.unexpectedErrors.isEmpty, detail: runner.unexpectedErrors.first),
+        ]
+    }
+
+    /// 1. Every device of a user holds exactly the server's state for that user and its live articles in their latest version.
+    func convergence(_ views: [String: (articles: [String: Int64], states: [String: StateDTO])]) throws -> InvariantResult {
+        let name = "convergence"
+        for device in runner.devices.sorted(by: { $0.name < $1.name }) {
+            guard let view = views[device.user] else { continue }
+            let articles = try device.store.articleVersions()
+            if articles != view.articles {
+                let missing = view.articles.keys.filter { articles[$0] != view.articles[$0] }.sorted().first
+                let extra = articles.keys.filter { view.articles[$0] == nil }.sorted().first
+                let article = missing ?? extra ?? "?"
+                return InvariantResult(name: name, passed: false, detail: "\(device.user) on \(device.name): article \(article) "
+                    + "is at version \(articles[article].map(String.init) ?? "none") on the device, \(view.articles[article].map(String.init) ?? "none") on the server")
+            }
+            var seen = Set<String>()
+            for local in try device.store.allStates() {
+                seen.insert(local.articleId)
+                let server = view.states[local.articleId]
+                let expected = (server?.read ?? false, server?.bookmarked ?? false, server?.progress ?? 0)
+                let fields: [(StateField, Bool)] = [
+                    (.read, local.isRead == expected.0), (.bookmarked, local.isBookmarked == expected.1), (.progress, local.progress == expected.2),
+                ]
+                if let (field, _) = fields.first(where: { !$0.1 }) {
+                    return InvariantResult(name: name, passed: false, detail: "\(device.user) on \(device.name): article \(local.articleId), "
+                        + "field \(field) differs from the server (device \(local.isRead)/\(local.isBookmarked)/\(local.progress), "
+                        + "server \(expected.0)/\(expected.1)/\(expected.2))")
+                }
+                if let server, server.version != local.version {
+                    return InvariantResult(name: name, passed: false, detail: "\(device.user) on \(device.name): article \(local.articleId) "
+                        + "state version \(local.version) on the device, \(server.version) on the server")
+                }
+            }
+            if let missing = view.states.keys.sorted().first(where: { !seen.contains($0) }) {
+                return InvariantResult(name: name, passed: false, detail: "\(device.user) on \(device.name): article \(missing) has state on the server but not on the device")
+            }
+        }
+        return InvariantResult(name: name, passed: true)
+    }
+
+    /// 2. Every recorded mutation is reflected in the final state, superseded by a later change of the
+    /// same device, overwritten by a later write, the loser of a logged conflict, or rejected with a reason.
+    func noLostIntent(_ views: [String: (articles: [String: Int64], states: [String: StateDTO])]) -> InvariantResult {
+        let name = "no lost intent"
+        let intents = runner.intents.all
+        var latestOwn: [String: Int64] = [:]
+        for intent in intents {
+            let key = "\(intent.device)|\(intent.mutation.articleId)|\(intent.mutation.field)"
+            latestOwn[key] = max(latestOwn[key] ?? 0, intent.mutation.id)
+        }
+        // A change given back after a server reset travels under a new id, with its article, field,
+        // value and HLC: every id a device pushed a change under counts for the change.
+        var aliases: [String: Set<Int64>] = [:]
+        var rejected = Set<String>()
+        for entry in runner.recorder.all {
+            for m in entry.request.mutations {
+                aliases["\(entry.request.deviceId)|\(m.articleId)|\(m.field)|\(m.value)|\(m.hlc)", default: []].insert(m.id)
+            }
+            for result in entry.response.results where result.outcome == .rejected && !(result.reason ?? "").isEmpty {
+                rejected.insert("\(entry.request.deviceId)|\(result.id)")
+            }
+        }
+        var losers = Set<String>()
+        var clamped: [String: HLC] = [:]
+        for conflict in runner.conflictLog {
+            guard let loser = conflict.loser else { continue }
+            if conflict.rule == .clockSkew {
+                clamped["\(loser.deviceId)|\(loser.mutationId)"] = conflict.winner.hlc
+            } else {
+                losers.insert("\(loser.deviceId)|\(loser.mutationId)")
+            }
+        }
+        for intent in intents {
+            let m = intent.mutation
+            let state = views[intent.user]?.states[m.articleId]
+            let finalValue: FieldValue
+            switch m.field {
+            case .read: finalValue = .bool(state?.read ?? false)
+            case .bookmarked: finalValue = .bool(state?.bookmarked ?? false)
+            case .progress: finalValue = .number(state?.progress ?? 0)
+            }
+            if finalValue == m.value { continue }
+            if latestOwn["\(intent.device)|\(m.articleId)|\(m.field)"]! > m.id { continue }
+            // The server keeps a clamped stamp, so a change given back after a reset may carry that one.
+            func alias(_ hlc: HLC) -> Set<Int64> { aliases["\(intent.device)|\(m.articleId)|\(m.field)|\(m.value)|\(hlc)"] ?? [] }
+            var ids = alias(m.hlc).union([m.id])
+            for id in ids { if let stamp = clamped["\(intent.device)|\(id)"] { ids.formUnion(alias(stamp)) } }
+            if ids.contains(where: { rejected.contains("\(intent.device)|\($0)") }) { continue }
+            if ids.contains(where: { losers.contains("\(intent.device)|\($0)") }) { continue }
+            let stamp = ids.compactMap { clamped["\(intent.device)|\($0)"] }.max() ?? m.hlc
+            if let writer = state?.writers[m.field],
+               (writer.hlc.wall, writer.hlc.counter, writer.deviceId) > (stamp.wall, stamp.counter, intent.device) {
+                continue
+            }
+            return InvariantResult(name: name, passed: false, detail: "\(intent.user), article \(m.articleId), field \(m.field): "
+                + "\(intent.device)'s mutation \(m.id) (\(m.value)) is not in the final state (\(finalValue)), was not followed "
+                + "by a later change of the same device, overwritten by a later write, logged as a conflict loser, or rejected")
+        }
+        return InvariantResult(name: name, passed: true)
+    }
+
+    /// 3. No mutation was applied twice by the same server database.
+    func exactlyOnce() -> InvariantResult {
+        var applied: [String: Int] = [:]
+        for entry in runner.recorder.all {
+            for result in entry.response.results where result.outcome == .applied {
+                let key = "\(entry.incarnation)|\(entry.request.deviceId)|\(result.id)"
+                applied[key, default: 0] += 1
+                if applied[key]! > 1 {
+                    let article = entry.request.mutations.first { $0.id == result.id }
+                    return InvariantResult(name: "exactly once", passed: false, detail: "\(entry.user) on \(entry.request.deviceId): "
+                        + "mutation \(result.id) (article \(article?.articleId ?? "?"), field \(article.map { "\($0.field)" } ?? "?")) was applied twice")
+                }
+            }
+        }
+        return InvariantResult(name: "exactly once", passed: true)
+    }
+
+    /// 4. No deleted article is on any device.
+    func noResurrection() throws -> InvariantResult {
+        let retracted = Set(runner.retracted)
+        for device in runner.devices.sorted(by: { $0.name < $1.name }) {
+            if let article = try device.store.articleVersions().keys.sorted().first(where: { retracted.contains($0) }) {
+                return InvariantResult(name: "no resurrection", passed: false, detail: "\(device.user) on \(device.name): retracted article \(article) is on the device")
+            }
+        }
+        return InvariantResult(name: "no resurrection", passed: true)
+    }
+
+    /// 5. The server's final state equals the independent reference model's.
+    func referenceModel(_ views: [String: (articles: [String: Int64], states: [String: StateDTO])]) -> InvariantResult {
+        let name = "server equals the reference model"
+        for user in runner.tokens.keys.sorted() {
+            let modelRows = runner.model.rows[user] ?? [:]
+            let serverStates = views[user]?.states ?? [:]
+            for articleId in Set(modelRows.keys).union(serverStates.keys).sorted() {
+                let row = modelRows[articleId] ?? ReferenceModel.Row()
+                let server = serverStates[articleId]
+                let checks: [(StateField, Bool)] = [
+                    (.read, row.read == (server?.read ?? false)),
+                    (.bookmarked, row.bookmarked == (server?.bookmarked ?? false)),
+                    (.progress, row.progress == (server?.progress ?? 0)),
+                ]
+                if let (field, _) = checks.first(where: { !$0.1 }) {
+                    return InvariantResult(name: name, passed: false, detail: "\(user), article \(articleId), field \(field): "
+                        + "the server has \(server.map { "\($0.read)/\($0.bookmarked)/\($0.progress)" } ?? "no state"), "
+                        + "the model \(row.read)/\(row.bookmarked)/\(row.progress)")
+                }
+                if row.version != (server?.version ?? 0) {
+                    return InvariantResult(name: name, passed: false, detail: "\(user), article \(articleId): "
+                        + "state version \(server?.version ?? 0) on the server, \(row.version) in the model")
+                }
+            }
+        }
+        return InvariantResult(name: name, passed: true)
+    }
+}

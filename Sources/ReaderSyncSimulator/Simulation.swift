@@ -1,0 +1,444 @@
+import Crypto
+import Foundation
+import NIOHTTP1
+import ReaderSyncClient
+import ReaderSyncCore
+import ReaderSyncServer
+import Synchronization
+
+/// Many users with several devices each — every device a real client store in its own file —
+/// reading, bookmarking and going offline while the newsroom publishes, corrects and retracts,
+/// under injected faults; then an oracle checks that everything converged and nothing was lost.
+///
+/// ```swift
+/// var options = SimulationOptions(dataDirectory: tmp)
+/// options.seed = 42
+/// let report = try await Simulation.run(options)
+/// print(report.text)
+/// ```
+public enum Simulation {
+    /// Runs a simulation.
+    ///
+    /// - Parameter progress: called after each step with (step, total), for a progress line.
+    /// - Throws: ``SimulationError`` when the simulation itself cannot run (a server that cannot be reached).
+    ///   Invariant failures are not thrown: they are in the report.
+    public static func run(_ options: SimulationOptions, progress: @Sendable (Int, Int) -> Void = { _, _ in }) async throws -> SimulationReport {
+        let runner = try await Runner(options)
+        return try await runner.run(progress: progress)
+    }
+}
+
+/// What a user did on a device, as the oracle remembers it.
+struct Intent: Sendable {
+    var user: String
+    var device: String
+    var mutation: Mutation
+}
+
+final class IntentLog: Sendable {
+    private let intents = Mutex<[Intent]>([])
+    func append(_ intent: Intent) { intents.withLock { $0.append(intent) } }
+    var all: [Intent] { intents.withLock { $0 } }
+}
+
+/// A device's clock offset, changed by clock-skew faults.
+final class SkewBox: Sendable {
+    let millis = Mutex<Int64>(0)
+}
+
+final class SimDevice {
+    let name: String
+    let user: String
+    let path: String
+    let link: DeviceLink
+    let skew = SkewBox()
+    var store: ReaderStore
+    var engine: SyncEngine
+    var online = true
+
+    init(name: String, user: String, path: String, link: DeviceLink, open: (String, SkewBox) throws -> ReaderStore) throws {
+        self.name = name
+        self.user = user
+        self.path = path
+        self.link = link
+        store = try open(path, skew)
+        engine = SyncEngine(store: store, transport: link, pushBatchSize: 50, pageSize: 100)
+    }
+}
+
+final class Runner {
+    let options: SimulationOptions
+    var rng: SeededRandom
+    let clock: VirtualClock
+    let server: any SimulatedServer
+    let recorder = PushRecorder()
+    let intents = IntentLog()
+    var model = ReferenceModel()
+    var modelPosition = 0
+    var tokens: [String: String] = [:]
+    var devices: [SimDevice] = []
+    var report: SimulationReport
+    var latencies: [Double] = []
+    var snapshots: [(path: String, model: ReferenceModel)] = []
+    var snapshotsTaken = 0
+    var conflictLog: [ConflictDTO] = []
+    var overlayViolation: String?
+    var unexpectedErrors: [String] = []
+    // The newsroom's view of the corpus.
+    var liveArticles: [String] = []
+    var retracted: [String] = []
+    /// The latest line the newsroom sent for each article, to send again after a restore.
+    var currentLines: [String: String] = [:]
+    var nextArticle = 1
+
+    init(_ options: SimulationOptions) async throws {
+        self.options = options
+        rng = SeededRandom(seed: options.seed)
+        try FileManager.default.createDirectory(at: options.dataDirectory, withIntermediateDirectories: true)
+        var configuration = SyncConfiguration()
+        switch options.defect {
+        case .mergePicksWrongWinner?: configuration.defects = .wrongWinner
+        case .serverAppliesDuplicates?: configuration.defects = .appliesDuplicates
+        default: break
+        }
+        switch options.server {
+        case .inProcess:
+            clock = VirtualClock(startMillis: 1_764_547_200_000, real: false)  // 2025-12-01T00:00:00Z
+            server = try await InProcessServer(directory: options.dataDirectory, clock: clock, configuration: configuration)
+        case .remote(let url, let adminToken):
+            clock = VirtualClock(startMillis: 0, real: true)
+            server = RemoteServer(baseURL: url, adminToken: adminToken)
+        }
+        let serverName: String
+        switch options.server {
+        case .inProcess: serverName = "in-process server"
+        case .remote(let url, _): serverName = "server \(url)"
+        }
+        report = SimulationReport(seed: options.seed, server: serverName, users: options.users,
+                                  devices: options.users * options.devicesPerUser, steps: options.steps, articles: options.articles)
+    }
+
+    var faults: [FaultKind] {
+        FaultKind.allCases.filter { options.faults.contains($0) && ($0 != .serverRestored || server.canRestore) }
+    }
+
+    func run(progress: @Sendable (Int, Int) -> Void) async throws -> SimulationReport {
+        let started = ContinuousClock.now
+        try await setUp()
+        for step in 1...max(options.steps, 1) where options.steps > 0 {
+            try await self.step()
+            progress(step, options.steps)
+        }
+        try await finalSync()
+        report.invariants = try await Oracle(runner: self).check()
+        report.digest = try await digest()
+        report.replayCommand = "reader-sync simulate --seed \(options.seed) --users \(options.users) --devices \(options.devicesPerUser) "
+            + "--steps \(options.steps) --offline-rate \(options.offlineRate) --fault-rate \(options.faultRate) "
+            + "--articles \(options.articles) --churn \(options.churn)"
+        report.wallSeconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+            + Double((ContinuousClock.now - started).components.seconds)
+        let sorted = latencies.sorted()
+        if !sorted.isEmpty {
+            report.syncLatencyP50Millis = sorted[sorted.count / 2]
+            report.syncLatencyP99Millis = sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
+        }
+        for entry in recorder.all {
+            for result in entry.response.results { report.mutations[result.outcome.rawValue, default: 0] += 1 }
+        }
+        for conflict in conflictLog { report.conflicts[conflict.rule.rawValue, default: 0] += 1 }
+        return report
+    }
+
+    // MARK: Set-up
+
+    func setUp() async throws {
+        var lines: [String] = []
+        for _ in 0..<options.articles { lines.append(publishLine(id: newArticleId(), revision: 0)) }
+        try await ingest(lines)
+        for u in 1...max(options.users, 1) where options.users > 0 {
+            let name = "user\(u)"
+            let body = try JSONEncoder().encode(CreateUserRequest(name: name))
+            let created = try JSONDecoder().decode(CreateUserResponse.self, from: try await server.admin(.POST, "/v1/admin/users", body: body))
+            tokens[name] = created.token
+            for d in 1...max(options.devicesPerUser, 1) {
+                try devices.append(makeDevice(name: "\(name)-d\(d)", user: name))
+            }
+        }
+        if server.canRestore && faults.contains(.serverRestored) { try takeSnapshot() }
+    }
+
+    func makeDevice(name: String, user: String) throws -> SimDevice {
+        let path = options.dataDirectory.appendingPathComponent("\(name).sqlite").path
+        let link = DeviceLink(inner: server.transport(token: tokens[user]!), recorder: recorder, user: user,
+                              serverMillis: { [server] in server.nowMillis })
+        return try SimDevice(name: name, user: user, path: path, link: link, open: openStore(name: name))
+    }
+
+    func openStore(name: String) -> (String, SkewBox) throws -> ReaderStore {
+        let clock = self.clock
+        let skipsOverlay = options.defect == .clientSkipsPendingOverlay
+        return { path, skew in
+            try ReaderStore(path: path, deviceId: name,
+                            now: { Timestamp.date(millis: clock.nowMillis + skew.millis.withLock { $0 }) },
+                            skipsPendingOverlay: skipsOverlay)
+        }
+    }
+
+    // MARK: Steps
+
+    func step() async throws {
+        clock.advance(millis: Int64(rng.int(in: 500...15_000)))
+        if rng.chance(options.churn) { try await newsroomEvent() }
+        guard !devices.isEmpty else { return }
+        let device = rng.pick(devices)
+        if device.online, rng.chance(options.offlineRate * 0.25) {
+            device.online = false
+        } else if !device.online, rng.chance((1 - options.offlineRate) * 0.25) {
+            device.online = true
+        }
+        if device.online && rng.chance(0.45) {
+            try await sync(device, faultsAllowed: true)
+        } else {
+            try act(on: device)
+        }
+        if server.canRestore && faults.contains(.serverRestored) && rng.chance(0.03) { try takeSnapshot() }
+    }
+
+    /// A reader's action on an article the device has (or, rarely, one it only heard of).
+    func act(on device: SimDevice) throws {
+        let count = try device.store.articleCount()
+        let articleId: String
+        if count > 0 {
+            guard let article = try device.store.articles(limit: 1, offset: rng.int(in: 0...(count - 1))).first else { return }
+            articleId = article.id
+        } else if let any = liveArticles.first {
+            articleId = any
+        } else {
+            return
+        }
+        let (field, value) = randomChange()
+        let mutation = try device.store.record(articleId, field, value)
+        intents.append(Intent(user: device.user, device: device.name, mutation: mutation))
+        report.actions += 1
+    }
+
+    func randomChange() -> (StateField, FieldValue) {
+        switch rng.int(in: 0...9) {
+        case 0...3: return (.read, .bool(rng.chance(0.75)))
+        case 4...6: return (.bookmarked, .bool(rng.chance(0.6)))
+        default: return (.progress, .number(Double(rng.int(in: 0...100)) / 100))
+        }
+    }
+
+    func sync(_ device: SimDevice, faultsAllowed: Bool) async throws {
+        if faultsAllowed && rng.chance(options.faultRate) && !faults.isEmpty {
+            try await inject(rng.pick(faults), into: device)
+        }
+        if faultsAllowed && rng.chance(0.3) {
+            // The reader acts while the pull is in flight: the pending overlay must keep this change showing.
+            let (field, value) = randomChange()
+            let store = device.store
+            let intents = self.intents
+            let (user, name) = (device.user, device.name)
+            let fallback = liveArticles.first
+            device.link.duringNextPull { page in
+                guard let articleId = page.states.first?.articleId ?? page.articles.first?.id ?? fallback,
+                      let mutation = try? store.record(articleId, field, value) else { return }
+                intents.append(Intent(user: user, device: name, mutation: mutation))
+            }
+        }
+        report.syncs += 1
+        let started = ContinuousClock.now
+        do {
+            let result = try await device.engine.sync()
+            report.bytesUp += result.bytesSent
+            report.bytesDown += result.bytesReceived
+        } catch let error as ReaderSyncError where error.code == .transportFailed {
+            report.failedSyncs += 1
+        } catch is ProcessKilled {
+            report.failedSyncs += 1
+            // The app starts again and opens its store from the file.
+            device.store = try openStore(name: device.name)(device.path, device.skew)
+            device.engine = SyncEngine(store: device.store, transport: device.link, pushBatchSize: 50, pageSize: 100)
+        } catch {
+            report.failedSyncs += 1
+            unexpectedErrors.append("\(device.name): \(error)")
+        }
+        device.link.arm(nil)
+        device.link.duringNextPull(nil)
+        let elapsed = ContinuousClock.now - started
+        latencies.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+        replayNewPushes()
+        if overlayViolation == nil, let violation = try device.store.pendingOverlayViolations().first {
+            overlayViolation = "\(device.user) on \(device.name): article \(violation.articleId), field \(violation.field) "
+                + "shows the server's value although the device's own change to it is still pending"
+        }
+    }
+
+    func inject(_ kind: FaultKind, into device: SimDevice) async throws {
+        report.faults[kind.rawValue, default: 0] += 1
+        switch kind {
+        case .clockSkew:
+            let magnitudes: [Int64] = [2 * 60_000, 45 * 60_000, 6 * 3_600_000, 3 * 86_400_000]
+            let offset = rng.pick(magnitudes) * (rng.chance(0.5) ? 1 : -1)
+            device.skew.millis.withLock { $0 = $0 == 0 ? offset : 0 }
+        case .serverRestored:
+            guard let snapshot = snapshots.isEmpty ? nil : rng.pick(snapshots) else { return }
+            conflictLog += try await fetchConflictLog()
+            try await server.restore(from: snapshot.path)
+            // The publisher's CMS sends its current corpus again: what the backup lacked comes back.
+            try await ingest(liveArticles.compactMap { currentLines[$0] } + retracted.map { #"{"id":"\#($0)","deleted":true}"# })
+            replayNewPushes()
+            recorder.startNewIncarnation()
+            model = snapshot.model
+            modelPosition = recorder.count
+        default:
+            device.link.arm(DeviceLink.ArmedFault(kind: kind, atRequest: rng.int(in: 1...3), afterServer: rng.chance(0.5)))
+        }
+    }
+
+    func takeSnapshot() throws {
+        replayNewPushes()
+        snapshotsTaken += 1
+        let path = try server.snapshot(named: "snapshot-\(snapshotsTaken).sqlite")
+        snapshots.append((path, model))
+        if snapshots.count > 5 { snapshots.removeFirst() }
+    }
+
+    /// Feeds the reference model what the server processed since the last call.
+    func replayNewPushes() {
+        let entries = recorder.all
+        while modelPosition < entries.count {
+            let entry = entries[modelPosition]
+            if entry.incarnation == recorder.incarnation {
+                model.replay(user: entry.user, request: entry.request, response: entry.response, serverMillis: entry.serverMillis)
+            }
+            modelPosition += 1
+        }
+    }
+
+    // MARK: Newsroom
+
+    func newArticleId() -> String {
+        defer { nextArticle += 1 }
+        let id = String(format: "sim-%06d", nextArticle)
+        liveArticles.append(id)
+        return id
+    }
+
+    func publishLine(id: String, revision: Int) -> String {
+        let line = makeLine(id: id, revision: revision)
+        currentLines[id] = line
+        return line
+    }
+
+    private func makeLine(id: String, revision: Int) -> String {
+        let sections = ["politics", "world", "economy", "sport", "culture", "tech"]
+        let number = Int(id.dropFirst(4)) ?? 0
+        let published = Timestamp.format(Timestamp.date(millis: 1_764_547_200_000 - Int64(number) * 600_000))
+        let updated = revision == 0 ? published : Timestamp.format(clock.now)
+        let fields: [String: String] = [
+            "id": id, "section": sections[number % sections.count],
+            "title": "Story \(number)" + (revision > 0 ? " (update \(revision))" : ""),
+            "summary": "What happened in story \(number).",
+            "body": String(repeating: "Paragraph of story \(number), revision \(revision). ", count: 8),
+            "author": "Desk \(number % 7)", "url": "https://news.example/\(id)",
+            "publishedAt": published, "updatedAt": updated,
+        ]
+        return String(decoding: try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]), as: UTF8.self)
+    }
+
+    func newsroomEvent() async throws {
+        let roll = rng.int(in: 0...9)
+        if roll < 4 || liveArticles.isEmpty {
+            try await ingest([publishLine(id: newArticleId(), revision: 0)])
+            report.newsroomEvents["published", default: 0] += 1
+        } else if roll < 7 {
+            let id = rng.pick(liveArticles)
+            try await ingest([publishLine(id: id, revision: rng.int(in: 1...1000))])
+            report.newsroomEvents["corrected", default: 0] += 1
+        } else if roll < 9 || retracted.isEmpty {
+            let id = rng.pick(liveArticles)
+            liveArticles.removeAll { $0 == id }
+            retracted.append(id)
+            try await ingest([#"{"id":"\#(id)","deleted":true}"#])
+            report.newsroomEvents["retracted", default: 0] += 1
+        } else {
+            let id = rng.pick(retracted)
+            retracted.removeAll { $0 == id }
+            liveArticles.append(id)
+            try await ingest([publishLine(id: id, revision: rng.int(in: 1001...2000))])
+            report.newsroomEvents["restored", default: 0] += 1
+        }
+    }
+
+    func ingest(_ lines: [String]) async throws {
+        var start = 0
+        while start < lines.count {
+            let chunk = lines[start..<min(start + 500, lines.count)].joined(separator: "\n")
+            let data = try await server.admin(.POST, "/v1/admin/articles", body: Data(chunk.utf8))
+            let result = try JSONDecoder().decode(IngestReport.self, from: data)
+            if result.rejected > 0 { throw SimulationError("the server rejected generated articles: \(result.errors)") }
+            start += 500
+        }
+    }
+
+    // MARK: End
+
+    /// Every device back online with a true clock, synced until all have seen everyone's changes.
+    func finalSync() async throws {
+        for device in devices {
+            device.online = true
+            device.skew.millis.withLock { $0 = 0 }
+            device.link.arm(nil)
+        }
+        for _ in 0..<2 {
+            for device in devices { try await sync(device, faultsAllowed: false) }
+        }
+        conflictLog += try await fetchConflictLog()
+    }
+
+    func fetchConflictLog() async throws -> [ConflictDTO] {
+        var all: [ConflictDTO] = []
+        var before: Int64?
+        while true {
+            let path = "/v1/admin/conflicts?limit=1000" + (before.map { "&before=\($0)" } ?? "")
+            let page = try JSONDecoder().decode(ConflictsResponse.self, from: try await server.admin(.GET, path, body: nil))
+            all += page.conflicts
+            guard let last = page.conflicts.last, page.conflicts.count == 1000 else { return all }
+            before = last.id
+        }
+    }
+
+    /// The server's view of a user: a fresh pull from the beginning with the user's token, no faults.
+    func serverView(user: String) async throws -> (articles: [String: Int64], states: [String: StateDTO]) {
+        let transport = server.transport(token: tokens[user]!)
+        var cursor: String?
+        var articles: [String: Int64] = [:]
+        var states: [String: StateDTO] = [:]
+        while true {
+            let page = try await transport.pull(cursor: cursor, limit: 1000).value
+            for a in page.articles { articles[a.id] = a.version }
+            for id in page.deletedArticleIds { articles[id] = nil }
+            for s in page.states { states[s.articleId] = s }
+            cursor = page.cursor
+            if !page.hasMore { return (articles, states) }
+        }
+    }
+
+    func digest() async throws -> String {
+        var text = ""
+        for user in tokens.keys.sorted() {
+            let view = try await serverView(user: user)
+            text += "server \(user)\n"
+            for (id, version) in view.articles.sorted(by: { $0.key < $1.key }) { text += "a \(id) \(version)\n" }
+            for (id, s) in view.states.sorted(by: { $0.key < $1.key }) { text += "s \(id) \(s.read) \(s.bookmarked) \(s.progress) \(s.version)\n" }
+        }
+        for device in devices.sorted(by: { $0.name < $1.name }) {
+            text += "device \(device.name)\n"
+            for (id, version) in try device.store.articleVersions().sorted(by: { $0.key < $1.key }) { text += "a \(id) \(version)\n" }
+            for s in try device.store.allStates() { text += "s \(s.articleId) \(s.isRead) \(s.isBookmarked) \(s.progress) \(s.version)\n" }
+        }
+        return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+
+/// A kind of fault the simulator injects.
+public enum FaultKind: String, Sendable, Hashable, CaseIterable, Codable {
+    /// The request never reaches the server.
+    case requestLost = "request_lost"
+    /// The server applies the request, and the response never reaches the device.
+    case responseLost = "response_lost"
+    /// The request reaches the server twice.
+    case duplicateRequest = "duplicate_request"
+    /// The server fails with a 5xx in the middle of a sync.
+    case serverError = "server_error"
+    /// The device's clock jumps ahead or behind by minutes to days.
+    case clockSkew = "clock_skew"
+    /// The device's process dies mid-sync and the app reopens its store from the file.
+    case processKilled = "process_killed"
+    /// The server's database is restored from an earlier snapshot under a new epoch.
+    case serverRestored = "server_restored"
+}
+
+/// Which server the devices talk to.
+public enum SimulationServer: Sendable, Hashable {
+    /// A server in this process on a temporary database, driven through its real router, on a virtual clock.
+    case inProcess
+    /// A running `reader-sync serve`, over HTTP; users are created through the admin API.
+    case remote(url: String, adminToken: String)
+}
+
+/// Deliberately broken variants, to prove the oracle catches what it claims to.
+package enum SimulationDefect: String, Sendable, Hashable, CaseIterable {
+    /// The client lets a pulled value overwrite a pending local change.
+    case clientSkipsPendingOverlay = "client_skips_pending_overlay"
+    /// The server's merge picks the wrong winner between concurrent writes.
+    case mergePicksWrongWinner = "merge_picks_wrong_winner"
+    /// The server applies a duplicate push again.
+    case serverAppliesDuplicates = "server_applies_duplicates"
+}
+
+/// Everything that shapes a simulation run.
+public struct SimulationOptions: Sendable {
+    public var users = 5
+    public var devicesPerUser = 3
+    public var steps = 500
+    /// Probability that an online device goes offline at a step (it comes back with the same probability reversed).
+    public var offlineRate = 0.3
+    /// Probability that a sync meets a fault.
+    public var faultRate = 0.05
+    public var articles = 200
+    /// Probability per step that the newsroom publishes, corrects or retracts an article.
+    public var churn = 0.05
+    public var seed: UInt64 = 1
+    /// Where device stores (and the in-process server database) live.
+    public var dataDirectory: URL
+    public var server: SimulationServer = .inProcess
+    /// The faults that may be injected (`serverRestored` only in process).
+    public var faults: Set<FaultKind> = Set(FaultKind.allCases)
+    package var defect: SimulationDefect?
+
+    public init(dataDirectory: URL) {
+        self.dataDirectory = dataDirectory
+    }
+}
