@@ -66,6 +66,8 @@ CREATE TABLE outbox (
     hlcWall INTEGER NOT NULL,
     hlcCounter INTEGER NOT NULL,
     baseVersion INTEGER NOT NULL,
+    -- 1 for a change given back (or still pending) when the server was found reset: ordered by HLC alone.
+    restored INTEGER NOT NULL DEFAULT 0,
     createdAt TEXT NOT NULL
 );
 CREATE INDEX outbox_on_article_field ON outbox(articleId, field);

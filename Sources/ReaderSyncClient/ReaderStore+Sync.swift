@@ -7,11 +7,11 @@ extension ReaderStore {
     package func outboxBatch(limit: Int) throws -> PushRequest {
         try dbPool.read { db in
             let mutations = try Row.fetchAll(db, sql: """
-                SELECT id, articleId, field, value, hlcWall, hlcCounter, baseVersion FROM outbox ORDER BY id LIMIT ?
+                SELECT id, articleId, field, value, hlcWall, hlcCounter, baseVersion, restored FROM outbox ORDER BY id LIMIT ?
                 """, arguments: [limit]).compactMap { row -> Mutation? in
                     guard let field = StateField(rawValue: row[2]), let value = FieldValue(storedText: row[3]) else { return nil }
                     return Mutation(id: row[0], articleId: row[1], field: field, value: value,
-                                    hlc: HLC(wall: row[4], counter: row[5]), baseVersion: row[6])
+                                    hlc: HLC(wall: row[4], counter: row[5]), baseVersion: row[6], restored: row[7])
                 }
             return PushRequest(deviceId: deviceId, mutations: mutations, epoch: try SyncMeta.fetch(db).epoch)
         }
@@ -132,15 +132,15 @@ extension ReaderStore {
                     if pending { continue }  // a newer local change is queued already
                     meta.lastMutationId += 1
                     try db.execute(sql: """
-                        INSERT INTO outbox (id, articleId, field, value, hlcWall, hlcCounter, baseVersion, createdAt)
-                        VALUES (?, ?, ?, ?, ?, ?, 0, ?)
+                        INSERT INTO outbox (id, articleId, field, value, hlcWall, hlcCounter, baseVersion, restored, createdAt)
+                        VALUES (?, ?, ?, ?, ?, ?, 0, 1, ?)
                         """, arguments: [meta.lastMutationId, articleId, field.rawValue, values[field]!.description,
                                          wall, row[base + 2] as Int64? ?? 0, createdAt])
                     requeued += 1
                 }
             }
-            // Versions of the old database mean nothing to the new one: claim to have seen nothing.
-            try db.execute(sql: "UPDATE outbox SET baseVersion = 0")
+            // What pending changes had seen is gone with the old database: they too are ordered by HLC.
+            try db.execute(sql: "UPDATE outbox SET baseVersion = 0, restored = 1")
             try db.execute(sql: "DELETE FROM article")
             try db.execute(sql: "DELETE FROM articleState")
             for articleId in try String.fetchAll(db, sql: "SELECT DISTINCT articleId FROM outbox") {

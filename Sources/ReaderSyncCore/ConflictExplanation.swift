@@ -21,6 +21,12 @@ extension ConflictDTO {
             return "\(user)'s device \(winner.deviceId) \(Self.action(field, winner.value, articleId)) (mutation \(winner.mutationId)) "
                 + "with its clock \(Self.duration(millis: ahead)) ahead of the server's. The change was applied, "
                 + "but ordered by the server's time (\(Self.clock(winner.hlc))) instead of the device's (\(Self.clock(loser?.hlc ?? winner.hlc)))."
+        case .restoreReplay:
+            guard let loser else { return "\(user)'s device \(winner.deviceId) \(Self.action(field, winner.value, articleId))." }
+            return "After the server's database was restored, \(user)'s devices gave back their changes to \(article): "
+                + "\(winner.deviceId) \(Self.action(field, winner.value)) (clock \(Self.clock(winner.hlc))) and "
+                + "\(loser.deviceId) \(Self.action(field, loser.value)) (clock \(Self.clock(loser.hlc))). What each had seen was lost "
+                + "with the old database, so the later clock wins: the change from \(winner.deviceId) was kept."
         case .articleDeleted:
             return "\(user)'s device \(winner.deviceId) \(Self.action(field, winner.value, articleId)) (mutation \(winner.mutationId)) "
                 + "after the article had been deleted. The change is kept and comes back if the article is published again."

@@ -8,6 +8,10 @@ public enum ConflictRule: String, Sendable, Hashable, Codable, CaseIterable {
     case clockSkew = "clock_skew"
     /// A write to the state of a deleted article: kept, so it returns if the article is restored.
     case articleDeleted = "article_deleted"
+    /// A change a device gives back after the server's database was reset or restored: what it
+    /// had seen is gone with the old database, so it is ordered by its HLC alone (a write that
+    /// saw another always has the later HLC), whatever the field's rule.
+    case restoreReplay = "restore_replay"
 }
 
 /// One write of one field: what it set, when, from which device and mutation.
@@ -60,6 +64,8 @@ public enum MergeRules {
             summary: "an HLC too far ahead of the server is clamped to server time, then merged; the write is never refused"),
         Row(rule: .articleDeleted, fields: StateField.allCases,
             summary: "state written for a deleted article is kept, and returns if the article is restored"),
+        Row(rule: .restoreReplay, fields: StateField.allCases,
+            summary: "a change given back after a server reset is ordered by its HLC alone, whatever the field"),
     ]
 
     /// The rule that decides between concurrent writes of `field`.
@@ -71,19 +77,28 @@ public enum MergeRules {
     }
 
     /// What happens when `incoming`, made by a device that had seen row version `baseVersion`,
-    /// meets the field's `current` cell.
+    /// meets the field's `current` cell. A `restored` write (given back after a server reset) is
+    /// ordered by HLC alone.
     public static func decide(
         field: StateField,
         current: FieldCell?,
         incoming: FieldWrite,
-        baseVersion: Int64
+        baseVersion: Int64,
+        restored: Bool = false
     ) -> MergeDecision {
         guard let current else { return MergeDecision(applies: true, conflict: nil) }
+        let incomingIsNewer = HLC.orders(
+            current.write.hlc, before: incoming.hlc, current.write.deviceId, incoming.deviceId)
+        if restored {
+            if current.write.value == incoming.value { return MergeDecision(applies: incomingIsNewer, conflict: nil) }
+            return MergeDecision(applies: incomingIsNewer, conflict: MergeConflict(
+                rule: .restoreReplay,
+                winner: incomingIsNewer ? incoming : current.write,
+                loser: incomingIsNewer ? current.write : incoming))
+        }
         let seen = baseVersion >= current.setAtVersion || current.write.deviceId == incoming.deviceId
         if seen { return MergeDecision(applies: true, conflict: nil) }
 
-        let incomingIsNewer = HLC.orders(
-            current.write.hlc, before: incoming.hlc, current.write.deviceId, incoming.deviceId)
         let rule = concurrentRule(for: field)
         if current.write.value == incoming.value {
             // Agreeing writes are no conflict; keep the newer stamp so later writes compare against it.

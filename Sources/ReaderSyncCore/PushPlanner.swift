@@ -129,7 +129,8 @@ public enum PushPlanner {
             var state = states[mutation.articleId] ?? UserArticleState(articleId: mutation.articleId)
             let previous = state[mutation.field]
             var decision = MergeRules.decide(
-                field: mutation.field, current: previous, incoming: write, baseVersion: mutation.baseVersion)
+                field: mutation.field, current: previous, incoming: write, baseVersion: mutation.baseVersion,
+                restored: mutation.restored)
             if defects.contains(.wrongWinner), let conflict = decision.conflict, let loser = conflict.loser {
                 decision = MergeDecision(applies: !decision.applies,
                                          conflict: MergeConflict(rule: conflict.rule, winner: loser, loser: conflict.winner))

@@ -130,14 +130,45 @@ public struct Mutation: Sendable, Hashable, Codable {
     public var hlc: HLC
     /// The state version the device last saw for this article, 0 if none.
     public var baseVersion: Int64
+    /// Whether this change is given back after a server reset (see ``ConflictRule/restoreReplay``):
+    /// its causal context is gone with the old database, so it is ordered by its HLC alone.
+    public var restored: Bool
 
-    public init(id: Int64, articleId: String, field: StateField, value: FieldValue, hlc: HLC, baseVersion: Int64) {
+    public init(id: Int64, articleId: String, field: StateField, value: FieldValue, hlc: HLC, baseVersion: Int64,
+                restored: Bool = false) {
         self.id = id
         self.articleId = articleId
         self.field = field
         self.value = value
         self.hlc = hlc
         self.baseVersion = baseVersion
+        self.restored = restored
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, articleId, field, value, hlc, baseVersion, restored
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(Int64.self, forKey: .id)
+        articleId = try c.decode(String.self, forKey: .articleId)
+        field = try c.decode(StateField.self, forKey: .field)
+        value = try c.decode(FieldValue.self, forKey: .value)
+        hlc = try c.decode(HLC.self, forKey: .hlc)
+        baseVersion = try c.decode(Int64.self, forKey: .baseVersion)
+        restored = try c.decodeIfPresent(Bool.self, forKey: .restored) ?? false
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(articleId, forKey: .articleId)
+        try c.encode(field, forKey: .field)
+        try c.encode(value, forKey: .value)
+        try c.encode(hlc, forKey: .hlc)
+        try c.encode(baseVersion, forKey: .baseVersion)
+        if restored { try c.encode(true, forKey: .restored) }
     }
 }
 

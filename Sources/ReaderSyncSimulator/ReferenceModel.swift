@@ -44,7 +44,10 @@ struct ReferenceModel: Sendable {
         let wall = m.hlc.wall > serverMillis + skewBoundMillis ? serverMillis : m.hlc.wall
         var row = rows[user]?[m.articleId] ?? Row()
         let wins: Bool
-        if let cell = row.cells[m.field], m.baseVersion < cell.setAt, cell.device != device {
+        if m.restored, let cell = row.cells[m.field] {
+            // Given back after a reset: the later stamp wins, whatever the field.
+            wins = (wall, m.hlc.counter, device) > (cell.wall, cell.counter, cell.device)
+        } else if let cell = row.cells[m.field], m.baseVersion < cell.setAt, cell.device != device {
             // Neither write had seen the other.
             let later = (wall, m.hlc.counter, device) > (cell.wall, cell.counter, cell.device)
             if cell.value == m.value {
