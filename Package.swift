@@ -126,6 +126,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ReaderSyncSimulatorTests",
+            dependencies: [
+                "ReaderSyncSimulator",
+                "ReaderSyncServer",
+                "ReaderSyncCore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "ReaderSyncServerTests",
             dependencies: [
                 "ReaderSyncServer",

@@ -1,0 +1,113 @@
+import Foundation
+import HummingbirdTesting
+import Logging
+import ReaderSyncCore
+import Testing
+@testable import ReaderSyncServer
+@testable import ReaderSyncSimulator
+
+func options(seed: UInt64, steps: Int = 250, faults: Set<FaultKind> = Set(FaultKind.allCases), faultRate: Double = 0.2) -> SimulationOptions {
+    var o = SimulationOptions(dataDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("reader-sync-simtest-\(UUID().uuidString)"))
+    o.seed = seed
+    o.steps = steps
+    o.users = 3
+    o.devicesPerUser = 3
+    o.articles = 60
+    o.churn = 0.1
+    o.faultRate = faultRate
+    o.faults = faults
+    return o
+}
+
+func expectAllPass(_ report: SimulationReport, sourceLocation: SourceLocation = #_sourceLocation) {
+    for invariant in report.invariants where !invariant.passed {
+        Issue.record("seed \(report.seed): \(invariant.name) failed: \(invariant.detail ?? "")", sourceLocation: sourceLocation)
+    }
+    #expect(report.invariants.count == 7, sourceLocation: sourceLocation)
+}
+
+@Suite("Simulation: convergence under faults")
+struct SimulationTests {
+    @Test("all faults together, several seeds: every invariant holds", arguments: [1, 2, 3, 4] as [UInt64])
+    func allFaults(seed: UInt64) async throws {
+        let report = try await Simulation.run(options(seed: seed, steps: 350, faultRate: 0.3))
+        expectAllPass(report)
+        #expect(report.syncs > 50 && report.actions > 100)
+        #expect(report.faults.values.reduce(0, +) > 5)
+    }
+
+    @Test("each fault kind on its own: every invariant holds", arguments: FaultKind.allCases)
+    func eachFault(kind: FaultKind) async throws {
+        let report = try await Simulation.run(options(seed: 11, steps: 250, faults: [kind], faultRate: 0.5))
+        expectAllPass(report)
+        #expect((report.faults[kind.rawValue] ?? 0) > 0, "the fault \(kind) was never injected")
+        #expect(Set(report.faults.keys) == [kind.rawValue])
+    }
+
+    @Test("the same seed gives the same trace and the same digest; another seed another")
+    func deterministic() async throws {
+        let first = try await Simulation.run(options(seed: 77, steps: 200))
+        let second = try await Simulation.run(options(seed: 77, steps: 200))
+        #expect(first.digest == second.digest)
+        #expect(first.actions == second.actions && first.syncs == second.syncs && first.faults == second.faults)
+        #expect(first.mutations == second.mutations && first.conflicts == second.conflicts)
+        let other = try await Simulation.run(options(seed: 78, steps: 200))
+        #expect(other.digest != first.digest)
+        #expect(first.replayCommand.contains("--seed 77"))
+    }
+
+    @Test("against the real HTTP server on a loopback port", .timeLimit(.minutes(3)))
+    func overHTTP() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reader-sync-simhttp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let store = try SQLiteSyncStore(path: directory.appendingPathComponent("server.sqlite").path)
+        let adminToken = "http-simulation-admin-token"
+        try await store.setAdminTokenHash(Tokens.hash(adminToken))
+        let service = try await SyncService(store: store)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let app = buildApplication(service: service, configuration: .init(port: 0), logger: logger)
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            var o = options(seed: 5, steps: 150, faults: Set(FaultKind.allCases).subtracting([.serverRestored]))
+            o.server = .remote(url: "http://127.0.0.1:\(port)", adminToken: adminToken)
+            let report = try await Simulation.run(o)
+            expectAllPass(report)
+            #expect(report.bytesDown > 0 && report.syncs > 20)
+            #expect(report.faults[FaultKind.serverRestored.rawValue] == nil)
+        }
+    }
+}
+
+@Suite("The oracle catches deliberately broken variants")
+struct OracleTests {
+    func failing(_ defect: SimulationDefect, faults: Set<FaultKind>, seeds: [UInt64]) async throws -> [String] {
+        var failed: [String] = []
+        for seed in seeds {
+            var o = options(seed: seed, steps: 250, faults: faults, faultRate: 0.4)
+            o.defect = defect
+            let report = try await Simulation.run(o)
+            failed += report.invariants.filter { !$0.passed }.map(\.name)
+            if !failed.isEmpty { break }
+        }
+        return failed
+    }
+
+    @Test("a client that skips the pending overlay breaks 'pending changes stay visible'")
+    func skipsOverlay() async throws {
+        let failed = try await failing(.clientSkipsPendingOverlay, faults: [], seeds: [1, 2, 3])
+        #expect(failed.contains("pending changes stay visible"))
+    }
+
+    @Test("a merge that picks the wrong winner breaks 'server equals the reference model'")
+    func wrongWinner() async throws {
+        let failed = try await failing(.mergePicksWrongWinner, faults: [], seeds: [1, 2, 3])
+        #expect(failed.contains("server equals the reference model"))
+    }
+
+    @Test("a server that applies a duplicate push again breaks 'exactly once'")
+    func appliesDuplicates() async throws {
+        let failed = try await failing(.serverAppliesDuplicates, faults: [.duplicateRequest, .responseLost], seeds: [1, 2, 3])
+        #expect(failed.contains("exactly once"))
+    }
+}
