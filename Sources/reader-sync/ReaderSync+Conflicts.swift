@@ -55,17 +55,9 @@ extension ReaderSync.Conflicts {
                 say("no conflicts logged" + (user.map { " for \($0)" } ?? "") + (article.map { " on \($0)" } ?? ""))
                 return
             }
-            let rows = conflicts.map { c in
-                [String(c.id), c.detectedAt, c.user, c.articleId, c.field.rawValue, c.rule.rawValue,
-                 Self.side(c.winner), c.loser.map(Self.side) ?? "-"]
-            }
-            say(TextTable(header: ["ID", "DETECTED", "USER", "ARTICLE", "FIELD", "RULE", "KEPT", "LOST"], rows: rows).render())
+            say(conflictTable(conflicts))
             say("")
             say("Explain one in words: reader-sync conflicts show ID --db \(database.path)")
-        }
-
-        static func side(_ w: WriteDTO) -> String {
-            "\(w.value) from \(w.deviceId) #\(w.mutationId)"
         }
     }
 
@@ -103,4 +95,13 @@ func prettyJSON(_ value: some Encodable) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
+
+/// The conflict log as a table, newest first, as `reader-sync conflicts` prints it.
+func conflictTable(_ conflicts: [ConflictDTO]) -> String {
+    func side(_ w: WriteDTO) -> String { "\(w.value) from \(w.deviceId) #\(w.mutationId)" }
+    let rows = conflicts.map { c in
+        [String(c.id), c.detectedAt, c.user, c.articleId, c.field.rawValue, c.rule.rawValue, side(c.winner), c.loser.map(side) ?? "-"]
+    }
+    return TextTable(header: ["ID", "DETECTED", "USER", "ARTICLE", "FIELD", "RULE", "KEPT", "LOST"], rows: rows).render()
 }

@@ -146,4 +146,34 @@ struct CLITests {
         #expect(server.stop() == 0)
         #expect(statuses == [201, 401])
     }
+
+    @Test("simulate runs in process, prints a JSON report with every invariant passing, and refuses bad flags")
+    func simulate() throws {
+        let dir = try CLI.temporaryDirectory()
+        let run = try CLI.run(["simulate", "--seed", "3", "--steps", "80", "--users", "2", "--devices", "2", "--articles", "30",
+                               "--data-dir", dir.path, "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let data = Data(run.stdout.utf8)
+        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        #expect(object?["seed"] as? Int == 3)
+        let invariants = object?["invariants"] as? [[String: Any]] ?? []
+        #expect(invariants.count == 7 && invariants.allSatisfy { $0["passed"] as? Bool == true })
+        #expect((object?["replayCommand"] as? String)?.contains("--seed 3") == true)
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("user1-d1.sqlite").path))
+
+        let bad = try CLI.run(["simulate", "--fault-rate", "2"])
+        #expect(bad.status != 0 && bad.stderr.contains("--fault-rate"))
+        let noToken = try CLI.run(["simulate", "--server", "http://127.0.0.1:9"])
+        #expect(noToken.status != 0 && noToken.stderr.contains("--admin-token"))
+    }
+
+    @Test("demo runs a real server on a free port, simulates readers and prints the report, the log and what to try next")
+    func demo() throws {
+        let run = try CLI.run(["demo", "--seed", "5", "--steps", "120"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("server: http://127.0.0.1:"))
+        #expect(run.stdout.contains("[pass] convergence") && !run.stdout.contains("FAIL"))
+        #expect(run.stdout.contains("The conflict log"))
+        #expect(run.stdout.contains("Try next:"))
+    }
 }
