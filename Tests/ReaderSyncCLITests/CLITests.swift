@@ -176,4 +176,21 @@ struct CLITests {
         #expect(run.stdout.contains("The conflict log"))
         #expect(run.stdout.contains("Try next:"))
     }
+
+    @Test("bench --small runs every scenario against a real serve process and reports every figure (no timing asserted)")
+    func benchSmoke() throws {
+        let dir = try CLI.temporaryDirectory()
+        let run = try CLI.run(["bench", "--small", "--json", "--work-dir", dir.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        let figures = object?["figures"] as? [String: Double] ?? [:]
+        for name in ["S0.articlesPerSecond", "S1.articlesPerSecond", "S1.wireBytesGzip", "S1.wireBytesPlain", "S2.milliseconds",
+                     "S3.mutationsPerSecond", "S3.batchLatencyP99Milliseconds", "floor.S0.articlesPerSecond", "floor.S1.articlesPerSecond",
+                     "S1.serverPeakRSSBytes", "cpu.serverSeconds"] {
+            #expect((figures[name] ?? 0) > 0, "missing figure \(name)")
+        }
+        #expect(figures["S2.changes"] == 320 && figures["S2.deletions"] == 20)
+        #expect(figures["S4.mismatches"] == 0 && figures["S4.devices"] == 60)
+        #expect((figures["S1.wireBytesPlain"] ?? 0) > (figures["S1.wireBytesGzip"] ?? 0))
+    }
 }

@@ -1,0 +1,231 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import ReaderSyncClient
+import ReaderSyncCore
+import ReaderSyncServer
+
+extension Benchmark {
+    static func admin(_ client: HTTPClient, _ server: BenchServer, _ method: HTTPMethod, _ path: String, body: Data) async throws -> Data {
+        var request = HTTPClientRequest(url: server.url + path)
+        request.method = method
+        request.headers.add(name: "Authorization", value: "Bearer \(server.adminToken)")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await client.execute(request, timeout: .seconds(300))
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            throw SimulationError("\(method) \(path) answered \(response.status.code): \(String(buffer: bytes))")
+        }
+        return Data(bytes.readableBytesView)
+    }
+
+    static func ingest(_ lines: [String], client: HTTPClient, server: BenchServer) async throws -> IngestReport {
+        var total = IngestReport()
+        var index = 0
+        while index < lines.count {
+            let body = Data(lines[index..<min(index + 500, lines.count)].joined(separator: "\n").utf8)
+            total.add(try JSONDecoder().decode(IngestReport.self, from: try await admin(client, server, .POST, "/v1/admin/articles", body: body)))
+            index += 500
+        }
+        return total
+    }
+
+    static func fileSize(_ path: String) -> Int {
+        [path, path + "-wal"].reduce(0) { total, p in
+            total + ((try? FileManager.default.attributesOfItem(atPath: p)[.size] as? Int) ?? 0)
+        }
+    }
+
+    static func workload(corpus: [String], delta: [String], options: BenchmarkOptions, server: BenchServer, client: HTTPClient,
+                         into report: inout BenchmarkReport, log: @Sendable (String) -> Void) async throws {
+        let clock = ContinuousClock()
+        let me = ProcessMeter(pid: getpid())
+        let serverCPUStart = server.meter.cpuSeconds ?? 0
+        let clientCPUStart = me.cpuSeconds ?? 0
+
+        // S0: ingest through the admin API in batches of 500.
+        log("S0: ingest \(corpus.count) articles")
+        var start = clock.now
+        let loaded = try await ingest(corpus, client: client, server: server)
+        report.figures["S0.seconds"] = seconds(clock.now - start)
+        report.figures["S0.articlesPerSecond"] = Double(loaded.inserted + loaded.updated + loaded.unchanged) / seconds(clock.now - start)
+        if loaded.rejected > 0 { report.notes.append("S0: \(loaded.rejected) corpus lines rejected, e.g. \(loaded.errors.first?.message ?? "")") }
+
+        // S1: a fresh device pulls everything into a real client store.
+        let userBody = try JSONEncoder().encode(CreateUserRequest(name: "reader"))
+        let reader = try JSONDecoder().decode(CreateUserResponse.self, from: try await admin(client, server, .POST, "/v1/admin/users", body: userBody))
+        let devicePath = options.workDirectory.appendingPathComponent("bench-device.sqlite").path
+        let store = try ReaderStore(path: devicePath, deviceId: "bench-device")
+        let engine = SyncEngine(store: store, transport: HTTPSyncTransport(baseURL: server.url, token: reader.token, client: client),
+                                pageSize: 500)
+        server.meter.resetPeak()
+        me.resetPeak()
+        log("S1: initial sync")
+        start = clock.now
+        let initial = try await engine.sync()
+        let s1 = seconds(clock.now - start)
+        report.figures["S1.seconds"] = s1
+        report.figures["S1.articlesPerSecond"] = Double(initial.pulledArticles) / s1
+        report.figures["S1.requests"] = Double(initial.requests)
+        report.figures["S1.wireBytesGzip"] = Double(initial.bytesReceived)
+        report.figures["S1.clientStoreBytes"] = Double(fileSize(devicePath))
+        report.figures["S1.serverPeakRSSBytes"] = Double(server.meter.peakResidentBytes ?? 0)
+        if !options.inProcess { report.figures["S1.clientPeakRSSBytes"] = Double(me.peakResidentBytes ?? 0) }
+        report.figures["S1.wireBytesPlain"] = Double(try await plainPullBytes(server: server, token: reader.token, client: client))
+        if let plain = report.figures["S1.wireBytesPlain"], initial.bytesReceived > 0 {
+            report.figures["S1.gzipRatio"] = plain / Double(initial.bytesReceived)
+        }
+
+        // S2: the delta, then a caught-up device pulls it.
+        if !delta.isEmpty {
+            log("S2: delta of \(delta.count) changes")
+            _ = try await ingest(delta, client: client, server: server)
+            start = clock.now
+            let caughtUp = try await engine.sync()
+            report.figures["S2.milliseconds"] = seconds(clock.now - start) * 1000
+            report.figures["S2.wireBytes"] = Double(caughtUp.bytesReceived)
+            report.figures["S2.changes"] = Double(caughtUp.pulledArticles + caughtUp.pulledDeletions)
+            report.figures["S2.deletions"] = Double(caughtUp.pulledDeletions)
+            let expectedDeletions = delta.filter { $0.contains(#""deleted":true"#) || $0.contains(#""deleted": true"#) }.count
+            if caughtUp.pulledArticles + caughtUp.pulledDeletions != delta.count || caughtUp.pulledDeletions != expectedDeletions {
+                report.notes.append("S2: expected \(delta.count) changes (\(expectedDeletions) deletions), got "
+                    + "\(caughtUp.pulledArticles + caughtUp.pulledDeletions) (\(caughtUp.pulledDeletions))")
+            }
+        }
+        let afterDelta = try store.cursor()
+
+        // S3: many devices push concurrently.
+        guard options.runs("S3") || options.runs("S4") else { return }
+        log("S3: \(options.users) users × \(options.devicesPerUser) devices push")
+        let articleIds = (try store.articleVersions()).keys.sorted()
+        var tokens: [String] = []
+        for u in 0..<options.users {
+            let body = try JSONEncoder().encode(CreateUserRequest(name: "bench\(u)"))
+            tokens.append(try JSONDecoder().decode(CreateUserResponse.self, from: try await admin(client, server, .POST, "/v1/admin/users", body: body)).token)
+        }
+        var batches: [(user: Int, device: String, request: PushRequest)] = []
+        var rng = SeededRandom(seed: 7)
+        let now = Timestamp.millis(Date())
+        for u in 0..<options.users {
+            // Devices of a user work on an overlapping pool of articles, so concurrent writes meet.
+            let pool = (0..<100).map { _ in rng.pick(articleIds) }
+            for d in 0..<options.devicesPerUser {
+                let device = "bench\(u)-d\(d)"
+                var mutations: [Mutation] = []
+                for i in 1...options.mutationsPerDevice {
+                    let field = rng.pick(StateField.allCases)
+                    let value: FieldValue = field == .progress ? .number(Double(rng.int(in: 0...100)) / 100) : .bool(rng.chance(0.6))
+                    mutations.append(Mutation(id: Int64(i), articleId: rng.pick(pool), field: field, value: value,
+                                              hlc: HLC(wall: now - Int64(rng.int(in: 0...600_000)), counter: 0), baseVersion: 0))
+                }
+                var index = 0
+                while index < mutations.count {
+                    batches.append((u, device, PushRequest(deviceId: device, mutations: Array(mutations[index..<min(index + options.pushBatch, mutations.count)]))))
+                    index += options.pushBatch
+                }
+            }
+        }
+        // Batches of one device go in order; devices run concurrently, `concurrency` at a time.
+        let byDevice = Dictionary(grouping: batches, by: \.device).values.map { $0 }.sorted { $0[0].device < $1[0].device }
+        server.meter.resetPeak()
+        let tokenList = tokens
+        let url = server.url
+        start = clock.now
+        let results = try await withThrowingTaskGroup(of: [(Double, PushResponse, String)].self) { group in
+            var pending = byDevice.makeIterator()
+            var collected: [(Double, PushResponse, String)] = []
+            func addNext() {
+                guard let device = pending.next() else { return }
+                group.addTask {
+                    var out: [(Double, PushResponse, String)] = []
+                    for batch in device {
+                        let transport = HTTPSyncTransport(baseURL: url, token: tokenList[batch.user], client: client)
+                        let t0 = ContinuousClock.now
+                        let response = try await transport.push(batch.request)
+                        out.append((seconds(ContinuousClock.now - t0) * 1000, response.value, batch.device))
+                    }
+                    return out
+                }
+            }
+            for _ in 0..<options.concurrency { addNext() }
+            while let done = try await group.next() {
+                collected += done
+                addNext()
+            }
+            return collected
+        }
+        let s3 = seconds(clock.now - start)
+        let mutationCount = batches.reduce(0) { $0 + $1.request.mutations.count }
+        report.figures["S3.mutationsPerSecond"] = Double(mutationCount) / s3
+        report.figures["S3.batchLatencyP50Milliseconds"] = percentile(results.map(\.0), 0.5)
+        report.figures["S3.batchLatencyP99Milliseconds"] = percentile(results.map(\.0), 0.99)
+        report.figures["S3.conflictsLogged"] = Double(Set(results.flatMap { $0.1.results.compactMap(\.conflictId) }).count)
+        report.figures["S3.serverPeakRSSBytes"] = Double(server.meter.peakResidentBytes ?? 0)
+
+        // S4: every device syncs; its states must equal the server's for its user.
+        guard options.runs("S4") else { return }
+        log("S4: convergence")
+        var mismatches = 0
+        var devicesByUser: [Int: [[String: StateDTO]]] = [:]
+        let responsesByDevice = Dictionary(grouping: results, by: \.2)
+        for device in byDevice {
+            // What the device knows: the states its pushes returned, then a pull from where it was
+            // after S2, never going back to an older version.
+            var states: [String: StateDTO] = [:]
+            func take(_ s: StateDTO) { if (states[s.articleId]?.version ?? -1) <= s.version { states[s.articleId] = s } }
+            for (_, response, _) in responsesByDevice[device[0].device] ?? [] { response.states.forEach(take) }
+            let user = device[0].user
+            let transport = HTTPSyncTransport(baseURL: server.url, token: tokens[user], client: client)
+            var cursor = afterDelta
+            while true {
+                let page = try await transport.pull(cursor: cursor, limit: 1000).value
+                page.states.forEach(take)
+                cursor = page.cursor
+                if !page.hasMore { break }
+            }
+            devicesByUser[user, default: []].append(states)
+        }
+        for (user, views) in devicesByUser {
+            let serverView = try await userStates(user: user, tokens: tokens, server: server, client: client)
+            mismatches += views.filter { view in view.mapValues(\.version) != serverView.mapValues(\.version)
+                || view.mapValues { [$0.read, $0.bookmarked] } != serverView.mapValues { [$0.read, $0.bookmarked] }
+                || view.mapValues(\.progress) != serverView.mapValues(\.progress) }.count
+        }
+        report.figures["S4.devices"] = Double(byDevice.count)
+        report.figures["S4.mismatches"] = Double(mismatches)
+        report.figures["cpu.serverSeconds"] = (server.meter.cpuSeconds ?? 0) - serverCPUStart
+        report.figures["cpu.clientSeconds"] = (me.cpuSeconds ?? 0) - clientCPUStart
+    }
+
+    /// A user's states as the server has them (a pull from the beginning).
+    static func userStates(user: Int, tokens: [String], server: BenchServer, client: HTTPClient) async throws -> [String: StateDTO] {
+        let transport = HTTPSyncTransport(baseURL: server.url, token: tokens[user], client: client)
+        var cursor: String?
+        var states: [String: StateDTO] = [:]
+        while true {
+            let page = try await transport.pull(cursor: cursor, limit: 1000).value
+            for s in page.states { states[s.articleId] = s }
+            cursor = page.cursor
+            if !page.hasMore { return states }
+        }
+    }
+
+    /// The bytes S1's pages take on the wire without compression.
+    static func plainPullBytes(server: BenchServer, token: String, client: HTTPClient) async throws -> Int {
+        var cursor: String?
+        var total = 0
+        while true {
+            var components = URLComponents()
+            components.queryItems = [URLQueryItem(name: "limit", value: "500")] + (cursor.map { [URLQueryItem(name: "cursor", value: $0)] } ?? [])
+            var request = HTTPClientRequest(url: server.url + "/v1/sync/pull?" + (components.percentEncodedQuery ?? ""))
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            let response = try await client.execute(request, timeout: .seconds(60))
+            let body = try await response.body.collect(upTo: 256 << 20)
+            total += body.readableBytes
+            let page = try JSONDecoder().decode(PullResponse.self, from: Data(body.readableBytesView))
+            cursor = page.cursor
+            if !page.hasMore { return total }
+        }
+    }
+}

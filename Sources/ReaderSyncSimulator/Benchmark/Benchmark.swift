@@ -1,0 +1,192 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOHTTPCompression
+import ReaderSyncClient
+import ReaderSyncCore
+import ReaderSyncServer
+
+/// What `reader-sync bench` runs.
+public struct BenchmarkOptions: Sendable {
+    /// JSON Lines corpus; generated when `nil`.
+    public var corpus: URL?
+    /// JSON Lines delta; generated when `nil` (200 new, 100 updated, 20 deleted).
+    public var delta: URL?
+    /// Articles to generate when there is no corpus file.
+    public var articles = 20_000
+    public var users = 200
+    public var devicesPerUser = 3
+    public var mutationsPerDevice = 200
+    public var pushBatch = 50
+    public var concurrency = 32
+    /// Run the server in this process instead of as `reader-sync serve` in its own.
+    public var inProcess = false
+    /// The `reader-sync` binary to start the server with.
+    public var serverExecutable: String
+    public var workDirectory: URL
+    /// Scenarios to run (S0…S4, floors); all when empty.
+    public var scenarios: Set<String> = []
+
+    public init(serverExecutable: String, workDirectory: URL) {
+        self.serverExecutable = serverExecutable
+        self.workDirectory = workDirectory
+    }
+
+    /// 2,000 articles and 20 users: a smoke run of every scenario in well under a minute.
+    public mutating func applySmallPreset() {
+        articles = 2_000
+        users = 20
+    }
+
+    func runs(_ scenario: String) -> Bool { scenarios.isEmpty || scenarios.contains(scenario) }
+}
+
+/// Every figure of a benchmark run, with its parameters and the machine.
+public struct BenchmarkReport: Sendable, Codable {
+    public struct Parameters: Sendable, Codable {
+        public var articles: Int
+        public var corpusBytes: Int
+        public var deltaLines: Int
+        public var users: Int
+        public var devices: Int
+        public var mutationsPerDevice: Int
+        public var pushBatch: Int
+        public var concurrency: Int
+        public var serverInProcess: Bool
+        public var corpusSource: String
+    }
+
+    public struct Machine: Sendable, Codable {
+        public var cores: Int
+        public var memoryBytes: UInt64
+        public var os: String
+        public var build: String
+    }
+
+    public var parameters: Parameters
+    public var machine: Machine
+    /// name → value, e.g. "S0.articlesPerSecond".
+    public var figures: [String: Double] = [:]
+    public var notes: [String] = []
+
+    /// A table for people.
+    public var text: String {
+        var lines = ["ReaderSync benchmark · \(parameters.articles) articles (\(parameters.corpusSource)), \(parameters.users) users × "
+            + "\(parameters.devices / max(parameters.users, 1)) devices · server \(parameters.serverInProcess ? "in process" : "in its own process")",
+                     "machine: \(machine.cores) cores, \(machine.memoryBytes / (1 << 30)) GiB, \(machine.os), \(machine.build) build", ""]
+        let width = (figures.keys.map(\.count).max() ?? 10) + 2
+        for key in figures.keys.sorted() {
+            let value = figures[key]!
+            let text = value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(format: "%.2f", value)
+            lines.append(key.padding(toLength: width, withPad: " ", startingAt: 0) + text)
+        }
+        lines += notes.map { "note: \($0)" }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The reference sync workload, end to end over a real loopback socket (see docs/PERFORMANCE.md).
+public enum Benchmark {
+    public static func run(_ options: BenchmarkOptions, log: @Sendable (String) -> Void = { _ in }) async throws -> BenchmarkReport {
+        try FileManager.default.createDirectory(at: options.workDirectory, withIntermediateDirectories: true)
+        let corpus: [String]
+        let delta: [String]
+        let source: String
+        if let file = options.corpus {
+            corpus = try lines(of: file)
+            delta = try options.delta.map(lines(of:)) ?? []
+            source = file.lastPathComponent
+        } else {
+            corpus = BenchCorpus.corpus(count: options.articles, seed: 7)
+            delta = BenchCorpus.delta(count: corpus.count, new: 200, updated: 100, deleted: 20, seed: 7)
+            source = "generated"
+        }
+        var report = BenchmarkReport(
+            parameters: .init(articles: corpus.count, corpusBytes: corpus.reduce(0) { $0 + $1.utf8.count + 1 }, deltaLines: delta.count,
+                              users: options.users, devices: options.users * options.devicesPerUser,
+                              mutationsPerDevice: options.mutationsPerDevice, pushBatch: options.pushBatch,
+                              concurrency: options.concurrency, serverInProcess: options.inProcess, corpusSource: source),
+            machine: .init(cores: ProcessInfo.processInfo.activeProcessorCount, memoryBytes: ProcessInfo.processInfo.physicalMemory,
+                           os: ProcessInfo.processInfo.operatingSystemVersionString, build: isDebugBuild ? "debug" : "release"))
+        if isDebugBuild { report.notes.append("debug build: figures are not representative; use swift run -c release") }
+
+        if options.runs("floors") {
+            log("floors: storage alone")
+            try await floors(corpus: corpus, options: options, into: &report)
+        }
+
+        let adminToken = Tokens.generate()
+        let databasePath = options.workDirectory.appendingPathComponent("bench-server.sqlite").path
+        let server = options.inProcess
+            ? try await BenchServer.inProcess(databasePath: databasePath, adminToken: adminToken)
+            : try BenchServer.process(executable: options.serverExecutable, databasePath: databasePath, adminToken: adminToken)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton,
+                                configuration: .init(decompression: .enabled(limit: .ratio(100))))
+        do {
+            try await workload(corpus: corpus, delta: delta, options: options, server: server, client: client, into: &report, log: log)
+        } catch {
+            try? await client.shutdown()
+            await server.stop()
+            throw error
+        }
+        try await client.shutdown()
+        await server.stop()
+        return report
+    }
+
+    static var isDebugBuild: Bool {
+        #if DEBUG
+        true
+        #else
+        false
+        #endif
+    }
+
+    static func lines(of file: URL) throws -> [String] {
+        guard let data = FileManager.default.contents(atPath: file.path) else { throw SimulationError("cannot read \(file.path)") }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    static func percentile(_ values: [Double], _ p: Double) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p + 0.5))]
+    }
+
+    /// The storage layer alone: the same rows written, the same pages read and encoded, without HTTP.
+    static func floors(corpus: [String], options: BenchmarkOptions, into report: inout BenchmarkReport) async throws {
+        let path = options.workDirectory.appendingPathComponent("bench-floor.sqlite").path
+        let store = try SQLiteSyncStore(path: path)
+        let service = try await SyncService(store: store)
+        let clock = ContinuousClock()
+        var start = clock.now
+        var index = 0
+        while index < corpus.count {
+            let batch = corpus[index..<min(index + 500, corpus.count)].joined(separator: "\n")
+            _ = try await service.ingest(jsonLines: Array(batch.utf8))
+            index += 500
+        }
+        report.figures["floor.S0.articlesPerSecond"] = Double(corpus.count) / seconds(clock.now - start)
+
+        let user = try await store.createUser(name: "floor", tokenHash: Tokens.hash("floor"), now: "2026-11-28T00:00:00Z")
+        start = clock.now
+        var cursor: String?
+        var articles = 0
+        let encoder = JSONEncoder()
+        var bytes = 0
+        while true {
+            let page = try await service.pull(user: user, cursor: cursor, limit: 500)
+            bytes += try encoder.encode(page).count
+            articles += page.articles.count
+            cursor = page.cursor
+            if !page.hasMore { break }
+        }
+        report.figures["floor.S1.articlesPerSecond"] = Double(articles) / seconds(clock.now - start)
+        report.figures["floor.S1.jsonBytes"] = Double(bytes)
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import ReaderSyncSimulator
+
+extension ReaderSync {
+    struct Bench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure the reference sync workload end to end over a loopback socket (run it in a release build).",
+            discussion: """
+                S0 ingest, S1 initial sync into a real client store, S2 delta sync, S3 concurrent pushes, \
+                S4 convergence, and the storage-only floors. The server runs as `reader-sync serve` in its \
+                own process unless --in-process. Results: docs/PERFORMANCE.md.
+                """)
+
+        @Option(help: "Corpus as JSON Lines (default: generated, like ../shared/bench/gen_articles.py --count 20000 --seed 7).")
+        var corpus: String?
+        @Option(help: "Delta as JSON Lines (default: generated: 200 new, 100 updated, 20 deleted).")
+        var delta: String?
+        @Flag(help: "2,000 articles and 20 users: a smoke run in well under a minute.")
+        var small = false
+        @Option(name: .customLong("scenario"), help: "Run only these scenarios (S0…S4, floors); repeatable.")
+        var scenarios: [String] = []
+        @Flag(name: .customLong("in-process"), help: "Run the server in this process instead of its own.")
+        var inProcess = false
+        @Option(name: .customLong("work-dir"), help: "Where the databases go (default: a new temporary directory).")
+        var workDir: String?
+        @Flag(help: "Print the figures as one JSON object.")
+        var json = false
+
+        func validate() throws {
+            let known: Set<String> = ["S0", "S1", "S2", "S3", "S4", "floors"]
+            if let unknown = scenarios.first(where: { !known.contains($0) }) {
+                throw ValidationError("unknown scenario \(unknown); choose from S0, S1, S2, S3, S4, floors")
+            }
+            if delta != nil && corpus == nil { throw ValidationError("--delta needs --corpus") }
+        }
+
+        func run() async throws {
+            let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+            let directory = workDir.map { URL(fileURLWithPath: $0) }
+                ?? FileManager.default.temporaryDirectory.appendingPathComponent("reader-sync-bench-\(UUID().uuidString.prefix(8))")
+            var options = BenchmarkOptions(serverExecutable: executable, workDirectory: directory)
+            if small { options.applySmallPreset() }
+            options.corpus = corpus.map { URL(fileURLWithPath: $0) }
+            options.delta = delta.map { URL(fileURLWithPath: $0) }
+            options.inProcess = inProcess
+            // S1–S4 build on S0; a scenario list selects what is reported beyond that.
+            options.scenarios = Set(scenarios)
+            let verbose = !json
+            let report = try await Benchmark.run(options) { line in if verbose { warn(line) } }
+            say(json ? try prettyJSON(report) : report.text)
+        }
+    }
+}
