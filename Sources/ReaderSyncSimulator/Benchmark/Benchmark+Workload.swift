@@ -187,7 +187,7 @@ extension Benchmark {
             devicesByUser[user, default: []].append(states)
         }
         for (user, views) in devicesByUser {
-            let serverView = try await userStates(user: user, tokens: tokens, server: server, client: client)
+            let serverView = try await userStates(user: user, after: afterDelta, tokens: tokens, server: server, client: client)
             mismatches += views.filter { view in view.mapValues(\.version) != serverView.mapValues(\.version)
                 || view.mapValues { [$0.read, $0.bookmarked] } != serverView.mapValues { [$0.read, $0.bookmarked] }
                 || view.mapValues(\.progress) != serverView.mapValues(\.progress) }.count
@@ -198,10 +198,11 @@ extension Benchmark {
         report.figures["cpu.clientSeconds"] = (me.cpuSeconds ?? 0) - clientCPUStart
     }
 
-    /// A user's states as the server has them (a pull from the beginning).
-    static func userStates(user: Int, tokens: [String], server: BenchServer, client: HTTPClient) async throws -> [String: StateDTO] {
+    /// A user's states as the server has them: a fresh pull from `after` (the bench users have no
+    /// state before it, and starting there spares pulling the whole corpus once per user).
+    static func userStates(user: Int, after: String?, tokens: [String], server: BenchServer, client: HTTPClient) async throws -> [String: StateDTO] {
         let transport = HTTPSyncTransport(baseURL: server.url, token: tokens[user], client: client)
-        var cursor: String?
+        var cursor = after
         var states: [String: StateDTO] = [:]
         while true {
             let page = try await transport.pull(cursor: cursor, limit: 1000).value
