@@ -37,9 +37,8 @@ package struct RouterClient: Sendable {
             body: RequestBody(buffer: buffer))
         let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
         let response = try await responder().respond(to: request, context: context)
-        let collected = CollectingWriter.Storage()
-        try await response.body.write(CollectingWriter(storage: collected))
-        return (Int(response.status.code), collected.bytes.withLock { Data($0.readableBytesView) })
+        let body = try await BodyCollector.collect(response.body)
+        return (Int(response.status.code), Data(body.readableBytesView))
     }
 }
 
@@ -78,22 +77,4 @@ public struct InProcessTransport: SyncTransport {
         }
         return Transported(value: try JSONDecoder().decode(T.self, from: data), bytesSent: body?.count ?? 0, bytesReceived: data.count)
     }
-}
-
-/// Collects a response body in memory (the writer is consumed, so the bytes live in a shared box).
-private struct CollectingWriter: ResponseBodyWriter {
-    final class Storage: Sendable {
-        let bytes = Mutex(ByteBuffer())
-    }
-
-    let storage: Storage
-
-    func write(_ part: ByteBuffer) async throws {
-        storage.bytes.withLock { buffer in
-            var part = part
-            buffer.writeBuffer(&part)
-        }
-    }
-
-    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }

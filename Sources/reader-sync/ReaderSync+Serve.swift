@@ -33,6 +33,9 @@ extension ReaderSync {
         @Option(name: .customLong("max-clock-skew"), help: "Seconds a device clock may run ahead before its HLC is clamped.")
         var maxClockSkew = 300
 
+        @Option(name: .customLong("gzip-level"), help: "zlib level of gzip responses: 1 (fastest) … 9 (smallest).")
+        var gzipLevel: Int32 = 4
+
         @Option(help: "normal: survives a process crash; full: also a power loss (slower writes).")
         var durability: String = "normal"
 
@@ -40,6 +43,7 @@ extension ReaderSync {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
             guard maxClockSkew >= 0 else { throw ValidationError("--max-clock-skew must not be negative") }
+            guard (1...9).contains(gzipLevel) else { throw ValidationError("--gzip-level must be from 1 to 9") }
             guard SQLiteSyncStore.Durability(rawValue: durability) != nil else {
                 throw ValidationError("--durability must be normal or full")
             }
@@ -78,7 +82,7 @@ extension ReaderSync {
             let path = database.path
             let app = buildApplication(
                 service: service,
-                configuration: ServerConfiguration(host: host, port: port, metricsToken: metricsToken),
+                configuration: ServerConfiguration(host: host, port: port, metricsToken: metricsToken, gzipLevel: gzipLevel),
                 logger: logger,
                 onServerRunning: { channel in
                     let port = channel.localAddress?.port ?? 0

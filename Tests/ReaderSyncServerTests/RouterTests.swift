@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
@@ -224,5 +225,31 @@ struct RouterTests {
             #expect(try await call(client, .get, "/metrics", token: "wrong").status == .unauthorized)
             #expect(try await call(client, .get, "/metrics", token: "scrape-secret-123").status == .ok)
         }
+    }
+
+    @Test("responses are gzip-compressed when the request accepts gzip, and only then")
+    func gzip() async throws {
+        let h = try await Harness()
+        try await h.seedArticles(40)
+        let (_, token) = try await h.createUser("alice")
+        try await h.withClient { client in
+            let plain = try await call(client, .get, "/v1/sync/pull", token: token)
+            #expect(plain.headers[.contentEncoding] == nil)
+            let zipped = try await client.executeRequest(uri: "/v1/sync/pull", method: .get,
+                                                         headers: [.authorization: "Bearer \(token)", .acceptEncoding: "br, gzip;q=0.8"], body: nil)
+            #expect(zipped.headers[.contentEncoding] == "gzip")
+            #expect(zipped.headers[.vary] == "Accept-Encoding")
+            #expect(zipped.body.readableBytes * 3 < plain.body.readableBytes)
+            // gzip magic number
+            #expect(Array(zipped.body.readableBytesView.prefix(2)) == [0x1f, 0x8b])
+            let refused = try await client.executeRequest(uri: "/v1/sync/pull", method: .get,
+                                                          headers: [.authorization: "Bearer \(token)", .acceptEncoding: "gzip;q=0"], body: nil)
+            #expect(refused.headers[.contentEncoding] == nil)
+            let small = try await client.executeRequest(uri: "/v1/health", method: .get, headers: [.acceptEncoding: "gzip"], body: nil)
+            #expect(small.headers[.contentEncoding] == nil)
+        }
+        #expect(ResponseCompressionMiddleware<BasicRequestContext>.acceptsGzip("deflate, *"))
+        #expect(!ResponseCompressionMiddleware<BasicRequestContext>.acceptsGzip("identity"))
+        #expect(!ResponseCompressionMiddleware<BasicRequestContext>.acceptsGzip(nil))
     }
 }

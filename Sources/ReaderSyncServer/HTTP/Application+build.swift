@@ -2,8 +2,6 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
-import NIOHTTPCompression
-import NIOHTTPTypesHTTP1
 import ReaderSyncCore
 import ReaderSyncSchema
 
@@ -13,11 +11,14 @@ package struct ServerConfiguration: Sendable {
     package var port = 8080
     /// When set, `GET /metrics` needs `Authorization: Bearer <metricsToken>`.
     package var metricsToken: String?
+    /// zlib level of gzip responses, 1 (fastest) … 9 (smallest).
+    package var gzipLevel: Int32 = 4
 
-    package init(host: String = "127.0.0.1", port: Int = 8080, metricsToken: String? = nil) {
+    package init(host: String = "127.0.0.1", port: Int = 8080, metricsToken: String? = nil, gzipLevel: Int32 = 4) {
         self.host = host
         self.port = port
         self.metricsToken = metricsToken
+        self.gzipLevel = gzipLevel
     }
 }
 
@@ -34,21 +35,14 @@ package func buildApplication(
     logger: Logger,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let router = buildRouter(service: service, metrics: metrics, metricsToken: configuration.metricsToken, logger: logger)
+    let router = buildRouter(service: service, metrics: metrics, metricsToken: configuration.metricsToken,
+                             gzipLevel: configuration.gzipLevel, logger: logger)
     return Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: compressionHandlers())),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "reader-sync"),
         onServerRunning: onServerRunning,
         logger: logger
     )
-}
-
-/// Responses are gzip-compressed when the request accepts it, by swift-nio-extras'
-/// `HTTPResponseCompressor`. Hummingbird's pipeline carries HTTPTypes parts at this point and the
-/// compressor speaks NIOHTTP1 parts, so it sits between a pair of converting codecs.
-private func compressionHandlers() -> [any RemovableChannelHandler] {
-    [HTTPToHTTP1ServerCodec(), HTTPResponseCompressor(), HTTP1ToHTTPServerCodec(secure: false)]
 }
 
 /// The protocol v1 routes. See docs/PROTOCOL.md and Schema/openapi.json.
@@ -56,9 +50,12 @@ package func buildRouter(
     service: SyncService,
     metrics: ServerMetrics = ServerMetrics(),
     metricsToken: String? = nil,
+    gzipLevel: Int32 = 4,
     logger: Logger
 ) -> Router<BasicRequestContext> {
     let router = Router()
+    // Outermost: compress whatever the inner middleware and routes answered, errors included.
+    router.add(middleware: ResponseCompressionMiddleware(level: min(max(gzipLevel, 1), 9), minimumBytes: 1024))
     router.add(middleware: APIErrorMiddleware(metrics: metrics, logger: logger))
     let api = APIHandlers(service: service, metrics: metrics, metricsToken: metricsToken)
 
