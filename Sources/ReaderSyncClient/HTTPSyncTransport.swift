@@ -37,15 +37,12 @@ public struct HTTPSyncTransport: SyncTransport {
     }
 
     public func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
-        var components = URLComponents()
-        components.queryItems = [URLQueryItem(name: "limit", value: String(limit))]
-        if let cursor { components.queryItems?.append(URLQueryItem(name: "cursor", value: cursor)) }
-        return try await send(.GET, "/v1/sync/pull" + (components.percentEncodedQuery.map { "?" + $0 } ?? ""), body: nil)
+        try await send(.GET, SyncRoute.pull(cursor: cursor, limit: limit), body: nil)
     }
 
     public func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
         let body = try JSONEncoder().encode(request)
-        return try await send(.POST, "/v1/sync/push", body: body)
+        return try await send(.POST, SyncRoute.push, body: body)
     }
 
     private func send<T: Decodable & Sendable>(_ method: HTTPMethod, _ path: String, body: Data?) async throws -> Transported<T> {
@@ -69,10 +66,7 @@ public struct HTTPSyncTransport: SyncTransport {
         let received = response.headers.first(name: "Content-Length").flatMap(Int.init) ?? bytes.readableBytes
         let data = Data(bytes.readableBytesView)
         guard response.status == .ok else {
-            let serverError = (try? JSONDecoder().decode(ErrorBody.self, from: data))
-                .map { SyncError(SyncError.Code(rawValue: $0.error.code), $0.error.message) }
-            let message = "\(method) \(path) answered \(response.status.code): \(serverError?.message ?? "no error body")"
-            throw ReaderSyncError(response.status.code >= 500 ? .transportFailed : .serverRefused, message, serverError: serverError)
+            throw ReaderSyncError.answer(status: Int(response.status.code), body: data, request: "\(method) \(path)")
         }
         do {
             return Transported(value: try JSONDecoder().decode(T.self, from: data), bytesSent: body?.count ?? 0, bytesReceived: received)

@@ -1,3 +1,4 @@
+import Foundation
 import ReaderSyncCore
 
 /// An error of the client SDK, with a stable code.
@@ -29,4 +30,15 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     public var description: String { "\(code): \(message)" }
+}
+
+extension ReaderSyncError {
+    /// The error for a non-200 answer: the server's `{"error":{…}}` body when there is one;
+    /// `transport_failed` for a 5xx (try again later), `server_refused` otherwise.
+    package static func answer(status: Int, body: some Sequence<UInt8>, request: String) -> ReaderSyncError {
+        let serverError = (try? JSONDecoder().decode(ErrorBody.self, from: Data(body)))
+            .map { SyncError(SyncError.Code(rawValue: $0.error.code), $0.error.message) }
+        return ReaderSyncError(status >= 500 ? .transportFailed : .serverRefused,
+                               "\(request) answered \(status): \(serverError?.message ?? "no error body")", serverError: serverError)
+    }
 }

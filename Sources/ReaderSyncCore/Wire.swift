@@ -1,3 +1,5 @@
+import Foundation
+
 // The protocol v1 wire types, shared by server and client. Field names are the contract
 // documented in Schema/openapi.json and docs/PROTOCOL.md.
 
@@ -338,5 +340,20 @@ public struct IngestReport: Sendable, Hashable, Codable {
         deleted += other.deleted
         rejected += other.rejected
         errors.append(contentsOf: other.errors.prefix(Self.maxReportedErrors - errors.count))
+    }
+}
+
+/// The protocol's paths, defined once for the server's router and every client.
+public enum SyncRoute {
+    public static let health = "/v1/health"
+    public static let push = "/v1/sync/push"
+    public static let pullPath = "/v1/sync/pull"
+
+    /// `/v1/sync/pull?limit=N[&cursor=C]`, with the cursor percent-encoded.
+    public static func pull(cursor: String?, limit: Int) -> String {
+        var components = URLComponents()
+        components.queryItems = [URLQueryItem(name: "limit", value: String(limit))]
+        if let cursor { components.queryItems?.append(URLQueryItem(name: "cursor", value: cursor)) }
+        return pullPath + "?" + (components.percentEncodedQuery ?? "")
     }
 }

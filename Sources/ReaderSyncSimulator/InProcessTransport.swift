@@ -57,23 +57,17 @@ public struct InProcessTransport: SyncTransport {
     }
 
     public func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
-        var components = URLComponents()
-        components.queryItems = [URLQueryItem(name: "limit", value: String(limit))]
-        if let cursor { components.queryItems?.append(URLQueryItem(name: "cursor", value: cursor)) }
-        return try await send(.get, "/v1/sync/pull?" + (components.percentEncodedQuery ?? ""), body: nil)
+        try await send(.get, SyncRoute.pull(cursor: cursor, limit: limit), body: nil)
     }
 
     public func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
-        try await send(.post, "/v1/sync/push", body: try JSONEncoder().encode(request))
+        try await send(.post, SyncRoute.push, body: try JSONEncoder().encode(request))
     }
 
     private func send<T: Decodable & Sendable>(_ method: HTTPRequest.Method, _ path: String, body: Data?) async throws -> Transported<T> {
         let (status, data) = try await client.send(method, path, body: body, token: token)
         guard status == 200 else {
-            let serverError = (try? JSONDecoder().decode(ErrorBody.self, from: data))
-                .map { SyncError(SyncError.Code(rawValue: $0.error.code), $0.error.message) }
-            throw ReaderSyncError(status >= 500 ? .transportFailed : .serverRefused,
-                                  "\(method) \(path) answered \(status): \(serverError?.message ?? "")", serverError: serverError)
+            throw ReaderSyncError.answer(status: status, body: data, request: "\(method) \(path)")
         }
         return Transported(value: try JSONDecoder().decode(T.self, from: data), bytesSent: body?.count ?? 0, bytesReceived: data.count)
     }

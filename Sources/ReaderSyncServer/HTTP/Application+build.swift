@@ -59,9 +59,9 @@ package func buildRouter(
     router.add(middleware: APIErrorMiddleware(metrics: metrics, logger: logger))
     let api = APIHandlers(service: service, metrics: metrics, metricsToken: metricsToken)
 
-    router.get("/v1/health") { _, _ in try jsonResponse(HealthResponse()) }
-    router.get("/v1/sync/pull", use: api.pull)
-    router.post("/v1/sync/push", use: api.push)
+    router.get(RouterPath(SyncRoute.health)) { _, _ in try jsonResponse(HealthResponse()) }
+    router.get(RouterPath(SyncRoute.pullPath), use: api.pull)
+    router.post(RouterPath(SyncRoute.push), use: api.push)
     router.get("/v1/conflicts", use: api.ownConflicts)
     router.get("/v1/admin/conflicts", use: api.adminConflicts)
     router.post("/v1/admin/users", use: api.createUser)

@@ -217,9 +217,7 @@ extension Benchmark {
         var cursor: String?
         var total = 0
         while true {
-            var components = URLComponents()
-            components.queryItems = [URLQueryItem(name: "limit", value: "500")] + (cursor.map { [URLQueryItem(name: "cursor", value: $0)] } ?? [])
-            var request = HTTPClientRequest(url: server.url + "/v1/sync/pull?" + (components.percentEncodedQuery ?? ""))
+            var request = HTTPClientRequest(url: server.url + SyncRoute.pull(cursor: cursor, limit: 500))
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
             let response = try await client.execute(request, timeout: .seconds(60))
             let body = try await response.body.collect(upTo: 256 << 20)
