@@ -18,7 +18,7 @@ extension ReaderSync {
         var delta: String?
         @Flag(help: "2,000 articles and 20 users: a smoke run in well under a minute.")
         var small = false
-        @Option(name: .customLong("scenario"), help: "Run only these scenarios (S0…S4, floors); repeatable.")
+        @Option(name: .customLong("scenario"), help: "Run only these scenarios (S0…S4, floors, scale, or all); repeatable. Default: all but scale (200,000 articles, minutes).")
         var scenarios: [String] = []
         @Flag(name: .customLong("in-process"), help: "Run the server in this process instead of its own.")
         var inProcess = false
@@ -28,9 +28,9 @@ extension ReaderSync {
         var json = false
 
         func validate() throws {
-            let known: Set<String> = ["S0", "S1", "S2", "S3", "S4", "floors"]
+            let known: Set<String> = ["S0", "S1", "S2", "S3", "S4", "floors", "scale", "all"]
             if let unknown = scenarios.first(where: { !known.contains($0) }) {
-                throw ValidationError("unknown scenario \(unknown); choose from S0, S1, S2, S3, S4, floors")
+                throw ValidationError("unknown scenario \(unknown); choose from S0, S1, S2, S3, S4, floors, scale, all")
             }
             if delta != nil && corpus == nil { throw ValidationError("--delta needs --corpus") }
         }

@@ -32,7 +32,7 @@ struct BenchCorpus {
         return lines
     }
 
-    private static func line(index: Int, revision: Int, seed: UInt64) -> String {
+    static func line(index: Int, revision: Int, seed: UInt64) -> String {
         var rng = SeededRandom(seed: seed &* 1_000_003 &+ UInt64(index) &* 7 &+ UInt64(revision))
         func sentence(_ words: Int) -> String {
             var s = (0..<words).map { _ in rng.pick(Self.words) }.joined(separator: " ")

@@ -78,9 +78,13 @@ extension Benchmark {
         }
 
         // S2: the delta, then a caught-up device pulls it.
+        let beforeDelta = try store.cursor()
         if !delta.isEmpty {
             log("S2: delta of \(delta.count) changes")
             _ = try await ingest(delta, client: client, server: server)
+            // The scale run's measure of the same delta pull, without the client store.
+            let (rawMs, _, _) = try await timedPull(server: server, token: reader.token, cursor: beforeDelta, client: client)
+            report.figures["scale.base.deltaPullMilliseconds"] = rawMs
             start = clock.now
             let caughtUp = try await engine.sync()
             report.figures["S2.milliseconds"] = seconds(clock.now - start) * 1000
@@ -194,6 +198,17 @@ extension Benchmark {
         }
         report.figures["S4.devices"] = Double(byDevice.count)
         report.figures["S4.mismatches"] = Double(mismatches)
+
+        // One user's state pull among this run's history, as the scale run measures it.
+        let probe = try await createUser("probe", client: client, server: server)
+        var probeRandom = SeededRandom(seed: 4242)
+        let probeMutations = (1...200).map { i in
+            Mutation(id: Int64(i), articleId: probeRandom.pick(articleIds), field: .progress, value: .number(Double(i % 100) / 100),
+                     hlc: HLC(wall: 1_764_000_000_000 + Int64(i), counter: 0), baseVersion: 0)
+        }
+        _ = try await HTTPSyncTransport(baseURL: server.url, token: probe, client: client).push(PushRequest(deviceId: "probe-d", mutations: probeMutations))
+        let (stateMs, _, _) = try await timedPull(server: server, token: probe, cursor: afterDelta, client: client)
+        report.figures["scale.base.statePullMilliseconds"] = stateMs
         report.figures["cpu.serverSeconds"] = (server.meter.cpuSeconds ?? 0) - serverCPUStart
         report.figures["cpu.clientSeconds"] = (me.cpuSeconds ?? 0) - clientCPUStart
     }

@@ -25,8 +25,11 @@ public struct BenchmarkOptions: Sendable {
     /// The `reader-sync` binary to start the server with.
     public var serverExecutable: String
     public var workDirectory: URL
-    /// Scenarios to run (S0…S4, floors); all when empty.
+    /// Scenarios to run (S0…S4, floors, scale); all but scale when empty.
     public var scenarios: Set<String> = []
+    /// Articles and users of the scale run.
+    public var scaleArticles = 200_000
+    public var scaleUsers = 2_000
 
     public init(serverExecutable: String, workDirectory: URL) {
         self.serverExecutable = serverExecutable
@@ -39,7 +42,9 @@ public struct BenchmarkOptions: Sendable {
         users = 20
     }
 
-    func runs(_ scenario: String) -> Bool { scenarios.isEmpty || scenarios.contains(scenario) }
+    func runs(_ scenario: String) -> Bool {
+        scenario == "scale" ? scenarios.contains("scale") || scenarios.contains("all") : scenarios.isEmpty || scenarios.contains(scenario) || scenarios.contains("all")
+    }
 }
 
 /// Every figure of a benchmark run, with its parameters and the machine.
@@ -129,6 +134,32 @@ public enum Benchmark {
             try? await client.shutdown()
             await server.stop()
             throw error
+        }
+        if options.runs("scale") {
+            let scaleServer = options.inProcess
+                ? try await BenchServer.inProcess(databasePath: options.workDirectory.appendingPathComponent("bench-scale.sqlite").path, adminToken: adminToken)
+                : try BenchServer.process(executable: options.serverExecutable,
+                                          databasePath: options.workDirectory.appendingPathComponent("bench-scale.sqlite").path, adminToken: adminToken)
+            do {
+                let probe = try await scaleProbe(articles: options.scaleArticles, users: options.scaleUsers, perUser: 50,
+                                                 server: scaleServer, client: client, concurrency: options.concurrency, log: log)
+                report.figures["scale.deltaPullMilliseconds"] = probe.deltaPullMilliseconds
+                report.figures["scale.deltaChanges"] = Double(probe.deltaChanges)
+                report.figures["scale.statePullMilliseconds"] = probe.statePullMilliseconds
+                report.figures["scale.states"] = Double(probe.states)
+                if let base = report.figures["scale.base.deltaPullMilliseconds"], base > 0 {
+                    report.figures["scale.deltaPullRatio"] = probe.deltaPullMilliseconds / base
+                }
+                if let base = report.figures["scale.base.statePullMilliseconds"], base > 0 {
+                    report.figures["scale.statePullRatio"] = probe.statePullMilliseconds / base
+                }
+            } catch {
+                await scaleServer.stop()
+                try? await client.shutdown()
+                await server.stop()
+                throw error
+            }
+            await scaleServer.stop()
         }
         try await client.shutdown()
         await server.stop()
