@@ -132,9 +132,7 @@ final class Runner {
         try await finalSync()
         report.invariants = try await Oracle(runner: self).check()
         report.digest = try await digest()
-        report.replayCommand = "reader-sync simulate --seed \(options.seed) --users \(options.users) --devices \(options.devicesPerUser) "
-            + "--steps \(options.steps) --offline-rate \(options.offlineRate) --fault-rate \(options.faultRate) "
-            + "--articles \(options.articles) --churn \(options.churn)"
+        report.replayCommand = options.replayCommand
         report.wallSeconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
             + Double((ContinuousClock.now - started).components.seconds)
         let sorted = latencies.sorted()

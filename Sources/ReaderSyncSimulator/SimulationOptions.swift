@@ -59,4 +59,12 @@ public struct SimulationOptions: Sendable {
     public init(dataDirectory: URL) {
         self.dataDirectory = dataDirectory
     }
+
+    /// The `reader-sync simulate` command that runs these options again (the admin token elided).
+    public var replayCommand: String {
+        var parts = ["reader-sync simulate", "--seed \(seed)", "--users \(users)", "--devices \(devicesPerUser)", "--steps \(steps)",
+                     "--offline-rate \(offlineRate)", "--fault-rate \(faultRate)", "--articles \(articles)", "--churn \(churn)"]
+        if case .remote(let url, _) = server { parts.append("--server \(url) --admin-token …") }
+        return parts.joined(separator: " ")
+    }
 }

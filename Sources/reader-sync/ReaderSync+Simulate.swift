@@ -57,7 +57,7 @@ extension ReaderSync {
             if !json { say("seed \(seed) · data in \(directory.path)") }
 
             let showProgress = isatty(STDERR_FILENO) == 1 && !json
-            var report: SimulationReport
+            let report: SimulationReport
             do {
                 report = try await Simulation.run(options) { step, total in
                     guard showProgress, step % 10 == 0 || step == total else { return }
@@ -67,18 +67,10 @@ extension ReaderSync {
                 throw CLIError("the simulation could not run: \(error)")
             }
             if showProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-            report.replayCommand = replayCommand(seed: seed)
             say(json ? try prettyJSON(report) : report.text)
             if let failure = report.firstFailure {
                 throw CLIError("invariant failed: \(failure.name): \(failure.detail ?? "")")
             }
-        }
-
-        func replayCommand(seed: UInt64) -> String {
-            var parts = ["reader-sync simulate", "--seed \(seed)", "--users \(users)", "--devices \(devices)", "--steps \(steps)",
-                         "--offline-rate \(offlineRate)", "--fault-rate \(faultRate)", "--articles \(articles)", "--churn \(churn)"]
-            if let server { parts.append("--server \(server) --admin-token …") }
-            return parts.joined(separator: " ")
         }
     }
 }

@@ -67,15 +67,6 @@ extension SQLiteSyncStore {
             try Bool.fetchOne(db, sql: "SELECT 1 FROM article WHERE id = ?", arguments: [id]) != nil
         }
     }
-
-    /// Live articles and tombstones in the store.
-    package func articleCounts() async throws -> (live: Int, deleted: Int) {
-        try await dbPool.read { db in
-            let live = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM article WHERE deletedAt IS NULL") ?? 0
-            let deleted = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM article WHERE deletedAt IS NOT NULL") ?? 0
-            return (live, deleted)
-        }
-    }
 }
 
 extension SQLiteSyncStore {
