@@ -72,3 +72,18 @@ public struct InProcessTransport: SyncTransport {
         return Transported(value: try JSONDecoder().decode(T.self, from: data), bytesSent: body?.count ?? 0, bytesReceived: data.count)
     }
 }
+
+extension SyncTransport {
+    /// Pulls pages from `cursor` until the server says there is no more, handing each to `each`.
+    ///
+    /// - Returns: the cursor after the last page.
+    package func pullUntilCaughtUp(from cursor: String?, limit: Int, _ each: (PullResponse) -> Void) async throws -> String? {
+        var cursor = cursor
+        while true {
+            let page = try await pull(cursor: cursor, limit: limit).value
+            each(page)
+            cursor = page.cursor
+            if !page.hasMore { return cursor }
+        }
+    }
+}

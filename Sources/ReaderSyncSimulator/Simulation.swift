@@ -411,17 +411,14 @@ final class Runner {
     /// The server's view of a user: a fresh pull from the beginning with the user's token, no faults.
     func serverView(user: String) async throws -> (articles: [String: Int64], states: [String: StateDTO]) {
         let transport = server.transport(token: tokens[user]!)
-        var cursor: String?
         var articles: [String: Int64] = [:]
         var states: [String: StateDTO] = [:]
-        while true {
-            let page = try await transport.pull(cursor: cursor, limit: 1000).value
+        _ = try await transport.pullUntilCaughtUp(from: nil, limit: 1000) { page in
             for a in page.articles { articles[a.id] = a.version }
             for id in page.deletedArticleIds { articles[id] = nil }
             for s in page.states { states[s.articleId] = s }
-            cursor = page.cursor
-            if !page.hasMore { return (articles, states) }
         }
+        return (articles, states)
     }
 
     func digest() async throws -> String {

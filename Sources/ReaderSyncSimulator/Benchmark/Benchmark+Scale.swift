@@ -25,16 +25,12 @@ extension Benchmark {
     /// Pulls from `cursor` until caught up, with gzip, decoding each page in full; returns (ms, changes, cursor).
     static func timedPull(server: BenchServer, token: String, cursor: String?, client: HTTPClient) async throws -> (Double, Int, String?) {
         let transport = HTTPSyncTransport(baseURL: server.url, token: token, client: client)
-        var cursor = cursor
         var changes = 0
         let start = ContinuousClock.now
-        while true {
-            let page = try await transport.pull(cursor: cursor, limit: 500).value
+        let end = try await transport.pullUntilCaughtUp(from: cursor, limit: 500) { page in
             changes += page.articles.count + page.deletedArticleIds.count + page.states.count
-            cursor = page.cursor
-            if !page.hasMore { break }
         }
-        return (seconds(ContinuousClock.now - start) * 1000, changes, cursor)
+        return (seconds(ContinuousClock.now - start) * 1000, changes, end)
     }
 
     /// The cursor at the end of everything, read page by page (1,000 at a time) without keeping the pages.

@@ -181,13 +181,7 @@ extension Benchmark {
             for (_, response, _) in responsesByDevice[device[0].device] ?? [] { response.states.forEach(take) }
             let user = device[0].user
             let transport = HTTPSyncTransport(baseURL: server.url, token: tokens[user], client: client)
-            var cursor = afterDelta
-            while true {
-                let page = try await transport.pull(cursor: cursor, limit: 1000).value
-                page.states.forEach(take)
-                cursor = page.cursor
-                if !page.hasMore { break }
-            }
+            _ = try await transport.pullUntilCaughtUp(from: afterDelta, limit: 1000) { $0.states.forEach(take) }
             devicesByUser[user, default: []].append(states)
         }
         for (user, views) in devicesByUser {
@@ -217,14 +211,11 @@ extension Benchmark {
     /// state before it, and starting there spares pulling the whole corpus once per user).
     static func userStates(user: Int, after: String?, tokens: [String], server: BenchServer, client: HTTPClient) async throws -> [String: StateDTO] {
         let transport = HTTPSyncTransport(baseURL: server.url, token: tokens[user], client: client)
-        var cursor = after
         var states: [String: StateDTO] = [:]
-        while true {
-            let page = try await transport.pull(cursor: cursor, limit: 1000).value
+        _ = try await transport.pullUntilCaughtUp(from: after, limit: 1000) { page in
             for s in page.states { states[s.articleId] = s }
-            cursor = page.cursor
-            if !page.hasMore { return states }
         }
+        return states
     }
 
     /// The bytes S1's pages take on the wire without compression.
