@@ -37,6 +37,7 @@ let package = Package(
             path: "Schema",
             resources: [
                 .embedInCode("m0001_server_initial.sql"),
+                .embedInCode("m0002_server_token_revocation.sql"),
                 .embedInCode("m0001_client_initial.sql"),
                 .embedInCode("openapi.json"),
             ],

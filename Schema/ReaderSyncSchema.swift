@@ -10,6 +10,7 @@ package enum ReaderSyncSchema {
     /// The server store's migrations, in the order they run. Register new files here and in Package.swift.
     package static let serverMigrations: [Migration] = [
         Migration(name: "m0001_server_initial", sql: text(PackageResources.m0001_server_initial_sql)),
+        Migration(name: "m0002_server_token_revocation", sql: text(PackageResources.m0002_server_token_revocation_sql)),
     ]
 
     /// The client store's migrations, in the order they run.

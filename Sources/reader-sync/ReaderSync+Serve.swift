@@ -36,6 +36,9 @@ extension ReaderSync {
         @Option(name: .customLong("gzip-level"), help: "zlib level of gzip responses: 1 (fastest) … 9 (smallest).")
         var gzipLevel: Int32 = 4
 
+        @Option(name: .customLong("log-level"), help: "Log level on stderr: trace, debug (adds an access log), info, notice, warning, error, critical.")
+        var logLevel = "info"
+
         @Option(help: "normal: survives a process crash; full: also a power loss (slower writes).")
         var durability: String = "normal"
 
@@ -47,6 +50,9 @@ extension ReaderSync {
             guard SQLiteSyncStore.Durability(rawValue: durability) != nil else {
                 throw ValidationError("--durability must be normal or full")
             }
+            guard Logger.Level(rawValue: logLevel) != nil else {
+                throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
             if let adminToken, adminToken.count < 16 {
                 throw ValidationError("--admin-token must be at least 16 characters")
             }
@@ -55,7 +61,7 @@ extension ReaderSync {
         func run() async throws {
             LoggingSystem.bootstrap(StreamLogHandler.standardError)
             var logger = Logger(label: "reader-sync")
-            logger.logLevel = .info
+            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
 
             let store: SQLiteSyncStore
             do {

@@ -6,8 +6,8 @@ import ReaderSyncServer
 extension ReaderSync {
     struct Users: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create and list users.",
-            subcommands: [Add.self, List.self])
+            abstract: "Create and list users; revoke or replace their tokens.",
+            subcommands: [Add.self, List.self, Revoke.self, Token.self])
     }
 }
 
@@ -52,8 +52,49 @@ extension ReaderSync.Users {
                 say("no users yet; create one with: reader-sync users add NAME --db \(database.path)")
                 return
             }
-            say(TextTable(header: ["NAME", "DEVICES", "CREATED"],
-                          rows: users.map { [$0.name, String($0.devices), $0.createdAt] }).render())
+            say(TextTable(header: ["NAME", "DEVICES", "CREATED", "TOKEN"],
+                          rows: users.map { [$0.name, String($0.devices), $0.createdAt, $0.revokedAt.map { "revoked \($0)" } ?? "valid"] }).render())
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a user's token: it gets 401 from the next request on, also on a running server.",
+            discussion: "The user's devices, state and conflicts stay. Issue a new token with: reader-sync users token NAME")
+
+        @OptionGroup var database: DatabaseOptions
+
+        @Argument(help: "The user's name.")
+        var name: String
+
+        func run() async throws {
+            let service = try await database.openService(create: false)
+            do {
+                try await service.revokeToken(name: name)
+            } catch let error as SyncError {
+                throw CLIError(error.message)
+            }
+            say("revoked the token of \(name)")
+        }
+    }
+
+    struct Token: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Give a user a new token and print it (only the token, on stdout; shown only this once).",
+            discussion: "The old token, revoked or not, stops working. The user's devices, state and conflicts stay.")
+
+        @OptionGroup var database: DatabaseOptions
+
+        @Argument(help: "The user's name.")
+        var name: String
+
+        func run() async throws {
+            let service = try await database.openService(create: false)
+            do {
+                say(try await service.issueToken(name: name).token)
+            } catch let error as SyncError {
+                throw CLIError(error.message)
+            }
         }
     }
 }

@@ -1,4 +1,7 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOHTTP1
 import Testing
 
 /// The built `reader-sync` binary, run as a user would.
@@ -89,11 +92,21 @@ final class ServerProcess: @unchecked Sendable {
     private let reader: Thread
     private let stdout = Pipe()
 
-    init(arguments: [String]) throws {
+    /// - Parameter stderr: a file to append the server's log to (default: discarded).
+    init(arguments: [String], stderr: URL? = nil) throws {
         process.executableURL = CLI.binary
         process.arguments = ["serve"] + arguments
         process.standardOutput = stdout
-        process.standardError = FileHandle.nullDevice
+        if let stderr {
+            if !FileManager.default.fileExists(atPath: stderr.path) {
+                _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
+            }
+            let handle = try FileHandle(forWritingTo: stderr)
+            handle.seekToEndOfFile()
+            process.standardError = handle
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         let handle = stdout.fileHandleForReading
         let box = Mutexed("")
         reader = Thread {
@@ -127,6 +140,49 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     var outputSoFar: String { box.value }
+
+    /// The base URL printed in the banner (`http://host:port`).
+    func baseURL() throws -> String {
+        let banner = try waitForOutput(containing: "database:")
+        guard let url = banner.split(separator: "\n").first(where: { $0.contains("http://") })?.split(separator: " ").last else {
+            throw CLIFailure("no URL in the banner: \(banner)")
+        }
+        return String(url)
+    }
+}
+
+/// Plain HTTP calls to a server under test.
+struct Loopback {
+    let client: HTTPClient
+    let baseURL: String
+
+    struct Answer {
+        var status: UInt
+        var body: String
+    }
+
+    func call(_ method: HTTPMethod, _ path: String, token: String?, body: String? = nil) async throws -> Answer {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        return Answer(status: response.status.code, body: String(buffer: bytes))
+    }
+
+    /// Runs `body` with a client that is shut down afterwards, also when `body` throws.
+    static func with<T>(_ baseURL: String, _ body: (Loopback) async throws -> T) async throws -> T {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            let result = try await body(Loopback(client: client, baseURL: baseURL))
+            try await client.shutdown()
+            return result
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
 }
 
 struct CLIFailure: Error, CustomStringConvertible {

@@ -57,6 +57,9 @@ package func buildRouter(
     // Outermost: compress whatever the inner middleware and routes answered, errors included.
     router.add(middleware: ResponseCompressionMiddleware(level: min(max(gzipLevel, 1), 9), minimumBytes: 1024))
     router.add(middleware: APIErrorMiddleware(metrics: metrics, logger: logger))
+    // An access log at debug level; credentials are redacted (a test checks no token reaches the log).
+    router.add(middleware: LogRequestsMiddleware(.debug, includeHeaders: .all(),
+                                                 redactHeaders: [.authorization, .proxyAuthorization, .cookie]))
     let api = APIHandlers(service: service, metrics: metrics, metricsToken: metricsToken)
 
     router.get(RouterPath(SyncRoute.health)) { _, _ in try jsonResponse(HealthResponse()) }

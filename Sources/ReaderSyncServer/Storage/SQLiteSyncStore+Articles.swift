@@ -83,7 +83,7 @@ extension SQLiteSyncStore {
 
     package func user(tokenHash: [UInt8]) async throws -> UserRecord? {
         try await dbPool.read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT id, name FROM user WHERE tokenHash = ?"),
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT id, name FROM user WHERE tokenHash = ? AND revokedAt IS NULL"),
                              arguments: [Data(tokenHash)])
                 .map { UserRecord(id: $0[0], name: $0[1]) }
         }
@@ -99,9 +99,26 @@ extension SQLiteSyncStore {
     package func users() async throws -> [UserSummary] {
         try await dbPool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT name, createdAt, (SELECT COUNT(*) FROM device WHERE device.userId = user.id)
+                SELECT name, createdAt, (SELECT COUNT(*) FROM device WHERE device.userId = user.id), revokedAt
                 FROM user ORDER BY name
-                """).map { UserSummary(name: $0[0], createdAt: $0[1], devices: $0[2]) }
+                """).map { UserSummary(name: $0[0], createdAt: $0[1], devices: $0[2], revokedAt: $0[3]) }
+        }
+    }
+
+    package func revokeToken(userName: String, now: String) async throws -> Bool {
+        try await dbPool.write { db in
+            // A second revoke keeps the first one's time.
+            try db.execute(sql: "UPDATE user SET revokedAt = coalesce(revokedAt, ?) WHERE name = ?",
+                           arguments: [now, userName])
+            return db.changesCount > 0
+        }
+    }
+
+    package func replaceToken(userName: String, tokenHash: [UInt8]) async throws -> Bool {
+        try await dbPool.write { db in
+            try db.execute(sql: "UPDATE user SET tokenHash = ?, revokedAt = NULL WHERE name = ?",
+                           arguments: [Data(tokenHash), userName])
+            return db.changesCount > 0
         }
     }
 }

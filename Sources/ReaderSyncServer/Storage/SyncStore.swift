@@ -29,9 +29,14 @@ package protocol SyncStore: Sendable {
     func articleExists(id: String) async throws -> Bool
 
     func createUser(name: String, tokenHash: [UInt8], now: String) async throws -> UserRecord
+    /// The user holding this token, unless the token was revoked.
     func user(tokenHash: [UInt8]) async throws -> UserRecord?
     func user(named name: String) async throws -> UserRecord?
     func users() async throws -> [UserSummary]
+    /// Revokes the user's token; returns false when no user has this name.
+    func revokeToken(userName: String, now: String) async throws -> Bool
+    /// Gives the user a new token (clearing a revocation); returns false when no user has this name.
+    func replaceToken(userName: String, tokenHash: [UInt8]) async throws -> Bool
 
     /// The admin token's hash, if one was set.
     func adminTokenHash() async throws -> [UInt8]?
@@ -105,6 +110,8 @@ package struct UserSummary: Sendable, Hashable, Codable {
     package var name: String
     package var createdAt: String
     package var devices: Int
+    /// When the user's token was revoked; `nil` while it is valid.
+    package var revokedAt: String?
 }
 
 /// A filter on the conflict log.

@@ -182,6 +182,26 @@ package struct SyncService: Sendable {
         return CreateUserResponse(name: name, token: token)
     }
 
+    /// Revokes a user's token: from the next request on, it gets `401`. State and devices stay.
+    ///
+    /// - Throws: ``SyncError`` `not_found` when no user has this name.
+    package func revokeToken(name: String) async throws {
+        guard try await store.revokeToken(userName: name, now: nowText) else {
+            throw SyncError(.notFound, "no user named \(name)")
+        }
+    }
+
+    /// Gives a user a new token, shown only this once; the old one (revoked or not) stops working.
+    ///
+    /// - Throws: ``SyncError`` `not_found` when no user has this name.
+    package func issueToken(name: String) async throws -> CreateUserResponse {
+        let token = Tokens.generate()
+        guard try await store.replaceToken(userName: name, tokenHash: Tokens.hash(token)) else {
+            throw SyncError(.notFound, "no user named \(name)")
+        }
+        return CreateUserResponse(name: name, token: token)
+    }
+
     /// Ingests JSON Lines: good lines are stored in batched transactions, bad ones reported and skipped.
     package func ingest(jsonLines: some BidirectionalCollection<UInt8>, progress: (Int) -> Void = { _ in }) async throws -> IngestReport {
         var report = IngestReport()
