@@ -48,11 +48,21 @@ let package = Package(
             name: "ReaderSyncCore",
             swiftSettings: swiftSettings
         ),
+        // What the server and the client store share about SQLite: migrations, exact text.
+        .target(
+            name: "ReaderSyncSQLite",
+            dependencies: [
+                "ReaderSyncSchema",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ReaderSyncServer",
             dependencies: [
                 "ReaderSyncCore",
                 "ReaderSyncSchema",
+                "ReaderSyncSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -70,6 +80,7 @@ let package = Package(
             dependencies: [
                 "ReaderSyncCore",
                 "ReaderSyncSchema",
+                "ReaderSyncSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -149,6 +160,7 @@ let package = Package(
                 "ReaderSyncServer",
                 "ReaderSyncCore",
                 "ReaderSyncSchema",
+                "ReaderSyncSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

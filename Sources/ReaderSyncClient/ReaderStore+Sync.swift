@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ReaderSyncCore
+import ReaderSyncSQLite
 
 extension ReaderStore {
     /// The oldest pending changes, at most `limit`, as the server expects them.
@@ -58,7 +59,10 @@ extension ReaderStore {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for a in page.articles {
-                try upsert.execute(arguments: [a.id, a.section, a.title, a.summary, a.body, a.author, a.url,
+                // Article text is bound so that it round-trips exactly (see ExactText).
+                try upsert.execute(arguments: [a.id, a.section.exactDatabaseValue, a.title.exactDatabaseValue,
+                                               a.summary.exactDatabaseValue, a.body.exactDatabaseValue,
+                                               a.author.exactDatabaseValue, a.url.exactDatabaseValue,
                                                a.publishedAt, a.updatedAt, a.version])
             }
             let delete = try db.cachedStatement(sql: "DELETE FROM article WHERE id = ?")

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ReaderSyncCore
+import ReaderSyncSQLite
 import ReaderSyncSchema
 
 /// A device's offline store: articles, the reader's state, and the outbox of changes not yet synced.
@@ -41,11 +42,7 @@ public final class ReaderStore: Sendable {
             configuration.foreignKeysEnabled = true
             configuration.busyMode = .timeout(10)
             dbPool = try DatabasePool(path: path, configuration: configuration)
-            var migrator = DatabaseMigrator()
-            for migration in ReaderSyncSchema.clientMigrations {
-                migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
-            }
-            try migrator.migrate(dbPool)
+            try ReaderSyncSchema.clientMigrations.migrator.migrate(dbPool)
             self.deviceId = try dbPool.write { db in
                 if let existing = try String.fetchOne(db, sql: "SELECT deviceId FROM syncMeta WHERE id = 1") {
                     return existing
@@ -135,8 +132,8 @@ public final class ReaderStore: Sendable {
     }
 
     private static func decodeArticle(_ row: Row) -> ReaderArticle {
-        ReaderArticle(id: row[0], section: row[1], title: row[2], summary: row[3], body: row[4], author: row[5],
-                      url: row[6], publishedAt: row[7], updatedAt: row[8], version: row[9],
+        ReaderArticle(id: row[0], section: row.exactText(1), title: row.exactText(2), summary: row.exactText(3),
+                      body: row.exactText(4), author: row.exactText(5), url: row.exactText(6), publishedAt: row[7], updatedAt: row[8], version: row[9],
                       isRead: row[10], isBookmarked: row[11], progress: row[12])
     }
 

@@ -107,20 +107,25 @@ struct StoreTests {
         #expect(last == 4)
     }
 
-    @Test("values with quotes, semicolons and emoji round-trip exactly; a NUL character is refused, not cut short")
+    @Test("text is stored as TEXT, as BLOB only when it holds a NUL, and comes back exactly either way")
     func hostileStrings() async throws {
         let h = try await Harness()
-        let withNUL = try JSONSerialization.data(withJSONObject: ["id": "n", "title": "a\u{0}b", "publishedAt": "2026-11-20T09:00:00Z"])
-        let refused = try await h.service.ingest(jsonLines: withNUL)
-        #expect(refused.rejected == 1 && refused.errors.first?.message == "title contains a NUL character, which cannot be stored")
-
         let nasty = "Robert'); DROP TABLE article;-- \u{1F4F0} \"quoted\" \\ back \u{7}"
-        let line: [String: String] = ["id": "x'; --", "title": nasty, "body": nasty, "publishedAt": "2026-11-20T09:00:00Z"]
-        let data = try JSONSerialization.data(withJSONObject: line)
-        let report = try await h.service.ingest(jsonLines: data)
-        #expect(report.inserted == 1)
+        let lines = try [["id": "x'; --", "title": nasty, "body": nasty], ["id": "n", "title": "a\u{0}b", "body": "\u{0}"]].map { fields in
+            var object = fields
+            object["publishedAt"] = "2026-11-20T09:00:00Z"
+            return String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        }
+        let report = try await h.service.ingest(jsonLines: Array(lines.joined(separator: "\n").utf8))
+        #expect(report.inserted == 2)
+        let types = try await h.store.dbPool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, typeof(title), typeof(body) FROM article ORDER BY id")
+                .map { "\($0[0] as String):\($0[1] as String),\($0[2] as String)" }
+        }
+        #expect(types == ["n:blob,blob", "x'; --:text,text"])
         let (user, _) = try await h.createUser("eve")
         let page = try await h.service.pull(user: user, cursor: nil, limit: 10)
-        #expect(page.articles.first?.title == nasty && page.articles.first?.body == nasty && page.articles.first?.id == "x'; --")
+        #expect(page.articles.map(\.id) == ["x'; --", "n"])
+        #expect(page.articles.map(\.title) == [nasty, "a\u{0}b"] && page.articles.map(\.body) == [nasty, "\u{0}"])
     }
 }

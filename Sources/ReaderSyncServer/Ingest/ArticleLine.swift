@@ -69,12 +69,6 @@ enum ArticleLine {
             return .failure(LineProblem(message: "id must be at most \(maxIdLength) bytes with no control characters"))
         }
         if fields.deleted == true { return .success(.delete(id: id)) }
-        // SQLite text binding ends at a NUL character, so a value holding one would be cut short.
-        let texts: [(String, String?)] = [("section", fields.section), ("title", fields.title), ("summary", fields.summary),
-                                          ("body", fields.body), ("author", fields.author), ("url", fields.url)]
-        if let (name, _) = texts.first(where: { $0.1.map(containsNUL) == true }) {
-            return .failure(LineProblem(message: "\(name) contains a NUL character, which cannot be stored"))
-        }
         guard let title = fields.title, !title.allSatisfy(\.isWhitespace) else {
             return .failure(LineProblem(message: "missing title"))
         }
@@ -115,14 +109,5 @@ enum ArticleLine {
         @unknown default:
             return "not valid JSON"
         }
-    }
-}
-
-/// Whether `text` holds a NUL character; scans the contiguous UTF-8 storage with `memchr`.
-func containsNUL(_ text: String) -> Bool {
-    var text = text
-    return text.withUTF8 { buffer in
-        guard let base = buffer.baseAddress, !buffer.isEmpty else { return false }
-        return memchr(base, 0, buffer.count) != nil
     }
 }

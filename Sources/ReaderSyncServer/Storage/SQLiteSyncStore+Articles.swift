@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ReaderSyncCore
+import ReaderSyncSQLite
 
 extension SQLiteSyncStore {
     package func ingest(_ items: [IngestItem], now: String) async throws -> IngestReport {
@@ -29,7 +30,12 @@ extension SQLiteSyncStore {
                 switch item {
                 case .upsert(let a):
                     let existing = try Row.fetchOne(select, arguments: [a.id])
-                    let content: StatementArguments = [a.section, a.title, a.summary, a.body, a.author, a.url, a.publishedAt, a.updatedAt]
+                    // Article text is bound so that it round-trips exactly (see ExactText).
+                    let content: StatementArguments = [
+                        a.section.exactDatabaseValue, a.title.exactDatabaseValue, a.summary.exactDatabaseValue,
+                        a.body.exactDatabaseValue, a.author.exactDatabaseValue, a.url.exactDatabaseValue,
+                        a.publishedAt, a.updatedAt,
+                    ]
                     guard let existing else {
                         try insert.execute(arguments: [a.id] + content + [sequence.next()])
                         report.inserted += 1
@@ -58,8 +64,10 @@ extension SQLiteSyncStore {
     }
 
     private static func sameContent(_ row: Row, _ a: ArticleContent) -> Bool {
-        row[0] == a.section && row[1] == a.title && row[2] == a.summary && row[3] == a.body
-            && row[4] == a.author && row[5] == a.url && row[6] == a.publishedAt && row[7] == a.updatedAt
+        row.exactTextIfPresent(0) == a.section && row.exactTextIfPresent(1) == a.title
+            && row.exactTextIfPresent(2) == a.summary && row.exactTextIfPresent(3) == a.body
+            && row.exactTextIfPresent(4) == a.author && row.exactTextIfPresent(5) == a.url
+            && row[6] == a.publishedAt && row[7] == a.updatedAt
     }
 
     package func articleExists(id: String) async throws -> Bool {

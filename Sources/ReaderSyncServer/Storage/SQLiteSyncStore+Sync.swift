@@ -1,5 +1,6 @@
 import GRDB
 import ReaderSyncCore
+import ReaderSyncSQLite
 
 extension SQLiteSyncStore {
     // Column order shared by the state reads below: articleId, version, seq, then six columns per field.
@@ -79,8 +80,9 @@ extension SQLiteSyncStore {
     static func decodeArticle(_ row: Row) -> Change {
         if row[11] as String? != nil { return .tombstone(id: row[0]) }
         return .article(ArticleDTO(
-            id: row[0], section: row[1], title: row[2], summary: row[3], body: row[4], author: row[5],
-            url: row[6], publishedAt: row[7], updatedAt: row[8], version: row[9]))
+            id: row[0], section: row.exactText(1), title: row.exactText(2), summary: row.exactText(3),
+            body: row.exactText(4), author: row.exactText(5), url: row.exactText(6),
+            publishedAt: row[7], updatedAt: row[8], version: row[9]))
     }
 
     package func state(userId: Int64, articleId: String) async throws -> UserArticleState? {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ReaderSyncCore
+import ReaderSyncSQLite
 import ReaderSyncSchema
 
 /// The embedded SQLite store: one file, WAL mode, a `DatabasePool` (concurrent readers, one writer).
@@ -37,15 +38,7 @@ package final class SQLiteSyncStore: SyncStore {
     }
 
     /// Every migration of `Schema/`, registered under its file name.
-    package static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        for migration in ReaderSyncSchema.serverMigrations {
-            migrator.registerMigration(migration.name) { db in
-                try db.execute(sql: migration.sql)
-            }
-        }
-        return migrator
-    }
+    package static var migrator: DatabaseMigrator { ReaderSyncSchema.serverMigrations.migrator }
 
     private static func ensureIdentity(_ db: Database) throws {
         let insert = "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)"
