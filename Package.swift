@@ -178,6 +178,9 @@ let package = Package(
             dependencies: [
                 "reader-sync",
                 "ReaderSyncCore",
+                "ReaderSyncClient",
+                "ReaderSyncSimulator",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -133,6 +133,12 @@ final class ServerProcess: @unchecked Sendable {
         return text
     }
 
+    /// Kills the process with SIGKILL, as a crash or the OOM killer would, and waits for it to end.
+    func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
     func stop() -> Int32 {
         process.terminate()
         process.waitUntilExit()
