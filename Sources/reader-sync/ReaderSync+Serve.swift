@@ -63,6 +63,14 @@ extension ReaderSync {
             var logger = Logger(label: "reader-sync")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
 
+            // Held until the process ends: `restore` refuses to replace a database a server runs on.
+            let lock: DatabaseFileLock
+            do {
+                lock = try DatabaseFileLock(databasePath: database.path, exclusive: false)
+            } catch let error as SQLiteBackupError {
+                throw CLIError(error.description)
+            }
+            defer { lock.release() }
             let store: SQLiteSyncStore
             do {
                 store = try SQLiteSyncStore(path: database.path, durability: SQLiteSyncStore.Durability(rawValue: durability) ?? .normal)

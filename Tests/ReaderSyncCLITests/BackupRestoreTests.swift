@@ -1,0 +1,94 @@
+import Foundation
+import ReaderSyncClient
+import ReaderSyncCore
+import Testing
+
+@Suite("Backup and restore of a real server", .serialized)
+struct BackupRestoreTests {
+    @Test("backup while serving; restore is refused while serving, then installs a new epoch; HTTP devices give back all the backup lacks")
+    func backupAndRestore() async throws {
+        let dir = try CLI.temporaryDirectory()
+        let db = dir.appendingPathComponent("live.sqlite").path
+        let backup = dir.appendingPathComponent("backup.sqlite").path
+        let corpus = dir.appendingPathComponent("articles.jsonl")
+        try (1...30).map { #"{"id":"art-\#($0)","title":"Title \#($0)","publishedAt":"2026-11-20T09:00:00Z"}"# }
+            .joined(separator: "\n").write(to: corpus, atomically: true, encoding: .utf8)
+        #expect(try CLI.run(["ingest", corpus.path, "--db", db]).status == 0)
+        let tokens = try ["ann", "ben"].map { try CLI.run(["users", "add", $0, "--db", db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let arguments = { (port: Int) in ["--db", db, "--port", String(port), "--admin-token", "backup-test-admin-token"] }
+        var server = try ServerProcess(arguments: arguments(0))
+        let url = try server.baseURL()
+        let port = try #require(Int(url.split(separator: ":").last ?? ""))
+
+        // Three devices, each with its own ten articles, so what each device did is the expected state.
+        var devices: [(user: Int, store: ReaderStore, engine: SyncEngine)] = []
+        for (n, user) in [0, 0, 1].enumerated() {
+            let store = try ReaderStore(path: dir.appendingPathComponent("device\(n).sqlite").path, deviceId: "device\(n)")
+            devices.append((user, store, SyncEngine(store: store, transport: HTTPSyncTransport(baseURL: url, token: tokens[user]), pushBatchSize: 4)))
+        }
+        var expected: [[String: (read: Bool, bookmarked: Bool, progress: Double)]] = [[:], [:]]
+        func act(_ round: Int) throws {
+            for (n, device) in devices.enumerated() {
+                for k in 1...10 {
+                    let article = "art-\(n * 10 + k)"
+                    let value = (read: (k + round) % 2 == 0, bookmarked: (k + round) % 3 == 0, progress: Double(k * round % 10) / 10)
+                    try device.store.markRead(article, value.read)
+                    try device.store.setBookmarked(article, value.bookmarked)
+                    try device.store.setProgress(article, value.progress)
+                    expected[device.user][article] = value
+                }
+            }
+        }
+
+        try act(1)
+        for device in devices { _ = try await device.engine.sync() }
+        let made = try CLI.run(["backup", "--db", db, "--out", backup])
+        #expect(made.status == 0 && made.stdout.contains("30 articles, 2 users"))
+        let again = try CLI.run(["backup", "--db", db, "--out", backup])
+        #expect(again.status != 0 && again.stderr.contains("already exists"))
+
+        // After the backup: synced changes the backup lacks, and offline ones.
+        try act(2)
+        for device in devices { _ = try await device.engine.sync() }
+        try act(3)
+
+        let refused = try CLI.run(["restore", "--from", backup, "--db", db])
+        #expect(refused.status != 0 && refused.stderr.contains("a server is running"))
+        #expect(server.stop() == 0)
+        let restored = try CLI.run(["restore", "--from", backup, "--db", db])
+        #expect(restored.status == 0 && restored.stdout.contains("new epoch"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).contains { $0.hasPrefix("live.sqlite.before-restore-") })
+
+        server = try ServerProcess(arguments: arguments(port))
+        _ = try server.baseURL()
+        var resets = 0
+        for _ in 0..<2 {
+            for device in devices where try await device.engine.sync().serverWasReset { resets += 1 }
+        }
+        #expect(resets == devices.count, "every device noticed the restore once")
+        // A device of another user proves what the server holds, through the protocol.
+        for (user, token) in tokens.enumerated() {
+            var cursor: String?
+            var states: [String: StateDTO] = [:]
+            repeat {
+                let page = try await HTTPSyncTransport(baseURL: url, token: token).pull(cursor: cursor, limit: 100).value
+                for state in page.states { states[state.articleId] = state }
+                cursor = page.hasMore ? page.cursor : nil
+            } while cursor != nil
+            #expect(states.count == expected[user].count)
+            for (article, value) in expected[user] {
+                let state = states[article]
+                #expect(state?.read == value.read && state?.bookmarked == value.bookmarked && state?.progress == value.progress,
+                        "\(article) of user \(user) after the restore")
+            }
+        }
+        for device in devices {
+            #expect(try device.store.pendingChangeCount() == 0)
+            for state in try device.store.allStates() where expected[device.user][state.articleId] != nil {
+                let value = expected[device.user][state.articleId]!
+                #expect(state.isRead == value.read && state.isBookmarked == value.bookmarked && state.progress == value.progress)
+            }
+        }
+        #expect(server.stop() == 0)
+    }
+}
