@@ -66,7 +66,8 @@ public struct HTTPSyncTransport: SyncTransport {
         let received = response.headers.first(name: "Content-Length").flatMap(Int.init) ?? bytes.readableBytes
         let data = Data(bytes.readableBytesView)
         guard response.status == .ok else {
-            throw ReaderSyncError.answer(status: Int(response.status.code), body: data, request: "\(method) \(path)")
+            throw ReaderSyncError.answer(status: Int(response.status.code), body: data, request: "\(method) \(path)",
+                                         retryAfter: response.headers.first(name: "Retry-After"))
         }
         do {
             return Transported(value: try JSONDecoder().decode(T.self, from: data), bytesSent: body?.count ?? 0, bytesReceived: received)

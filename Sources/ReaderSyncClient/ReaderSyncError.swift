@@ -22,11 +22,15 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
     public var message: String
     /// The server's error, when the server answered with one.
     public var serverError: SyncError?
+    /// How long the server asked to wait before trying again (a `503` with `Retry-After`);
+    /// ``SyncEngine`` waits at least this long, with backoff and jitter, before it retries.
+    public var retryAfter: Duration?
 
-    public init(_ code: Code, _ message: String, serverError: SyncError? = nil) {
+    public init(_ code: Code, _ message: String, serverError: SyncError? = nil, retryAfter: Duration? = nil) {
         self.code = code
         self.message = message
         self.serverError = serverError
+        self.retryAfter = retryAfter
     }
 
     public var description: String { "\(code): \(message)" }
@@ -35,10 +39,18 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
 extension ReaderSyncError {
     /// The error for a non-200 answer: the server's `{"error":{…}}` body when there is one;
     /// `transport_failed` for a 5xx (try again later), `server_refused` otherwise.
-    package static func answer(status: Int, body: some Sequence<UInt8>, request: String) -> ReaderSyncError {
+    ///
+    /// - Parameter retryAfter: the `Retry-After` header; kept for a `503` or `429` in its seconds form.
+    package static func answer(status: Int, body: some Sequence<UInt8>, request: String, retryAfter: String? = nil) -> ReaderSyncError {
         let serverError = (try? JSONDecoder().decode(ErrorBody.self, from: Data(body)))
             .map { SyncError(SyncError.Code(rawValue: $0.error.code), $0.error.message) }
+        var wait: Duration?
+        if status == 503 || status == 429 {
+            // Seconds, or an HTTP date we do not parse: then the engine's own backoff applies.
+            wait = .seconds(retryAfter.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }.map { min(max($0, 0), 300) } ?? 0)
+        }
         return ReaderSyncError(status >= 500 ? .transportFailed : .serverRefused,
-                               "\(request) answered \(status): \(serverError?.message ?? "no error body")", serverError: serverError)
+                               "\(request) answered \(status): \(serverError?.message ?? "no error body")",
+                               serverError: serverError, retryAfter: wait)
     }
 }

@@ -23,8 +23,35 @@ public struct SyncReport: Sendable, Hashable {
     public var serverWasReset = false
     /// Changes given back to the server after a reset.
     public var requeuedAfterReset = 0
+    /// Requests the server turned away as busy (`503`) and the engine sent again after waiting.
+    public var busyRetries = 0
 
     public init() {}
+}
+
+/// How ``SyncEngine`` retries a request the server turned away as busy (`503` with `Retry-After`).
+///
+/// Before the n-th retry it waits the server's `Retry-After` plus a random share (jitter) of
+/// `baseDelay × 2^(n-1)`, capped at `maxDelay`, so devices turned away together do not all come
+/// back together. Other failures are not retried here: they end the sync, and nothing is lost.
+public struct RetryPolicy: Sendable, Hashable {
+    /// Tries per request, the first included; 1 turns retrying off.
+    public var maxAttempts: Int
+    public var baseDelay: Duration
+    public var maxDelay: Duration
+
+    public init(maxAttempts: Int = 6, baseDelay: Duration = .milliseconds(250), maxDelay: Duration = .seconds(30)) {
+        self.maxAttempts = max(maxAttempts, 1)
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+    }
+
+    /// The wait before retry number `retry` (1-based), given the server's `Retry-After` and a
+    /// uniform random `jitter` in 0…1.
+    public func delay(beforeRetry retry: Int, retryAfter: Duration, jitter: Double) -> Duration {
+        let backoff = min(baseDelay * (1 << min(retry - 1, 20)), maxDelay)
+        return retryAfter + backoff * min(max(jitter, 0), 1)
+    }
 }
 
 /// Syncs a ``ReaderStore`` with a server: push the outbox, then pull until caught up.
@@ -38,11 +65,43 @@ public actor SyncEngine {
     /// Changes per pulled page (1…1000).
     public let pageSize: Int
 
-    public init(store: ReaderStore, transport: any SyncTransport, pushBatchSize: Int = 500, pageSize: Int = 500) {
+    public let retryPolicy: RetryPolicy
+    private let sleep: @Sendable (Duration) async throws -> Void
+    private let jitter: @Sendable () -> Double
+
+    public init(store: ReaderStore, transport: any SyncTransport, pushBatchSize: Int = 500, pageSize: Int = 500,
+                retryPolicy: RetryPolicy = RetryPolicy()) {
+        self.init(store: store, transport: transport, pushBatchSize: pushBatchSize, pageSize: pageSize,
+                  retryPolicy: retryPolicy, sleep: { try await Task.sleep(for: $0) }, jitter: { Double.random(in: 0...1) })
+    }
+
+    /// - Parameters:
+    ///   - sleep: how to wait before a retry; tests and the simulator record instead of sleeping.
+    ///   - jitter: a uniform random number in 0…1, drawn per retry.
+    package init(store: ReaderStore, transport: any SyncTransport, pushBatchSize: Int, pageSize: Int,
+                 retryPolicy: RetryPolicy, sleep: @escaping @Sendable (Duration) async throws -> Void,
+                 jitter: @escaping @Sendable () -> Double) {
         self.store = store
         self.transport = transport
         self.pushBatchSize = min(max(pushBatchSize, 1), 1000)
         self.pageSize = min(max(pageSize, 1), 1000)
+        self.retryPolicy = retryPolicy
+        self.sleep = sleep
+        self.jitter = jitter
+    }
+
+    /// Runs `request`, and again after a wait while the server answers busy, up to the policy's attempts.
+    private func retryingWhenBusy<T>(_ report: inout SyncReport, _ request: () async throws -> T) async throws -> T {
+        var retry = 0
+        while true {
+            do {
+                return try await request()
+            } catch let error as ReaderSyncError where error.retryAfter != nil && retry + 1 < retryPolicy.maxAttempts {
+                retry += 1
+                report.busyRetries += 1
+                try await sleep(retryPolicy.delay(beforeRetry: retry, retryAfter: error.retryAfter ?? .zero, jitter: jitter()))
+            }
+        }
     }
 
     private var running = false
@@ -85,7 +144,7 @@ public actor SyncEngine {
         while true {
             let batch = try store.outboxBatch(limit: pushBatchSize)
             guard !batch.mutations.isEmpty else { return }
-            let response = try await transport.push(batch)
+            let response = try await retryingWhenBusy(&report) { try await transport.push(batch) }
             report.requests += 1
             report.pushed += batch.mutations.count
             report.bytesSent += response.bytesSent
@@ -110,7 +169,8 @@ public actor SyncEngine {
 
     private func pullAll(_ report: inout SyncReport) async throws {
         while true {
-            let page = try await transport.pull(cursor: try store.cursor(), limit: pageSize)
+            let cursor = try store.cursor()
+            let page = try await retryingWhenBusy(&report) { try await transport.pull(cursor: cursor, limit: pageSize) }
             // A device that never pulled has no cursor to be refused: the epoch tells it the database changed.
             if try store.isFromAnotherEpoch(page.value.epoch) {
                 throw ReaderSyncError(.serverRefused, "the server's database changed epoch",

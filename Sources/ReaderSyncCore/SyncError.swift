@@ -22,7 +22,10 @@ public struct SyncError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let methodNotAllowed = Code(rawValue: "method_not_allowed")
         public static let alreadyExists = Code(rawValue: "already_exists")
         public static let internalError = Code(rawValue: "internal_error")
+        /// Too many requests in progress: `503` with `Retry-After`; the client SDK waits and retries.
         public static let unavailable = Code(rawValue: "unavailable")
+        /// The request body did not arrive within the server's request timeout (`408`).
+        public static let requestTimeout = Code(rawValue: "request_timeout")
     }
 
     public var code: Code

@@ -25,6 +25,12 @@ package struct RouterClient: Sendable {
 
     /// Sends one request and returns the status and body.
     package func send(_ method: HTTPRequest.Method, _ path: String, body: Data?, token: String?) async throws -> (status: Int, body: Data) {
+        let (status, body, _) = try await exchange(method, path, body: body, token: token)
+        return (status, body)
+    }
+
+    /// ``send(_:_:body:token:)``, also returning the response headers.
+    package func exchange(_ method: HTTPRequest.Method, _ path: String, body: Data?, token: String?) async throws -> (status: Int, body: Data, headers: HTTPFields) {
         var headers: HTTPFields = [:]
         if let token { headers[.authorization] = "Bearer \(token)" }
         let buffer = body.map { ByteBuffer(bytes: $0) } ?? ByteBuffer()
@@ -37,8 +43,8 @@ package struct RouterClient: Sendable {
             body: RequestBody(buffer: buffer))
         let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
         let response = try await responder().respond(to: request, context: context)
-        let body = try await BodyCollector.collect(response.body)
-        return (Int(response.status.code), Data(body.readableBytesView))
+        let collected = try await BodyCollector.collect(response.body)
+        return (Int(response.status.code), Data(collected.readableBytesView), response.headers)
     }
 }
 
@@ -65,9 +71,9 @@ public struct InProcessTransport: SyncTransport {
     }
 
     private func send<T: Decodable & Sendable>(_ method: HTTPRequest.Method, _ path: String, body: Data?) async throws -> Transported<T> {
-        let (status, data) = try await client.send(method, path, body: body, token: token)
+        let (status, data, headers) = try await client.exchange(method, path, body: body, token: token)
         guard status == 200 else {
-            throw ReaderSyncError.answer(status: status, body: data, request: "\(method) \(path)")
+            throw ReaderSyncError.answer(status: status, body: data, request: "\(method) \(path)", retryAfter: headers[.retryAfter])
         }
         return Transported(value: try JSONDecoder().decode(T.self, from: data), bytesSent: body?.count ?? 0, bytesReceived: data.count)
     }

@@ -36,6 +36,15 @@ extension ReaderSync {
         @Option(name: .customLong("gzip-level"), help: "zlib level of gzip responses: 1 (fastest) … 9 (smallest).")
         var gzipLevel: Int32 = 4
 
+        @Option(name: .customLong("max-concurrent-requests"), help: "Requests handled at once; more get 503 with Retry-After.")
+        var maxConcurrentRequests = 128
+
+        @Option(name: .customLong("request-timeout"), help: "Seconds a request body may take to arrive (then 408).")
+        var requestTimeout = 30.0
+
+        @Option(name: .customLong("idle-timeout"), help: "Seconds before closing a connection with no request activity (also one trickling its headers).")
+        var idleTimeout = 30.0
+
         @Option(name: .customLong("log-level"), help: "Log level on stderr: trace, debug (adds an access log), info, notice, warning, error, critical.")
         var logLevel = "info"
 
@@ -49,6 +58,10 @@ extension ReaderSync {
             guard (1...9).contains(gzipLevel) else { throw ValidationError("--gzip-level must be from 1 to 9") }
             guard SQLiteSyncStore.Durability(rawValue: durability) != nil else {
                 throw ValidationError("--durability must be normal or full")
+            }
+            guard maxConcurrentRequests >= 1 else { throw ValidationError("--max-concurrent-requests must be at least 1") }
+            guard requestTimeout > 0, idleTimeout > 0 else {
+                throw ValidationError("--request-timeout and --idle-timeout must be more than 0 seconds")
             }
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -94,9 +107,13 @@ extension ReaderSync {
             let host = self.host
             let shownToken = newToken
             let path = database.path
+            var serverConfiguration = ServerConfiguration(host: host, port: port, metricsToken: metricsToken, gzipLevel: gzipLevel)
+            serverConfiguration.maxConcurrentRequests = maxConcurrentRequests
+            serverConfiguration.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
+            serverConfiguration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
             let app = buildApplication(
                 service: service,
-                configuration: ServerConfiguration(host: host, port: port, metricsToken: metricsToken, gzipLevel: gzipLevel),
+                configuration: serverConfiguration,
                 logger: logger,
                 onServerRunning: { channel in
                     let port = channel.localAddress?.port ?? 0

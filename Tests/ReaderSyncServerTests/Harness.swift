@@ -39,9 +39,8 @@ struct Harness {
 
     var databasePath: String { store.path }
 
-    func application() -> some ApplicationProtocol {
-        buildApplication(service: service, configuration: ServerConfiguration(host: "127.0.0.1", port: 0),
-                         logger: Logger(label: "test"))
+    func application(_ configuration: ServerConfiguration = ServerConfiguration(host: "127.0.0.1", port: 0)) -> some ApplicationProtocol {
+        buildApplication(service: service, configuration: configuration, logger: Logger(label: "test"))
     }
 
     /// Runs `body` against the real router, without a socket.

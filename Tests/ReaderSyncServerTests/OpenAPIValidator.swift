@@ -59,7 +59,16 @@ struct OpenAPIValidator {
 
     /// The response schema of `method` `path` for `status`, if the document has one.
     func responseSchema(path: String, method: String, status: Int) -> JSONValue? {
-        paths[path]?[method.lowercased()]?["responses"]?[String(status)]?["content"]?["application/json"]?["schema"]
+        response(path: path, method: method, status: status)?["content"]?["application/json"]?["schema"]
+    }
+
+    /// The documented response, following a `$ref` into `components/responses`.
+    func response(path: String, method: String, status: Int) -> JSONValue? {
+        guard let response = paths[path]?[method.lowercased()]?["responses"]?[String(status)] else { return nil }
+        if let ref = response["$ref"]?.string {
+            return document["components"]?["responses"]?[String(ref.split(separator: "/").last ?? "")]
+        }
+        return response
     }
 
     /// Whether the document lists `status` for `method` `path`.

@@ -40,6 +40,7 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .payloadTooLarge: return .contentTooLarge
         case .alreadyExists: return .conflict
         case .unavailable: return .serviceUnavailable
+        case .requestTimeout: return .requestTimeout
         case .internalError: return .internalServerError
         default: return .badRequest
         }

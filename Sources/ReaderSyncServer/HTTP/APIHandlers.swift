@@ -9,6 +9,7 @@ struct APIHandlers: Sendable {
     let service: SyncService
     let metrics: ServerMetrics
     let metricsToken: String?
+    let requestTimeout: Duration
 
     func pull(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let user = try await requireUser(request)
@@ -93,10 +94,24 @@ struct APIHandlers: Sendable {
         }
     }
 
+    /// The whole body, within the size limit and the request timeout (a slow sender holds a slot).
     private func collect(_ request: Request) async throws -> ByteBuffer {
         let tooLarge = SyncError(.payloadTooLarge, "the request body is over \(service.configuration.maxBodyBytes) bytes")
+        let limit = service.configuration.maxBodyBytes
+        let timeout = requestTimeout
         do {
-            return try await request.body.collect(upTo: service.configuration.maxBodyBytes)
+            return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+                group.addTask { try await request.body.collect(upTo: limit) }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let body = try await group.next() ?? nil else {
+                    throw SyncError(.requestTimeout, "the request body did not arrive within \(timeout)")
+                }
+                return body
+            }
         } catch is NIOTooManyBytesError {
             throw tooLarge
         } catch let error as HTTPError where error.status == .contentTooLarge {

@@ -13,6 +13,13 @@ package struct ServerConfiguration: Sendable {
     package var metricsToken: String?
     /// zlib level of gzip responses, 1 (fastest) … 9 (smallest).
     package var gzipLevel: Int32 = 4
+    /// Requests handled at once; more get `503` with `Retry-After` (health and metrics are exempt).
+    package var maxConcurrentRequests = 128
+    /// How long a request body may take to arrive before `408`.
+    package var requestTimeout: Duration = .seconds(30)
+    /// A connection with no complete request (head or body part) for this long is closed; this also
+    /// closes one that sends its headers byte by byte.
+    package var idleTimeout: Duration = .seconds(30)
 
     package init(host: String = "127.0.0.1", port: Int = 8080, metricsToken: String? = nil, gzipLevel: Int32 = 4) {
         self.host = host
@@ -35,10 +42,11 @@ package func buildApplication(
     logger: Logger,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let router = buildRouter(service: service, metrics: metrics, metricsToken: configuration.metricsToken,
-                             gzipLevel: configuration.gzipLevel, logger: logger)
+    let router = buildRouter(service: service, configuration: configuration, metrics: metrics, logger: logger)
+    let idle = configuration.idleTimeout.components
     return Application(
         router: router,
+        server: .http1(configuration: .init(idleTimeout: .seconds(idle.seconds) + .nanoseconds(idle.attoseconds / 1_000_000_000))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "reader-sync"),
         onServerRunning: onServerRunning,
         logger: logger
@@ -48,19 +56,21 @@ package func buildApplication(
 /// The protocol v1 routes. See docs/PROTOCOL.md and Schema/openapi.json.
 package func buildRouter(
     service: SyncService,
+    configuration: ServerConfiguration = ServerConfiguration(),
     metrics: ServerMetrics = ServerMetrics(),
-    metricsToken: String? = nil,
-    gzipLevel: Int32 = 4,
     logger: Logger
 ) -> Router<BasicRequestContext> {
     let router = Router()
     // Outermost: compress whatever the inner middleware and routes answered, errors included.
-    router.add(middleware: ResponseCompressionMiddleware(level: min(max(gzipLevel, 1), 9), minimumBytes: 1024))
+    router.add(middleware: ResponseCompressionMiddleware(level: min(max(configuration.gzipLevel, 1), 9), minimumBytes: 1024))
     router.add(middleware: APIErrorMiddleware(metrics: metrics, logger: logger))
+    router.add(middleware: ConcurrencyLimitMiddleware(limit: configuration.maxConcurrentRequests,
+                                                      exempt: [SyncRoute.health, "/metrics"]))
     // An access log at debug level; credentials are redacted (a test checks no token reaches the log).
     router.add(middleware: LogRequestsMiddleware(.debug, includeHeaders: .all(),
                                                  redactHeaders: [.authorization, .proxyAuthorization, .cookie]))
-    let api = APIHandlers(service: service, metrics: metrics, metricsToken: metricsToken)
+    let api = APIHandlers(service: service, metrics: metrics, metricsToken: configuration.metricsToken,
+                          requestTimeout: configuration.requestTimeout)
 
     router.get(RouterPath(SyncRoute.health)) { _, _ in try jsonResponse(HealthResponse()) }
     router.get(RouterPath(SyncRoute.pullPath), use: api.pull)
