@@ -177,10 +177,24 @@ struct BadInputTests {
     func unknownRoute() async throws {
         let (h, _, token) = try await prepared()
         try await h.withClient { client in
-            for (method, uri) in [(HTTPRequest.Method.get, "/v2/sync/pull"), (.get, "/nothing"), (.put, "/v1/sync/push")] {
+            for (method, uri) in [(HTTPRequest.Method.get, "/v2/sync/pull"), (.get, "/nothing"), (.get, "/v1/admin/articles/x/y")] {
                 let r = try await client.executeRequest(uri: uri, method: method, headers: .bearer(token), body: nil)
                 #expect(r.status == .notFound, "\(method) \(uri)")
                 #expect(r.errorCode == "not_found")
+            }
+        }
+    }
+
+    @Test("a known route asked with another method is 405 with Allow and the error body")
+    func wrongMethod() async throws {
+        let (h, _, token) = try await prepared()
+        try await h.withClient { client in
+            for (method, uri, allow) in [(HTTPRequest.Method.put, "/v1/sync/push", "POST"), (.trace, "/v1/sync/pull", "GET"),
+                                         (.get, "/v1/admin/articles/some-id", "DELETE"), (.delete, "/metrics", "GET")] {
+                let r = try await client.executeRequest(uri: uri, method: method, headers: .bearer(token), body: nil)
+                #expect(r.status == .methodNotAllowed, "\(method) \(uri)")
+                #expect(r.headers[.allow] == allow)
+                #expect(r.errorCode == "method_not_allowed")
             }
         }
     }

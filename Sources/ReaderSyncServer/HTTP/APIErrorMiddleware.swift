@@ -8,6 +8,8 @@ import ReaderSyncCore
 struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
     let logger: Logger
+    /// Tells a known path asked with another method (`405` with `Allow`) from an unknown one (`404`).
+    var allowedMethods: AllowedMethods?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -16,6 +18,14 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             response = try await next(request, context)
         } catch let error as SyncError {
             response = try Self.response(error)
+        } catch let error as HTTPError where error.status == .notFound {
+            if let methods = allowedMethods?.methods(for: request.uri.path), !methods.contains(request.method) {
+                var notAllowed = try Self.response(SyncError(.methodNotAllowed, "\(request.uri.path) answers \(methods.map(\.rawValue).joined(separator: ", ")) only"))
+                notAllowed.headers[.allow] = methods.map(\.rawValue).joined(separator: ", ")
+                response = notAllowed
+            } else {
+                response = try Self.response(Self.translate(error))
+            }
         } catch let error as HTTPError {
             response = try Self.response(Self.translate(error))
         } catch {

@@ -58,6 +58,9 @@ struct APIHandlers: Sendable {
     func ingest(_ request: Request, context: BasicRequestContext) async throws -> Response {
         try await requireAdmin(request)
         let body = try await collect(request)
+        guard body.readableBytes > 0 else {
+            throw SyncError(.invalidRequest, "the body is empty; send JSON Lines, one article per line")
+        }
         let report = try await service.ingest(jsonLines: body.readableBytesView)
         return try jsonResponse(report)
     }

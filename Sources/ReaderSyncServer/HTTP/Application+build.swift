@@ -60,32 +60,71 @@ package func buildRouter(
     metrics: ServerMetrics = ServerMetrics(),
     logger: Logger
 ) -> Router<BasicRequestContext> {
+    let api = APIHandlers(service: service, metrics: metrics, metricsToken: configuration.metricsToken,
+                          requestTimeout: configuration.requestTimeout)
+    let routes: [Route] = [
+        Route(.get, SyncRoute.health) { _, _ in try jsonResponse(HealthResponse()) },
+        Route(.get, SyncRoute.pullPath, api.pull),
+        Route(.post, SyncRoute.push, api.push),
+        Route(.get, "/v1/conflicts", api.ownConflicts),
+        Route(.get, "/v1/admin/conflicts", api.adminConflicts),
+        Route(.post, "/v1/admin/users", api.createUser),
+        Route(.post, "/v1/admin/articles", api.ingest),
+        Route(.delete, "/v1/admin/articles/{id}", api.deleteArticle),
+        Route(.get, "/v1/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: .init(byteBuffer: ByteBuffer(string: ReaderSyncSchema.openAPIDocument)))
+        },
+        Route(.get, "/metrics", api.metrics),
+    ]
+
     let router = Router()
     // Outermost: compress whatever the inner middleware and routes answered, errors included.
     router.add(middleware: ResponseCompressionMiddleware(level: min(max(configuration.gzipLevel, 1), 9), minimumBytes: 1024))
-    router.add(middleware: APIErrorMiddleware(metrics: metrics, logger: logger))
+    router.add(middleware: APIErrorMiddleware(metrics: metrics, logger: logger, allowedMethods: AllowedMethods(routes)))
     router.add(middleware: ConcurrencyLimitMiddleware(limit: configuration.maxConcurrentRequests,
                                                       exempt: [SyncRoute.health, "/metrics"]))
     // An access log at debug level; credentials are redacted (a test checks no token reaches the log).
     router.add(middleware: LogRequestsMiddleware(.debug, includeHeaders: .all(),
                                                  redactHeaders: [.authorization, .proxyAuthorization, .cookie]))
-    let api = APIHandlers(service: service, metrics: metrics, metricsToken: configuration.metricsToken,
-                          requestTimeout: configuration.requestTimeout)
-
-    router.get(RouterPath(SyncRoute.health)) { _, _ in try jsonResponse(HealthResponse()) }
-    router.get(RouterPath(SyncRoute.pullPath), use: api.pull)
-    router.post(RouterPath(SyncRoute.push), use: api.push)
-    router.get("/v1/conflicts", use: api.ownConflicts)
-    router.get("/v1/admin/conflicts", use: api.adminConflicts)
-    router.post("/v1/admin/users", use: api.createUser)
-    router.post("/v1/admin/articles", use: api.ingest)
-    router.delete("/v1/admin/articles/{id}", use: api.deleteArticle)
-    router.get("/v1/openapi.json") { _, _ in
-        Response(status: .ok, headers: [.contentType: "application/json"],
-                 body: .init(byteBuffer: ByteBuffer(string: ReaderSyncSchema.openAPIDocument)))
+    for route in routes {
+        router.on(RouterPath(route.path), method: route.method, use: route.handler)
     }
-    router.get("/metrics", use: api.metrics)
     return router
+}
+
+/// One route of the protocol: method, path template, handler.
+struct Route: Sendable {
+    var method: HTTPRequest.Method
+    var path: String
+    var handler: @Sendable (Request, BasicRequestContext) async throws -> Response
+
+    init(_ method: HTTPRequest.Method, _ path: String,
+         _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response) {
+        self.method = method
+        self.path = path
+        self.handler = handler
+    }
+}
+
+/// The methods each path template answers, for `405 Method Not Allowed` with an `Allow` header.
+struct AllowedMethods: Sendable {
+    private let templates: [(segments: [Substring], methods: [HTTPRequest.Method])]
+
+    init(_ routes: [Route]) {
+        var byPath: [String: [HTTPRequest.Method]] = [:]
+        for route in routes { byPath[route.path, default: []].append(route.method) }
+        templates = byPath.map { (path, methods) in (path.split(separator: "/"), methods) }
+    }
+
+    /// The methods `path` answers, or `nil` when no route has this path.
+    func methods(for path: String) -> [HTTPRequest.Method]? {
+        let segments = path.split(separator: "/")
+        return templates.first { template in
+            template.segments.count == segments.count
+                && zip(template.segments, segments).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+        }?.methods
+    }
 }
 
 /// Encodes `value` as a JSON response.

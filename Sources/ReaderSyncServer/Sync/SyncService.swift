@@ -154,7 +154,8 @@ package struct SyncService: Sendable {
     }
 
     static func isValidIdentifier(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.count <= 200 && !s.unicodeScalars.contains { $0.properties.generalCategory == .control }
+        // Counted in Unicode scalars, as JSON Schema's maxLength counts them (Schema/openapi.json).
+        !s.isEmpty && s.unicodeScalars.count <= 200 && !s.unicodeScalars.contains { $0.properties.generalCategory == .control }
     }
 
     // MARK: Conflicts
