@@ -179,7 +179,6 @@ let package = Package(
                 "reader-sync",
                 "ReaderSyncCore",
                 "ReaderSyncClient",
-                "ReaderSyncSimulator",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -54,9 +54,13 @@ public struct HybridClock: Sendable, Hashable, Codable {
     public mutating func tick(physicalMillis: Int64) -> HLC {
         if physicalMillis > last.wall {
             last = HLC(wall: physicalMillis, counter: 0)
-        } else {
+        } else if last.counter < .max {
             last = HLC(wall: last.wall, counter: last.counter + 1)
+        } else if last.wall < .max {
+            // The counter is spent (only a stamp from a faulty device gets it there): next millisecond.
+            last = HLC(wall: last.wall + 1, counter: 0)
         }
+        // At (max, max) the clock cannot move on; the stamp repeats rather than the app crashing.
         return last
     }
 

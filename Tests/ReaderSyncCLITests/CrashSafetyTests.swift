@@ -2,7 +2,6 @@ import Foundation
 import GRDB
 import ReaderSyncClient
 import ReaderSyncCore
-import ReaderSyncSimulator
 import Synchronization
 import Testing
 
