@@ -25,12 +25,15 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
     /// How long the server asked to wait before trying again (a `503` with `Retry-After`);
     /// ``SyncEngine`` waits at least this long, with backoff and jitter, before it retries.
     public var retryAfter: Duration?
+    /// The HTTP status, when the server answered.
+    public var httpStatus: Int?
 
-    public init(_ code: Code, _ message: String, serverError: SyncError? = nil, retryAfter: Duration? = nil) {
+    public init(_ code: Code, _ message: String, serverError: SyncError? = nil, retryAfter: Duration? = nil, httpStatus: Int? = nil) {
         self.code = code
         self.message = message
         self.serverError = serverError
         self.retryAfter = retryAfter
+        self.httpStatus = httpStatus
     }
 
     public var description: String { "\(code): \(message)" }
@@ -51,6 +54,6 @@ extension ReaderSyncError {
         }
         return ReaderSyncError(status >= 500 ? .transportFailed : .serverRefused,
                                "\(request) answered \(status): \(serverError?.message ?? "no error body")",
-                               serverError: serverError, retryAfter: wait)
+                               serverError: serverError, retryAfter: wait, httpStatus: status)
     }
 }

@@ -29,6 +29,29 @@ final class PushRecorder: Sendable {
     var count: Int { entries.withLock { $0.count } }
 }
 
+/// Serializes each user's pushes, so the recorder holds them in the order the server applied them
+/// (the reference model replays them in that order); pushes of different users, and every pull,
+/// run in parallel.
+actor PushOrder {
+    private var busy: Set<String> = []
+    private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    func acquire(_ user: String) async {
+        if busy.insert(user).inserted { return }
+        await withCheckedContinuation { waiting[user, default: []].append($0) }
+    }
+
+    /// Hands the turn to the next waiting push of `user`, if any.
+    func release(_ user: String) {
+        if let next = waiting[user]?.first {
+            waiting[user]?.removeFirst()
+            next.resume()
+        } else {
+            busy.remove(user)
+        }
+    }
+}
+
 /// The error a device sees when its process is killed mid-sync.
 struct ProcessKilled: Error {}
 
@@ -45,13 +68,15 @@ final class DeviceLink: SyncTransport {
 
     private let inner: any SyncTransport
     private let recorder: PushRecorder
+    private let order: PushOrder
     private let user: String
     private let serverMillis: @Sendable () -> Int64
     private let state = Mutex<(fault: ArmedFault?, requests: Int, duringPull: (@Sendable (PullResponse) -> Void)?)>((nil, 0, nil))
 
-    init(inner: any SyncTransport, recorder: PushRecorder, user: String, serverMillis: @escaping @Sendable () -> Int64) {
+    init(inner: any SyncTransport, recorder: PushRecorder, order: PushOrder, user: String, serverMillis: @escaping @Sendable () -> Int64) {
         self.inner = inner
         self.recorder = recorder
+        self.order = order
         self.user = user
         self.serverMillis = serverMillis
     }
@@ -78,10 +103,17 @@ final class DeviceLink: SyncTransport {
     func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
         let fault = nextFault()
         func send() async throws -> Transported<PushResponse> {
-            let millis = serverMillis()
-            let response = try await inner.push(request)
-            recorder.record(user: user, request: request, response: response.value, serverMillis: millis)
-            return response
+            await order.acquire(user)
+            do {
+                let millis = serverMillis()
+                let response = try await inner.push(request)
+                recorder.record(user: user, request: request, response: response.value, serverMillis: millis)
+                await order.release(user)
+                return response
+            } catch {
+                await order.release(user)
+                throw error
+            }
         }
         switch fault?.kind {
         case .requestLost?: throw ReaderSyncError(.transportFailed, "simulated: request lost")

@@ -58,7 +58,8 @@ struct Oracle {
     }
 
     /// 2. Every recorded mutation is reflected in the final state, superseded by a later change of the
-    /// same device, overwritten by a later write, the loser of a logged conflict, or rejected with a reason.
+    /// same device, overwritten by a later write, the loser of a logged conflict, superseded by an
+    /// agreeing write with a newer stamp (which then answers for it), or rejected with a reason.
     func noLostIntent(_ views: [String: (articles: [String: Int64], states: [String: StateDTO])]) -> InvariantResult {
         let name = "no lost intent"
         let intents = runner.intents.all
@@ -71,9 +72,15 @@ struct Oracle {
         // value and HLC: every id a device pushed a change under counts for the change.
         var aliases: [String: Set<Int64>] = [:]
         var rejected = Set<String>()
+        // Writes the server applied, by user, article, field and value.
+        var appliedStamps: [String: [(HLC, String)]] = [:]
         for entry in runner.recorder.all {
+            let outcomes = Dictionary(entry.response.results.map { ($0.id, $0.outcome) }, uniquingKeysWith: { first, _ in first })
             for m in entry.request.mutations {
                 aliases["\(entry.request.deviceId)|\(m.articleId)|\(m.field)|\(m.value)|\(m.hlc)", default: []].insert(m.id)
+                if outcomes[m.id] == .applied {
+                    appliedStamps["\(entry.user)|\(m.articleId)|\(m.field)|\(m.value)", default: []].append((m.hlc, entry.request.deviceId))
+                }
             }
             for result in entry.response.results where result.outcome == .rejected && !(result.reason ?? "").isEmpty {
                 rejected.insert("\(entry.request.deviceId)|\(result.id)")
@@ -106,6 +113,10 @@ struct Oracle {
             for id in ids { if let stamp = clamped["\(intent.device)|\(id)"] { ids.formUnion(alias(stamp)) } }
             if ids.contains(where: { rejected.contains("\(intent.device)|\($0)") }) { continue }
             if ids.contains(where: { losers.contains("\(intent.device)|\($0)") }) { continue }
+            // An agreeing write with a newer stamp replaced or superseded it without a conflict
+            // (nothing disagreed); that write answers for it, and is checked as an intent of its own.
+            let agreeing = appliedStamps["\(intent.user)|\(m.articleId)|\(m.field)|\(m.value)"] ?? []
+            if agreeing.contains(where: { $0.1 != intent.device && HLC.orders(m.hlc, before: $0.0, intent.device, $0.1) }) { continue }
             let stamp = ids.compactMap { clamped["\(intent.device)|\($0)"] }.max() ?? m.hlc
             if let writer = state?.writers[m.field],
                (writer.hlc.wall, writer.hlc.counter, writer.deviceId) > (stamp.wall, stamp.counter, intent.device) {

@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTPCompression
 import ReaderSyncClient
 import ReaderSyncCore
 import ReaderSyncServer
@@ -24,6 +25,8 @@ protocol SimulatedServer: Sendable {
     func restore(from path: String) async throws
     /// The server's clock, in milliseconds.
     var nowMillis: Int64 { get }
+    /// Releases connections; called once at the end of a run.
+    func shutdown() async throws
 }
 
 /// A server in this process on a database file, reached through its real router.
@@ -75,6 +78,7 @@ final class InProcessServer: SimulatedServer {
 
     var canRestore: Bool { true }
     var nowMillis: Int64 { Timestamp.millis(clock.now) }
+    func shutdown() async throws {}
 
     func snapshot(named name: String) throws -> String {
         let path = directory.appendingPathComponent(name).path
@@ -98,14 +102,25 @@ final class InProcessServer: SimulatedServer {
 final class RemoteServer: SimulatedServer {
     let baseURL: String
     let adminToken: String
+    /// Its own client, with a connection for every device that may sync at once.
+    let client: HTTPClient
 
-    init(baseURL: String, adminToken: String) {
+    init(baseURL: String, adminToken: String, connections: Int) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.adminToken = adminToken
+        var configuration = HTTPClient.Configuration(
+            timeout: .init(connect: .seconds(10), read: .seconds(120)),
+            decompression: .enabled(limit: .ratio(100)))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(connections, 8))
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     func transport(token: String) -> any SyncTransport {
-        HTTPSyncTransport(baseURL: baseURL, token: token)
+        HTTPSyncTransport(baseURL: baseURL, token: token, client: client)
+    }
+
+    func shutdown() async throws {
+        try await client.shutdown()
     }
 
     func admin(_ method: HTTPMethod, _ path: String, body: Data?) async throws -> Data {
@@ -113,7 +128,7 @@ final class RemoteServer: SimulatedServer {
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(adminToken)")
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-        let response = try await HTTPSyncTransport.sharedClient.execute(request, timeout: .seconds(60))
+        let response = try await client.execute(request, timeout: .seconds(60))
         let bytes = try await response.body.collect(upTo: 256 << 20)
         guard (200..<300).contains(Int(response.status.code)) else {
             throw SimulationError("admin \(method) \(path) answered \(response.status.code): \(String(buffer: bytes))")

@@ -72,6 +72,7 @@ final class Runner {
     let clock: VirtualClock
     let server: any SimulatedServer
     let recorder = PushRecorder()
+    let pushOrder = PushOrder()
     let intents = IntentLog()
     var model = ReferenceModel()
     var modelPosition = 0
@@ -107,7 +108,7 @@ final class Runner {
             server = try await InProcessServer(directory: options.dataDirectory, clock: clock, configuration: configuration)
         case .remote(let url, let adminToken):
             clock = VirtualClock(startMillis: 0, real: true)
-            server = RemoteServer(baseURL: url, adminToken: adminToken)
+            server = RemoteServer(baseURL: url, adminToken: adminToken, connections: options.concurrency)
         }
         let serverName: String
         switch options.server {
@@ -124,14 +125,20 @@ final class Runner {
 
     func run(progress: @Sendable (Int, Int) -> Void) async throws -> SimulationReport {
         let started = ContinuousClock.now
-        try await setUp()
-        for step in 1...max(options.steps, 1) where options.steps > 0 {
-            try await self.step()
-            progress(step, options.steps)
+        do {
+            try await setUp()
+            for step in 1...max(options.steps, 1) where options.steps > 0 {
+                if options.concurrency > 1 { try await round() } else { try await self.step() }
+                progress(step, options.steps)
+            }
+            try await finalSync()
+            report.invariants = try await Oracle(runner: self).check()
+            report.digest = try await digest()
+        } catch {
+            try? await server.shutdown()
+            throw error
         }
-        try await finalSync()
-        report.invariants = try await Oracle(runner: self).check()
-        report.digest = try await digest()
+        try await server.shutdown()
         report.replayCommand = options.replayCommand
         report.wallSeconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
             + Double((ContinuousClock.now - started).components.seconds)
@@ -167,7 +174,7 @@ final class Runner {
 
     func makeDevice(name: String, user: String) throws -> SimDevice {
         let path = options.dataDirectory.appendingPathComponent("\(name).sqlite").path
-        let link = DeviceLink(inner: server.transport(token: tokens[user]!), recorder: recorder, user: user,
+        let link = DeviceLink(inner: server.transport(token: tokens[user]!), recorder: recorder, order: pushOrder, user: user,
                               serverMillis: { [server] in server.nowMillis })
         return try SimDevice(name: name, user: user, path: path, link: link, open: openStore(name: name))
     }
@@ -228,7 +235,78 @@ final class Runner {
         }
     }
 
+    /// A round (concurrency above 1): every device may go offline or back and act; then every
+    /// online device syncs, `concurrency` at a time.
+    func round() async throws {
+        clock.advance(millis: Int64(rng.int(in: 500...15_000)))
+        if rng.chance(options.churn) { try await newsroomEvent() }
+        var syncing: [SimDevice] = []
+        for device in devices {
+            if device.online, rng.chance(options.offlineRate * 0.25) {
+                device.online = false
+            } else if !device.online, rng.chance((1 - options.offlineRate) * 0.25) {
+                device.online = true
+            }
+            for _ in 0..<rng.int(in: 0...2) { try act(on: device) }
+            if device.online {
+                try await prepareSync(device, faultsAllowed: true)
+                syncing.append(device)
+            }
+        }
+        try await syncConcurrently(syncing)
+        if server.canRestore && faults.contains(.serverRestored) && rng.chance(0.03) { try takeSnapshot() }
+    }
+
+    /// Runs the prepared syncs of `syncing`, at most `concurrency` at once, then books their outcomes in order.
+    func syncConcurrently(_ syncing: [SimDevice]) async throws {
+        let engines = syncing.map(\.engine)
+        let limit = max(options.concurrency, 1)
+        var outcomes = [SyncOutcome?](repeating: nil, count: engines.count)
+        var peak = 0
+        await withTaskGroup(of: (Int, SyncOutcome).self) { group in
+            var next = 0
+            var running = 0
+            while next < engines.count || running > 0 {
+                while running < limit && next < engines.count {
+                    let (index, engine) = (next, engines[next])
+                    group.addTask { (index, await Runner.runSync(engine)) }
+                    next += 1
+                    running += 1
+                    peak = max(peak, running)
+                }
+                if let (index, outcome) = await group.next() {
+                    outcomes[index] = outcome
+                    running -= 1
+                }
+            }
+        }
+        report.peakConcurrentSyncs = max(report.peakConcurrentSyncs, peak)
+        for (device, outcome) in zip(syncing, outcomes) {
+            if let outcome { try finishSync(device, outcome) }
+        }
+    }
+
+    /// How one sync ended, and how long it took.
+    struct SyncOutcome: Sendable {
+        var result: Result<SyncReport, any Error>
+        var millis: Double
+    }
+
+    static func runSync(_ engine: SyncEngine) async -> SyncOutcome {
+        let started = ContinuousClock.now
+        let result: Result<SyncReport, any Error>
+        do { result = .success(try await engine.sync()) } catch { result = .failure(error) }
+        let elapsed = ContinuousClock.now - started
+        return SyncOutcome(result: result, millis: Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+    }
+
     func sync(_ device: SimDevice, faultsAllowed: Bool) async throws {
+        try await prepareSync(device, faultsAllowed: faultsAllowed)
+        try finishSync(device, await Self.runSync(device.engine))
+    }
+
+    /// The random choices of a sync, made before it runs: a fault to inject, an action during the pull.
+    func prepareSync(_ device: SimDevice, faultsAllowed: Bool) async throws {
         if faultsAllowed && rng.chance(options.faultRate) && !faults.isEmpty {
             try await inject(rng.pick(faults), into: device)
         }
@@ -246,26 +324,33 @@ final class Runner {
             }
         }
         report.syncs += 1
-        let started = ContinuousClock.now
-        do {
-            let result = try await device.engine.sync()
+    }
+
+    /// Books what a sync did; a killed process reopens its store.
+    func finishSync(_ device: SimDevice, _ outcome: SyncOutcome) throws {
+        switch outcome.result {
+        case .success(let result):
             report.bytesUp += result.bytesSent
             report.bytesDown += result.bytesReceived
-        } catch let error as ReaderSyncError where error.code == .transportFailed {
+            report.busyRetries += result.busyRetries
+        case .failure(let error as ReaderSyncError) where error.code == .transportFailed:
             report.failedSyncs += 1
-        } catch is ProcessKilled {
+            if let status = error.httpStatus, status >= 500 {
+                report.serverErrors += 1
+                unexpectedErrors.append("\(device.name): \(error)")
+            }
+        case .failure(is ProcessKilled):
             report.failedSyncs += 1
             // The app starts again and opens its store from the file.
             device.store = try openStore(name: device.name)(device.path, device.skew)
             device.engine = SyncEngine(store: device.store, transport: device.link, pushBatchSize: 50, pageSize: 100)
-        } catch {
+        case .failure(let error):
             report.failedSyncs += 1
             unexpectedErrors.append("\(device.name): \(error)")
         }
         device.link.arm(nil)
         device.link.duringNextPull(nil)
-        let elapsed = ContinuousClock.now - started
-        latencies.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+        latencies.append(outcome.millis)
         replayNewPushes()
         if overlayViolation == nil, let violation = try device.store.pendingOverlayViolations().first {
             overlayViolation = "\(device.user) on \(device.name): article \(violation.articleId), field \(violation.field) "
@@ -391,7 +476,12 @@ final class Runner {
             device.link.arm(nil)
         }
         for _ in 0..<2 {
-            for device in devices { try await sync(device, faultsAllowed: false) }
+            if options.concurrency > 1 {
+                for device in devices { try await prepareSync(device, faultsAllowed: false) }
+                try await syncConcurrently(devices)
+            } else {
+                for device in devices { try await sync(device, faultsAllowed: false) }
+            }
         }
         conflictLog += try await fetchConflictLog()
     }

@@ -54,6 +54,9 @@ public struct SimulationOptions: Sendable {
     public var server: SimulationServer = .inProcess
     /// The faults that may be injected (`serverRestored` only in process).
     public var faults: Set<FaultKind> = Set(FaultKind.allCases)
+    /// Devices syncing at once. 1: one device acts or syncs per step. More: each step is a round in
+    /// which every device may act and every online device syncs, this many at a time.
+    public var concurrency = 1
     package var defect: SimulationDefect?
 
     public init(dataDirectory: URL) {
@@ -64,6 +67,7 @@ public struct SimulationOptions: Sendable {
     public var replayCommand: String {
         var parts = ["reader-sync simulate", "--seed \(seed)", "--users \(users)", "--devices \(devicesPerUser)", "--steps \(steps)",
                      "--offline-rate \(offlineRate)", "--fault-rate \(faultRate)", "--articles \(articles)", "--churn \(churn)"]
+        if concurrency > 1 { parts.append("--concurrency \(concurrency)") }
         if case .remote(let url, _) = server { parts.append("--server \(url) --admin-token …") }
         return parts.joined(separator: " ")
     }

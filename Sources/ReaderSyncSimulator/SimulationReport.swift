@@ -19,6 +19,12 @@ public struct SimulationReport: Sendable, Codable {
     public var actions = 0
     public var syncs = 0
     public var failedSyncs = 0
+    /// Requests the server turned away as busy (503) that the SDK retried after waiting.
+    public var busyRetries = 0
+    /// Syncs that ended in a 5xx answer (injected `server_error` faults are not answers, and not counted).
+    public var serverErrors = 0
+    /// Devices syncing at once, at most (1 in step mode).
+    public var peakConcurrentSyncs = 0
     public var newsroomEvents: [String: Int] = [:]
     public var faults: [String: Int] = [:]
     public var mutations: [String: Int] = [:]
@@ -46,7 +52,8 @@ public struct SimulationReport: Sendable, Codable {
         var lines = [
             "ReaderSync simulation · seed \(seed) · \(server)",
             "  \(users) users × \(devices / max(users, 1)) devices, \(steps) steps, \(articles) articles to start",
-            "  actions \(actions), syncs \(syncs) (\(failedSyncs) failed by injected faults)",
+            "  actions \(actions), syncs \(syncs) (\(failedSyncs) failed by injected faults), at most \(peakConcurrentSyncs) at once",
+            "  5xx answers \(serverErrors); busy (503) answers retried by the SDK \(busyRetries)",
             "  newsroom: \(counts(newsroomEvents))",
             "  faults: \(counts(faults))",
             "  mutations by outcome: \(counts(mutations))",

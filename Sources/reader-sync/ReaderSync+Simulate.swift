@@ -23,10 +23,12 @@ extension ReaderSync {
         @Option(name: .customLong("data-dir"), help: "Where device stores live (default: a new temporary directory).") var dataDir: String?
         @Option(help: "A running server's URL (default: an in-process server on a temporary database).") var server: String?
         @Option(name: .customLong("admin-token"), help: "The admin token of --server (default: $READER_SYNC_ADMIN_TOKEN).") var adminToken: String?
+        @Option(help: "Devices syncing at once. 1: one device acts or syncs per step; more: each step is a round in which every online device syncs, this many at a time.") var concurrency = 1
         @Flag(help: "Print the report as JSON.") var json = false
 
         func validate() throws {
             guard users >= 1, devices >= 1 else { throw ValidationError("--users and --devices must be at least 1") }
+            guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 10000") }
             guard steps >= 0, articles >= 1 else { throw ValidationError("--steps must not be negative and --articles at least 1") }
             for (name, value) in [("--offline-rate", offlineRate), ("--fault-rate", faultRate), ("--churn", churn)] where !(0...1).contains(value) {
                 throw ValidationError("\(name) must be from 0 to 1")
@@ -53,6 +55,7 @@ extension ReaderSync {
             options.articles = articles
             options.churn = churn
             options.seed = seed
+            options.concurrency = concurrency
             if let server, let token = resolvedAdminToken { options.server = .remote(url: server, adminToken: token) }
             if !json { say("seed \(seed) · data in \(directory.path)") }
 
