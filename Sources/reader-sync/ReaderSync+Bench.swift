@@ -24,6 +24,9 @@ extension ReaderSync {
         var inProcess = false
         @Option(name: .customLong("work-dir"), help: "Where the databases go (default: a new temporary directory).")
         var workDir: String?
+        @Option(help: "The server's durability: normal (survives a process crash) or full (also a power loss).")
+        var durability = "normal"
+
         @Flag(help: "Print the figures as one JSON object.")
         var json = false
 
@@ -33,6 +36,7 @@ extension ReaderSync {
                 throw ValidationError("unknown scenario \(unknown); choose from S0, S1, S2, S3, S4, floors, scale, all")
             }
             if delta != nil && corpus == nil { throw ValidationError("--delta needs --corpus") }
+            guard ["normal", "full"].contains(durability) else { throw ValidationError("--durability must be normal or full") }
         }
 
         func run() async throws {
@@ -44,6 +48,7 @@ extension ReaderSync {
             options.corpus = corpus.map { URL(fileURLWithPath: $0) }
             options.delta = delta.map { URL(fileURLWithPath: $0) }
             options.inProcess = inProcess
+            options.durability = durability
             // S1–S4 build on S0; a scenario list selects what is reported beyond that.
             options.scenarios = Set(scenarios)
             let verbose = !json

@@ -58,6 +58,19 @@ struct CLITests {
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("typo.sqlite").path))
         let bad = try CLI.run(["serve", "--port", "70000"])
         #expect(bad.status != 0 && bad.stderr.contains("--port"))
+        for (flag, value) in [("--durability", "sometimes"), ("--max-concurrent-requests", "0"), ("--request-timeout", "0"),
+                              ("--log-level", "loud")] {
+            let refused = try CLI.run(["serve", flag, value, "--db", dir.appendingPathComponent("never.sqlite").path])
+            #expect(refused.status != 0 && refused.stderr.contains(flag), "\(flag) \(value)")
+        }
+        let noBackup = try CLI.run(["restore", "--from", dir.appendingPathComponent("missing.sqlite").path,
+                                    "--db", dir.appendingPathComponent("db.sqlite").path])
+        #expect(noBackup.status != 0 && noBackup.stderr.contains("no backup at"))
+        let notOurs = dir.appendingPathComponent("not-ours.sqlite")
+        try Data("just text".utf8).write(to: notOurs)
+        let refusedFile = try CLI.run(["restore", "--from", notOurs.path, "--db", dir.appendingPathComponent("db.sqlite").path])
+        #expect(refusedFile.status != 0, "\(refusedFile.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("db.sqlite").path))
     }
 
     @Test("serve on a free port; the CLI works on the same file while it runs; conflicts explain themselves; SIGTERM stops it")

@@ -128,4 +128,18 @@ struct StoreTests {
         #expect(page.articles.map(\.id) == ["x'; --", "n"])
         #expect(page.articles.map(\.title) == [nasty, "a\u{0}b"] && page.articles.map(\.body) == [nasty, "\u{0}"])
     }
+
+    @Test("durability is a setting: WAL with synchronous NORMAL by default, FULL with .full, on writer and reader connections")
+    func durability() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reader-sync-durability-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for (durability, expected) in [(SQLiteSyncStore.Durability.normal, 1), (.full, 2)] {
+            let store = try SQLiteSyncStore(path: directory.appendingPathComponent("\(durability).sqlite").path, durability: durability)
+            let written = try await store.dbPool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+            let read = try await store.dbPool.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+            let journal = try await store.dbPool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+            #expect(written == expected && read == expected, "\(durability)")
+            #expect(journal == "wal")
+        }
+    }
 }

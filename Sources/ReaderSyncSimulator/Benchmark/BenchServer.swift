@@ -53,10 +53,10 @@ final class BenchServer: Sendable {
     func stop() async { await stopAction() }
 
     /// Starts `executable serve` on a free loopback port with a new database at `databasePath`.
-    static func process(executable: String, databasePath: String, adminToken: String) throws -> BenchServer {
+    static func process(executable: String, databasePath: String, adminToken: String, durability: String) throws -> BenchServer {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["serve", "--db", databasePath, "--port", "0", "--admin-token", adminToken]
+        process.arguments = ["serve", "--db", databasePath, "--port", "0", "--admin-token", adminToken, "--durability", durability]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -80,8 +80,8 @@ final class BenchServer: Sendable {
     }
 
     /// Starts the server in this process (`--in-process`): one process shares the cores.
-    static func inProcess(databasePath: String, adminToken: String) async throws -> BenchServer {
-        let store = try SQLiteSyncStore(path: databasePath)
+    static func inProcess(databasePath: String, adminToken: String, durability: String) async throws -> BenchServer {
+        let store = try SQLiteSyncStore(path: databasePath, durability: SQLiteSyncStore.Durability(rawValue: durability) ?? .normal)
         try await store.setAdminTokenHash(Tokens.hash(adminToken))
         let service = try await SyncService(store: store)
         var logger = Logger(label: "bench")

@@ -22,6 +22,8 @@ public struct BenchmarkOptions: Sendable {
     public var concurrency = 32
     /// Run the server in this process instead of as `reader-sync serve` in its own.
     public var inProcess = false
+    /// The server's `--durability`: `normal` survives a process crash, `full` also a power loss.
+    public var durability = "normal"
     /// The `reader-sync` binary to start the server with.
     public var serverExecutable: String
     public var workDirectory: URL
@@ -59,6 +61,7 @@ public struct BenchmarkReport: Sendable, Codable {
         public var pushBatch: Int
         public var concurrency: Int
         public var serverInProcess: Bool
+        public var durability: String
         public var corpusSource: String
     }
 
@@ -111,7 +114,8 @@ public enum Benchmark {
             parameters: .init(articles: corpus.count, corpusBytes: corpus.reduce(0) { $0 + $1.utf8.count + 1 }, deltaLines: delta.count,
                               users: options.users, devices: options.users * options.devicesPerUser,
                               mutationsPerDevice: options.mutationsPerDevice, pushBatch: options.pushBatch,
-                              concurrency: options.concurrency, serverInProcess: options.inProcess, corpusSource: source),
+                              concurrency: options.concurrency, serverInProcess: options.inProcess, durability: options.durability,
+                              corpusSource: source),
             machine: .init(cores: ProcessInfo.processInfo.activeProcessorCount, memoryBytes: ProcessInfo.processInfo.physicalMemory,
                            os: ProcessInfo.processInfo.operatingSystemVersionString, build: isDebugBuild ? "debug" : "release"))
         if isDebugBuild { report.notes.append("debug build: figures are not representative; use swift run -c release") }
@@ -124,8 +128,9 @@ public enum Benchmark {
         let adminToken = Tokens.generate()
         let databasePath = options.workDirectory.appendingPathComponent("bench-server.sqlite").path
         let server = options.inProcess
-            ? try await BenchServer.inProcess(databasePath: databasePath, adminToken: adminToken)
-            : try BenchServer.process(executable: options.serverExecutable, databasePath: databasePath, adminToken: adminToken)
+            ? try await BenchServer.inProcess(databasePath: databasePath, adminToken: adminToken, durability: options.durability)
+            : try BenchServer.process(executable: options.serverExecutable, databasePath: databasePath, adminToken: adminToken,
+                                      durability: options.durability)
         let client = HTTPClient(eventLoopGroupProvider: .singleton,
                                 configuration: .init(decompression: .enabled(limit: .ratio(100))))
         do {
@@ -137,9 +142,11 @@ public enum Benchmark {
         }
         if options.runs("scale") {
             let scaleServer = options.inProcess
-                ? try await BenchServer.inProcess(databasePath: options.workDirectory.appendingPathComponent("bench-scale.sqlite").path, adminToken: adminToken)
+                ? try await BenchServer.inProcess(databasePath: options.workDirectory.appendingPathComponent("bench-scale.sqlite").path,
+                                                  adminToken: adminToken, durability: options.durability)
                 : try BenchServer.process(executable: options.serverExecutable,
-                                          databasePath: options.workDirectory.appendingPathComponent("bench-scale.sqlite").path, adminToken: adminToken)
+                                          databasePath: options.workDirectory.appendingPathComponent("bench-scale.sqlite").path,
+                                          adminToken: adminToken, durability: options.durability)
             do {
                 let probe = try await scaleProbe(articles: options.scaleArticles, users: options.scaleUsers, perUser: 50,
                                                  server: scaleServer, client: client, concurrency: options.concurrency, log: log)
