@@ -138,7 +138,7 @@ struct StoreTests {
             let written = try await store.dbPool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
             let read = try await store.dbPool.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
             let journal = try await store.dbPool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
-            #expect(written == expected && read == expected, "\(durability)")
+            #expect(written == expected && read == expected, "\(durability): writer \(String(describing: written)), reader \(String(describing: read))")
             #expect(journal == "wal")
         }
     }

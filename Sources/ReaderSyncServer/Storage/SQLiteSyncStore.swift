@@ -33,6 +33,11 @@ package final class SQLiteSyncStore: SyncStore {
         }
         self.path = path
         dbPool = try DatabasePool(path: path, configuration: config)
+        // GRDB sets synchronous = NORMAL on the writer when it turns WAL on, after prepareDatabase:
+        // set it again on the one writer connection, the one that commits.
+        try dbPool.writeWithoutTransaction { db in
+            try db.execute(sql: durability == .full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+        }
         try Self.migrator.migrate(dbPool)
         try dbPool.write { db in try Self.ensureIdentity(db) }
     }
