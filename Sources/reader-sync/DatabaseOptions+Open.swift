@@ -1,4 +1,5 @@
 import Foundation
+import ReaderSyncCore
 import ReaderSyncServer
 
 extension DatabaseOptions {
@@ -17,5 +18,15 @@ extension DatabaseOptions {
             throw CLIError("cannot open the database at \(path): \(error)")
         }
         return try await SyncService(store: store)
+    }
+
+    /// Opens the service and runs `body` on it; a ``SyncError`` becomes the CLI's one-line message.
+    func withService<T>(create: Bool, _ body: (SyncService) async throws -> T) async throws -> T {
+        let service = try await openService(create: create)
+        do {
+            return try await body(service)
+        } catch let error as SyncError {
+            throw CLIError(error.message)
+        }
     }
 }

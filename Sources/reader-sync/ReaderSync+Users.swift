@@ -22,12 +22,7 @@ extension ReaderSync.Users {
         var name: String
 
         func run() async throws {
-            let service = try await database.openService(create: true)
-            do {
-                say(try await service.createUser(name: name).token)
-            } catch let error as SyncError {
-                throw CLIError(error.message)
-            }
+            say(try await database.withService(create: true) { try await $0.createUser(name: name).token })
         }
     }
 
@@ -68,12 +63,7 @@ extension ReaderSync.Users {
         var name: String
 
         func run() async throws {
-            let service = try await database.openService(create: false)
-            do {
-                try await service.revokeToken(name: name)
-            } catch let error as SyncError {
-                throw CLIError(error.message)
-            }
+            try await database.withService(create: false) { try await $0.revokeToken(name: name) }
             say("revoked the token of \(name)")
         }
     }
@@ -89,12 +79,7 @@ extension ReaderSync.Users {
         var name: String
 
         func run() async throws {
-            let service = try await database.openService(create: false)
-            do {
-                say(try await service.issueToken(name: name).token)
-            } catch let error as SyncError {
-                throw CLIError(error.message)
-            }
+            say(try await database.withService(create: false) { try await $0.issueToken(name: name).token })
         }
     }
 }
