@@ -123,6 +123,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Test helpers shared by the test targets.
+        .target(
+            name: "ReaderSyncTestSupport",
+            path: "Tests/ReaderSyncTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ReaderSyncCoreTests",
             dependencies: ["ReaderSyncCore"],
@@ -131,6 +137,7 @@ let package = Package(
         .testTarget(
             name: "ReaderSyncClientTests",
             dependencies: [
+                "ReaderSyncTestSupport",
                 "ReaderSyncClient",
                 "ReaderSyncSimulator",
                 "ReaderSyncCore",
@@ -146,6 +153,7 @@ let package = Package(
         .testTarget(
             name: "ReaderSyncSimulatorTests",
             dependencies: [
+                "ReaderSyncTestSupport",
                 "ReaderSyncSimulator",
                 "ReaderSyncServer",
                 "ReaderSyncCore",
@@ -157,6 +165,7 @@ let package = Package(
         .testTarget(
             name: "ReaderSyncServerTests",
             dependencies: [
+                "ReaderSyncTestSupport",
                 "ReaderSyncServer",
                 "ReaderSyncCore",
                 "ReaderSyncSchema",
@@ -176,6 +185,7 @@ let package = Package(
         .testTarget(
             name: "ReaderSyncCLITests",
             dependencies: [
+                "ReaderSyncTestSupport",
                 "reader-sync",
                 "ReaderSyncCore",
                 "ReaderSyncClient",

@@ -22,7 +22,7 @@ extension ReaderSync {
         var scenarios: [String] = []
         @Flag(name: .customLong("in-process"), help: "Run the server in this process instead of its own.")
         var inProcess = false
-        @Option(name: .customLong("work-dir"), help: "Where the databases go (default: a new temporary directory).")
+        @Option(name: .customLong("work-dir"), help: "Where the databases go, kept afterwards (default: a new temporary directory, removed at the end).")
         var workDir: String?
         @Option(help: "The server's durability: normal (survives a process crash) or full (also a power loss).")
         var durability = "normal"
@@ -52,6 +52,9 @@ extension ReaderSync {
             // S1–S4 build on S0; a scenario list selects what is reported beyond that.
             options.scenarios = Set(scenarios)
             let verbose = !json
+            // A temporary work directory holds hundreds of MB of databases: removed at the end, also on
+            // failure. One given with --work-dir is kept for inspection.
+            defer { if workDir == nil { try? FileManager.default.removeItem(at: directory) } }
             let report = try await Benchmark.run(options) { line in if verbose { warn(line) } }
             say(json ? try prettyJSON(report) : report.text)
         }

@@ -130,19 +130,25 @@ struct CrashSafetyTests {
                 let userId = try Int64.fetchOne(db, sql: "SELECT id FROM user WHERE name = ?", arguments: ["user\(entry.user)"])
                 for state in entry.response.states {
                     let row = try Row.fetchOne(db, sql: """
-                        SELECT version, readHlcWall, readHlcCounter, bookmarkedHlcWall, bookmarkedHlcCounter,
-                               progressHlcWall, progressHlcCounter
+                        SELECT version,
+                               readDeviceId, readHlcWall, readHlcCounter, readVersion,
+                               bookmarkedDeviceId, bookmarkedHlcWall, bookmarkedHlcCounter, bookmarkedVersion,
+                               progressDeviceId, progressHlcWall, progressHlcCounter, progressVersion
                         FROM userArticleState WHERE userId = ? AND articleId = ?
                         """, arguments: [userId, state.articleId])
                     #expect(row != nil, "the state of \(state.articleId) from an acknowledged push is missing")
                     guard let row else { continue }
                     #expect(row["version"] as Int64 >= state.version, "state of \(state.articleId) went back in version")
-                    for (writer, wall, counter) in [(state.writers.read, "readHlcWall", "readHlcCounter"),
-                                                    (state.writers.bookmarked, "bookmarkedHlcWall", "bookmarkedHlcCounter"),
-                                                    (state.writers.progress, "progressHlcWall", "progressHlcCounter")] {
+                    // Each field still holds the acknowledged write, or one set later (at a higher row version):
+                    // a later write may carry a lower HLC (add-wins), so the version, not the stamp, tells.
+                    for (writer, field) in [(state.writers.read, "read"), (state.writers.bookmarked, "bookmarked"),
+                                            (state.writers.progress, "progress")] {
                         guard let writer else { continue }
-                        let stored = HLC(wall: row[wall] ?? 0, counter: row[counter] ?? 0)
-                        #expect(stored >= writer.hlc, "\(state.articleId).\(wall): an acknowledged write was rolled back")
+                        let stored = FieldWriter(deviceId: row["\(field)DeviceId"] ?? "",
+                                                 hlc: HLC(wall: row["\(field)HlcWall"] ?? 0, counter: row["\(field)HlcCounter"] ?? 0))
+                        let setAt: Int64 = row["\(field)Version"] ?? 0
+                        #expect(stored == writer || setAt > state.version,
+                                "\(state.articleId).\(field): the acknowledged write is gone and nothing replaced it later")
                     }
                 }
             }

@@ -32,7 +32,8 @@ struct LoadTests {
         let url = try server.baseURL()
         let run = try CLI.run(["simulate", "--server", url, "--admin-token", admin, "--data-dir", dir.appendingPathComponent("devices").path,
                                "--json"] + arguments)
-        let status = try String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)
+        // Peak resident memory as Linux reports it; elsewhere (no /proc) the memory check is skipped.
+        let status = (try? String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)) ?? ""
         let peak = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
             .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? -1
         guard let figures = try? JSONDecoder().decode(Figures.self, from: Data(run.stdout.utf8)) else {
@@ -52,7 +53,9 @@ struct LoadTests {
         #expect(figures.peakConcurrentSyncs == 1000)
         #expect(figures.serverErrors == 0)
         // A bound, not a measurement to tune against: the figure of the last run is in docs/RELIABILITY.md.
+        #if os(Linux)
         #expect(peakKB > 0 && peakKB < 300 * 1024, "server peak memory \(peakKB) kB")
+        #endif
         print("load: \(figures.devices) devices, \(figures.syncs) syncs, at most \(figures.peakConcurrentSyncs) at once, "
             + "5xx \(figures.serverErrors), busy retries \(figures.busyRetries), server peak \(peakKB / 1024) MB, "
             + String(format: "p99 %.0f ms, %.1f s", figures.syncLatencyP99Millis, figures.wallSeconds))

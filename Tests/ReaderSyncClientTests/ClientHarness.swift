@@ -5,6 +5,7 @@ import Logging
 import ReaderSyncClient
 import ReaderSyncCore
 import Synchronization
+import ReaderSyncTestSupport
 import Testing
 @testable import ReaderSyncServer
 @testable import ReaderSyncSimulator
@@ -17,8 +18,7 @@ final class ClientHarness: Sendable {
     let clock = ManualClock()
 
     init() async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("reader-sync-client-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        directory = try TestDirectory.make("client")
         serverPath = directory.appendingPathComponent("server.sqlite").path
         let store = try SQLiteSyncStore(path: serverPath)
         let clock = self.clock

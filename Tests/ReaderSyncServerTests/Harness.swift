@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import ReaderSyncCore
 import Synchronization
+import ReaderSyncTestSupport
 import Testing
 @testable import ReaderSyncServer
 
@@ -28,8 +29,7 @@ struct Harness {
     let clock: TestClock
 
     init(configuration: SyncConfiguration = SyncConfiguration()) async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("reader-sync-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        directory = try TestDirectory.make("server")
         store = try SQLiteSyncStore(path: directory.appendingPathComponent("server.sqlite").path)
         try await store.setAdminTokenHash(Tokens.hash(Self.adminToken))
         let clock = TestClock()

@@ -11,8 +11,16 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+private let systemSend = Glibc.send
+private let systemClose = Glibc.close
+private let streamSocket = Int32(SOCK_STREAM.rawValue)
+private let noSignal = Int32(MSG_NOSIGNAL)
 #elseif canImport(Darwin)
 import Darwin
+private let systemSend = Darwin.send
+private let systemClose = Darwin.close
+private let streamSocket = SOCK_STREAM
+private let noSignal: Int32 = 0  // SO_NOSIGPIPE is set on the socket instead
 #endif
 
 @Suite("Limits that keep one client from starving the others")
@@ -113,10 +121,10 @@ struct RawConnection: Sendable {
     let descriptor: Int32
 
     init(port: Int) throws {
-        #if canImport(Glibc)
-        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-        descriptor = socket(AF_INET, SOCK_STREAM, 0)
+        descriptor = socket(AF_INET, streamSocket, 0)
+        #if canImport(Darwin)
+        var on: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_NOSIGPIPE, &on, socklen_t(MemoryLayout<Int32>.size))
         #endif
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -138,7 +146,7 @@ struct RawConnection: Sendable {
         var peek = [UInt8](repeating: 0, count: 1)
         // A closed connection reads as end of file without blocking.
         if recv(descriptor, &peek, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 0 { return false }
-        return bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+        return bytes.withUnsafeBytes { systemSend(descriptor, $0.baseAddress, $0.count, noSignal) } == bytes.count
     }
 
     /// Everything the server sends until it closes the connection (or the safety bound passes).
@@ -154,6 +162,6 @@ struct RawConnection: Sendable {
     }
 
     func close() {
-        _ = Glibc.close(descriptor)
+        _ = systemClose(descriptor)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import ReaderSyncCore
 import ReaderSyncSchema
+import ReaderSyncTestSupport
 import Testing
 @testable import ReaderSyncServer
 
@@ -131,8 +132,7 @@ struct StoreTests {
 
     @Test("durability is a setting: WAL with synchronous NORMAL by default, FULL with .full, on writer and reader connections")
     func durability() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reader-sync-durability-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try TestDirectory.make("durability")
         for (durability, expected) in [(SQLiteSyncStore.Durability.normal, 1), (.full, 2)] {
             let store = try SQLiteSyncStore(path: directory.appendingPathComponent("\(durability).sqlite").path, durability: durability)
             let written = try await store.dbPool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }

@@ -2,12 +2,13 @@ import Foundation
 import HummingbirdTesting
 import Logging
 import ReaderSyncCore
+import ReaderSyncTestSupport
 import Testing
 @testable import ReaderSyncServer
 @testable import ReaderSyncSimulator
 
 func options(seed: UInt64, steps: Int = 250, faults: Set<FaultKind> = Set(FaultKind.allCases), faultRate: Double = 0.2) -> SimulationOptions {
-    var o = SimulationOptions(dataDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("reader-sync-simtest-\(UUID().uuidString)"))
+    var o = SimulationOptions(dataDirectory: TestDirectory.path("simulation"))  // the simulator creates it
     o.seed = seed
     o.steps = steps
     o.users = 3
@@ -58,8 +59,7 @@ struct SimulationTests {
 
     @Test("against the real HTTP server on a loopback port", .timeLimit(.minutes(3)))
     func overHTTP() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reader-sync-simhttp-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try TestDirectory.make("simulation-http")
         let store = try SQLiteSyncStore(path: directory.appendingPathComponent("server.sqlite").path)
         let adminToken = "http-simulation-admin-token"
         try await store.setAdminTokenHash(Tokens.hash(adminToken))
