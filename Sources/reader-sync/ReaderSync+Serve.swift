@@ -45,6 +45,9 @@ extension ReaderSync {
         @Option(name: .customLong("idle-timeout"), help: "Seconds before closing a connection with no request activity (also one trickling its headers).")
         var idleTimeout = 30.0
 
+        @Option(name: .customLong("response-timeout"), help: "Seconds a client may take to read a whole response before the connection is closed.")
+        var responseTimeout = 60.0
+
         @Option(name: .customLong("log-level"), help: "Log level on stderr: trace, debug (adds an access log), info, notice, warning, error, critical.")
         var logLevel = "info"
 
@@ -60,8 +63,8 @@ extension ReaderSync {
                 throw ValidationError("--durability must be normal or full")
             }
             guard maxConcurrentRequests >= 1 else { throw ValidationError("--max-concurrent-requests must be at least 1") }
-            guard requestTimeout > 0, idleTimeout > 0 else {
-                throw ValidationError("--request-timeout and --idle-timeout must be more than 0 seconds")
+            guard requestTimeout > 0, idleTimeout > 0, responseTimeout > 0 else {
+                throw ValidationError("--request-timeout, --idle-timeout and --response-timeout must be more than 0 seconds")
             }
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -111,6 +114,7 @@ extension ReaderSync {
             serverConfiguration.maxConcurrentRequests = maxConcurrentRequests
             serverConfiguration.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
             serverConfiguration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+            serverConfiguration.responseTimeout = .milliseconds(Int64(responseTimeout * 1000))
             let app = buildApplication(
                 service: service,
                 configuration: serverConfiguration,

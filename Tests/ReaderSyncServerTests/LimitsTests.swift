@@ -109,6 +109,39 @@ struct LimitsTests {
     }
 }
 
+extension LimitsTests {
+    @Test("a client that stops reading its large response is disconnected by the response timeout")
+    func unreadResponse() async throws {
+        let h = try await Harness()
+        let (_, token) = try await h.createUser("alice")
+        let body = String(repeating: "A long article body that nobody will read. ", count: 12_000)  // about 500 KB
+        let lines = (1...40).map { Harness.articleLine(id: "big-\($0)", title: "Big \($0)", body: body) }
+        #expect(try await h.service.ingest(jsonLines: Array(lines.joined(separator: "\n").utf8)).inserted == 40)
+        var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
+        configuration.responseTimeout = .milliseconds(300)
+        try await h.application(configuration).test(.live) { client in
+            let port = try #require(client.port)
+            let (received, declared) = try await onThread { () -> (Int, Int) in
+                // A 20 MB page, far more than the socket buffers hold. Once the response has begun
+                // (its head is here, so the server's deadline runs) the client reads nothing for five
+                // times the timeout (the slow client is the scenario), then reads what it can.
+                let connection = try RawConnection(port: port)
+                defer { connection.close() }
+                _ = connection.send(Array("GET /v1/sync/pull?limit=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\n\r\n".utf8))
+                let start = connection.receive(until: "\r\n\r\n")
+                usleep(1_500_000)
+                let text = start + connection.receiveAll()
+                let length = text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                let headEnd = text.utf8.count - (text.range(of: "\r\n\r\n").map { text[$0.upperBound...].utf8.count } ?? 0)
+                return (text.utf8.count - headEnd, length)
+            }
+            #expect(declared > 10_000_000)
+            #expect(received < declared, "the server closed the connection before the client took the whole response")
+        }
+    }
+}
+
 /// Runs blocking socket work on a thread of its own, off the concurrency pool.
 func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
@@ -147,6 +180,18 @@ struct RawConnection: Sendable {
         // A closed connection reads as end of file without blocking.
         if recv(descriptor, &peek, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 0 { return false }
         return bytes.withUnsafeBytes { systemSend(descriptor, $0.baseAddress, $0.count, noSignal) } == bytes.count
+    }
+
+    /// What the server sends until `marker` has arrived (or the connection ends).
+    func receive(until marker: String) -> String {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !String(decoding: received, as: UTF8.self).contains(marker) {
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            received += buffer[0..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
     }
 
     /// Everything the server sends until it closes the connection (or the safety bound passes).

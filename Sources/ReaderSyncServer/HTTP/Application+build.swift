@@ -20,6 +20,8 @@ package struct ServerConfiguration: Sendable {
     /// A connection with no complete request (head or body part) for this long is closed; this also
     /// closes one that sends its headers byte by byte.
     package var idleTimeout: Duration = .seconds(30)
+    /// A connection whose client has not taken its whole response after this long is closed.
+    package var responseTimeout: Duration = .seconds(60)
 
     package init(host: String = "127.0.0.1", port: Int = 8080, metricsToken: String? = nil, gzipLevel: Int32 = 4) {
         self.host = host
@@ -43,10 +45,12 @@ package func buildApplication(
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = buildRouter(service: service, configuration: configuration, metrics: metrics, logger: logger)
-    let idle = configuration.idleTimeout.components
+    let responseTimeout = TimeAmount(configuration.responseTimeout)
     return Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: .seconds(idle.seconds) + .nanoseconds(idle.attoseconds / 1_000_000_000))),
+        server: .http1(configuration: .init(
+            additionalChannelHandlers: [ResponseWriteTimeoutHandler(timeout: responseTimeout)],
+            idleTimeout: TimeAmount(configuration.idleTimeout))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "reader-sync"),
         onServerRunning: onServerRunning,
         logger: logger
@@ -134,4 +138,11 @@ func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) th
     let data = try encoder.encode(value)
     return Response(status: status, headers: [.contentType: "application/json"],
                     body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let components = duration.components
+        self = .seconds(components.seconds) + .nanoseconds(components.attoseconds / 1_000_000_000)
+    }
 }
