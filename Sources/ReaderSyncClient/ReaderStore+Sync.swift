@@ -32,8 +32,10 @@ extension ReaderStore {
             }
             meta.hlc = clock.last
             try meta.save(db)
-            // Articles whose changes were rejected or superseded show the server's value again.
-            for articleId in Set(pushed.mutations.map(\.articleId)) {
+            // Articles whose changes were rejected or superseded show the server's value again
+            // (those that came back in `states` were refreshed as they were stored).
+            let refreshed = Set(response.states.map(\.articleId))
+            for articleId in Set(pushed.mutations.map(\.articleId)).subtracting(refreshed) {
                 try Self.refreshShown(db, articleId: articleId)
             }
         }
