@@ -23,14 +23,23 @@ extension Benchmark {
     }
 
     /// Pulls from `cursor` until caught up, with gzip, decoding each page in full; returns (ms, changes, cursor).
-    static func timedPull(server: BenchServer, token: String, cursor: String?, client: HTTPClient) async throws -> (Double, Int, String?) {
+    /// A pull from `cursor` until caught up, timed: the median of `repeats` runs (pulls change
+    /// nothing, so each run reads the same pages), since one run on this machine varies by a fifth.
+    static func timedPull(server: BenchServer, token: String, cursor: String?, client: HTTPClient,
+                          repeats: Int = 7) async throws -> (Double, Int, String?) {
         let transport = HTTPSyncTransport(baseURL: server.url, token: token, client: client)
+        var times: [Double] = []
         var changes = 0
-        let start = ContinuousClock.now
-        let end = try await transport.pullUntilCaughtUp(from: cursor, limit: 500) { page in
-            changes += page.articles.count + page.deletedArticleIds.count + page.states.count
+        var end: String?
+        for _ in 0..<max(repeats, 1) {
+            changes = 0
+            let start = ContinuousClock.now
+            end = try await transport.pullUntilCaughtUp(from: cursor, limit: 500) { page in
+                changes += page.articles.count + page.deletedArticleIds.count + page.states.count
+            }
+            times.append(seconds(ContinuousClock.now - start) * 1000)
         }
-        return (seconds(ContinuousClock.now - start) * 1000, changes, end)
+        return (times.sorted()[times.count / 2], changes, end)
     }
 
     /// The cursor at the end of everything, read page by page (1,000 at a time) without keeping the pages.
