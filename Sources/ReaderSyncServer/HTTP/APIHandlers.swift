@@ -18,7 +18,8 @@ struct APIHandlers: Sendable {
         let cursor = query.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
         let page = try await service.pull(user: user, cursor: cursor, limit: limit.map(Int.init))
         metrics.pulled(changes: page.articles.count + page.deletedArticleIds.count + page.states.count)
-        return try jsonResponse(page)
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: PullPageEncoder.encode(page))))
     }
 
     func push(_ request: Request, context: BasicRequestContext) async throws -> Response {

@@ -215,11 +215,11 @@ public enum Benchmark {
         start = clock.now
         var cursor: String?
         var articles = 0
-        let encoder = JSONEncoder()
         var bytes = 0
         while true {
             let page = try await service.pull(user: user, cursor: cursor, limit: 500)
-            bytes += try encoder.encode(page).count
+            // Encoded as the pull route does.
+            bytes += PullPageEncoder.encode(page).count
             articles += page.articles.count
             cursor = page.cursor
             if !page.hasMore { break }
