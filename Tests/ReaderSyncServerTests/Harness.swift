@@ -28,9 +28,10 @@ struct Harness {
     let service: SyncService
     let clock: TestClock
 
-    init(configuration: SyncConfiguration = SyncConfiguration()) async throws {
+    /// - Parameter trace: receives the SQL of every statement the store runs.
+    init(configuration: SyncConfiguration = SyncConfiguration(), trace: (@Sendable (String) -> Void)? = nil) async throws {
         directory = try TestDirectory.make("server")
-        store = try SQLiteSyncStore(path: directory.appendingPathComponent("server.sqlite").path)
+        store = try SQLiteSyncStore(path: directory.appendingPathComponent("server.sqlite").path, trace: trace)
         try await store.setAdminTokenHash(Tokens.hash(Self.adminToken))
         let clock = TestClock()
         self.clock = clock

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import ReaderSyncCore
+import Synchronization
 import Testing
 @testable import ReaderSyncServer
 
@@ -39,9 +40,13 @@ struct IsolationTests {
         return transcript.lines
     }
 
-    @Test("everything Bob sees is the same whether or not Alice exists and has state and conflicts on the same articles")
+    @Test("everything Bob sees, and every SQL statement his requests run, is the same whether or not Alice exists and has state and conflicts on the same articles")
     func bobLearnsNothing() async throws {
-        let busy = try await Harness()
+        // The statements Bob's requests run, as a proxy for their timing: the same statements on the
+        // same indexes means no answer takes longer because another user has rows.
+        let busyStatements = StatementLog()
+        let aloneStatements = StatementLog()
+        let busy = try await Harness(trace: { busyStatements.record($0) })
         try await busy.seedArticles(3)
         let (alice, aliceToken) = try await busy.createUser("alice")
         try await busy.withClient { client in
@@ -59,14 +64,21 @@ struct IsolationTests {
         #expect(aliceConflicts.count >= 2, "Alice has conflicts on art-1 for Bob to (not) see")
         let aliceBefore = try await busy.store.state(userId: alice.id, articleId: "art-1")
         let (_, bobInBusy) = try await busy.createUser("bob")
+        busyStatements.start()
         let busyTranscript = try await Self.bobsSession(busy, bob: bobInBusy)
+        busyStatements.stop()
 
-        let empty = try await Harness()
+        let empty = try await Harness(trace: { aloneStatements.record($0) })
         try await empty.seedArticles(3)
         let (_, bobAlone) = try await empty.createUser("bob")
+        aloneStatements.start()
         let aloneTranscript = try await Self.bobsSession(empty, bob: bobAlone)
+        aloneStatements.stop()
 
         #expect(busyTranscript == aloneTranscript)
+        #expect(busyStatements.statements.count > 10)
+        // As a multiset: a push visits its articles in Set order, which varies between runs by itself.
+        #expect(busyStatements.statements.sorted() == aloneStatements.statements.sorted())
         for line in busyTranscript {
             #expect(!line.contains("alice"), "Bob saw a trace of Alice: \(line)")
         }
@@ -114,6 +126,15 @@ struct IsolationTests {
         let stored = try await h.store.dbPool.read { db in try Data.fetchOne(db, sql: "SELECT tokenHash FROM user") }
         #expect(stored == Data(Tokens.hash(token)))
     }
+}
+
+/// SQL statements run while recording is on.
+private final class StatementLog: Sendable {
+    private let state = Mutex<(recording: Bool, statements: [String])>((false, []))
+    func start() { state.withLock { $0.recording = true } }
+    func stop() { state.withLock { $0.recording = false } }
+    func record(_ sql: String) { state.withLock { if $0.recording { $0.statements.append(sql) } } }
+    var statements: [String] { state.withLock { $0.statements } }
 }
 
 /// Responses with what differs by database alone (epoch, cursor, sequence values) blanked out.

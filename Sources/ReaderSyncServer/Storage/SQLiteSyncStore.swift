@@ -22,14 +22,16 @@ package final class SQLiteSyncStore: SyncStore {
 
     /// Opens (creating if needed) and migrates the database at `path`.
     ///
+    /// - Parameter trace: receives the SQL of every statement run (placeholders, no values); for tests.
     /// - Throws: GRDB's `DatabaseError` when the file cannot be opened or migrated.
-    package init(path: String, durability: Durability = .normal) throws {
+    package init(path: String, durability: Durability = .normal, trace: (@Sendable (String) -> Void)? = nil) throws {
         var config = Configuration()
         config.foreignKeysEnabled = true
         // Writers from other processes (the CLI while a server runs) wait instead of failing at once.
         config.busyMode = .timeout(10)
         config.prepareDatabase { db in
             try db.execute(sql: durability == .full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            if let trace { db.trace { trace($0.description) } }
         }
         self.path = path
         dbPool = try DatabasePool(path: path, configuration: config)
