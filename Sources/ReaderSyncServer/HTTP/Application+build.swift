@@ -139,10 +139,3 @@ func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) th
     return Response(status: status, headers: [.contentType: "application/json"],
                     body: .init(byteBuffer: ByteBuffer(bytes: data)))
 }
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let components = duration.components
-        self = .seconds(components.seconds) + .nanoseconds(components.attoseconds / 1_000_000_000)
-    }
-}

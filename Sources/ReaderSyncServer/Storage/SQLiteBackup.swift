@@ -38,10 +38,15 @@ package enum SQLiteBackup {
         }
         let partial = outPath + ".partial"
         try? FileManager.default.removeItem(atPath: partial)
-        _ = try summary(of: DatabaseQueue(path: databasePath, configuration: configuration(readonly: true)), path: databasePath)
         // VACUUM INTO needs a writable connection, though it writes only the target.
         let source = try DatabaseQueue(path: databasePath, configuration: configuration(readonly: false))
-        try source.inDatabase { db in try db.execute(sql: "VACUUM INTO ?", arguments: [partial]) }
+        do {
+            _ = try summary(of: source, path: databasePath)
+            try source.inDatabase { db in try db.execute(sql: "VACUUM INTO ?", arguments: [partial]) }
+        } catch {
+            try? source.close()
+            throw error
+        }
         try source.close()
         do {
             let copy = try DatabaseQueue(path: partial, configuration: configuration(readonly: false))
@@ -52,7 +57,7 @@ package enum SQLiteBackup {
             try? FileManager.default.removeItem(atPath: partial)
             throw error
         }
-        return try summary(of: DatabaseQueue(path: outPath, configuration: configuration(readonly: true)), path: outPath)
+        return try summary(atPath: outPath)
     }
 
     /// Installs the backup at `backupPath` as the database at `databasePath`, under a new epoch:
@@ -71,10 +76,15 @@ package enum SQLiteBackup {
         let staging = databasePath + ".restoring"
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: staging + suffix) }
         do {
-            _ = try summary(of: DatabaseQueue(path: backupPath, configuration: configuration(readonly: true)), path: backupPath)
             let backup = try DatabaseQueue(path: backupPath, configuration: configuration(readonly: false))
-            try checkIntegrity(backup, path: backupPath)
-            try backup.inDatabase { db in try db.execute(sql: "VACUUM INTO ?", arguments: [staging]) }
+            do {
+                _ = try summary(of: backup, path: backupPath)
+                try checkIntegrity(backup, path: backupPath)
+                try backup.inDatabase { db in try db.execute(sql: "VACUUM INTO ?", arguments: [staging]) }
+            } catch {
+                try? backup.close()
+                throw error
+            }
             try backup.close()
             // Migrates a backup of an older version, and starts the new epoch.
             let store = try SQLiteSyncStore(path: staging)
@@ -101,8 +111,7 @@ package enum SQLiteBackup {
         // A WAL left beside the new file would be replayed into it: remove the old one's.
         for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databasePath + suffix) }
         try FileManager.default.moveItem(atPath: staging, toPath: databasePath)
-        let restored = try summary(of: DatabaseQueue(path: databasePath, configuration: configuration(readonly: true)), path: databasePath)
-        return (restored, previous)
+        return (try summary(atPath: databasePath), previous)
     }
 
     private static func configuration(readonly: Bool) -> Configuration {
@@ -119,8 +128,14 @@ package enum SQLiteBackup {
         }
     }
 
-    private static func summary(of queue: DatabaseQueue, path: String) throws -> Summary {
+    /// The summary of the database at `path`, read on a connection of its own.
+    private static func summary(atPath path: String) throws -> Summary {
+        let queue = try DatabaseQueue(path: path, configuration: configuration(readonly: true))
         defer { try? queue.close() }
+        return try summary(of: queue, path: path)
+    }
+
+    private static func summary(of queue: DatabaseQueue, path: String) throws -> Summary {
         let facts = try queue.read { db -> (String, Int, Int)? in
             guard try db.tableExists("meta"), try db.tableExists("article"), try db.tableExists("user"),
                   let epoch = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'")
