@@ -133,7 +133,8 @@ public final class ReaderStore: Sendable {
 
     private static func decodeArticle(_ row: Row) -> ReaderArticle {
         ReaderArticle(id: row[0], section: row.exactText(1), title: row.exactText(2), summary: row.exactText(3),
-                      body: row.exactText(4), author: row.exactText(5), url: row.exactText(6), publishedAt: row[7], updatedAt: row[8], version: row[9],
+                      body: row.exactText(4), author: row.exactText(5), url: row.exactText(6),
+                      publishedAt: row[7], updatedAt: row[8], version: row[9],
                       isRead: row[10], isBookmarked: row[11], progress: row[12])
     }
 

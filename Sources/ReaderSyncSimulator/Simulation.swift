@@ -196,16 +196,26 @@ final class Runner {
         if rng.chance(options.churn) { try await newsroomEvent() }
         guard !devices.isEmpty else { return }
         let device = rng.pick(devices)
-        if device.online, rng.chance(options.offlineRate * 0.25) {
-            device.online = false
-        } else if !device.online, rng.chance((1 - options.offlineRate) * 0.25) {
-            device.online = true
-        }
+        toggleOnline(device)
         if device.online && rng.chance(0.45) {
             try await sync(device, faultsAllowed: true)
         } else {
             try act(on: device)
         }
+        try maybeTakeSnapshot()
+    }
+
+    /// A device goes offline, or comes back, now and then.
+    func toggleOnline(_ device: SimDevice) {
+        if device.online, rng.chance(options.offlineRate * 0.25) {
+            device.online = false
+        } else if !device.online, rng.chance((1 - options.offlineRate) * 0.25) {
+            device.online = true
+        }
+    }
+
+    /// Now and then (in process, with restores on), a snapshot a later `server_restored` may go back to.
+    func maybeTakeSnapshot() throws {
         if server.canRestore && faults.contains(.serverRestored) && rng.chance(0.03) { try takeSnapshot() }
     }
 
@@ -242,11 +252,7 @@ final class Runner {
         if rng.chance(options.churn) { try await newsroomEvent() }
         var syncing: [SimDevice] = []
         for device in devices {
-            if device.online, rng.chance(options.offlineRate * 0.25) {
-                device.online = false
-            } else if !device.online, rng.chance((1 - options.offlineRate) * 0.25) {
-                device.online = true
-            }
+            toggleOnline(device)
             for _ in 0..<rng.int(in: 0...2) { try act(on: device) }
             if device.online {
                 try await prepareSync(device, faultsAllowed: true)
@@ -254,7 +260,7 @@ final class Runner {
             }
         }
         try await syncConcurrently(syncing)
-        if server.canRestore && faults.contains(.serverRestored) && rng.chance(0.03) { try takeSnapshot() }
+        try maybeTakeSnapshot()
     }
 
     /// Runs the prepared syncs of `syncing`, at most `concurrency` at once, then books their outcomes in order.
