@@ -27,7 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        // gzip with a chosen level (swift-nio-extras' response compressor is fixed at level 6).
+        // zlib inflate of whole buffers, for the bench's floor of what the client's HTTP stack does.
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
     ],
     targets: [
@@ -42,6 +42,12 @@ let package = Package(
                 .embedInCode("openapi.json"),
             ],
             swiftSettings: swiftSettings
+        ),
+        // The system's libdeflate, for the server's gzip responses (not needed by the client SDK).
+        .systemLibrary(
+            name: "CLibdeflate",
+            pkgConfig: "libdeflate",
+            providers: [.apt(["libdeflate-dev"]), .brew(["libdeflate"])]
         ),
         // Model and wire types, HLC, merge rules: pure, no I/O.
         .target(
@@ -60,6 +66,7 @@ let package = Package(
         .target(
             name: "ReaderSyncServer",
             dependencies: [
+                "CLibdeflate",
                 "ReaderSyncCore",
                 "ReaderSyncSchema",
                 "ReaderSyncSQLite",
@@ -67,7 +74,6 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -107,6 +113,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -33,8 +33,8 @@ extension ReaderSync {
         @Option(name: .customLong("max-clock-skew"), help: "Seconds a device clock may run ahead before its HLC is clamped.")
         var maxClockSkew = 300
 
-        @Option(name: .customLong("gzip-level"), help: "zlib level of gzip responses: 1 (fastest) … 9 (smallest).")
-        var gzipLevel: Int32 = 4
+        @Option(name: .customLong("gzip-level"), help: "libdeflate level of gzip responses: 1 (fastest) … 12 (smallest).")
+        var gzipLevel: Int32 = Gzip.defaultLevel
 
         @Option(name: .customLong("max-concurrent-requests"), help: "Requests handled at once; more get 503 with Retry-After.")
         var maxConcurrentRequests = 128
@@ -58,7 +58,9 @@ extension ReaderSync {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
             guard maxClockSkew >= 0 else { throw ValidationError("--max-clock-skew must not be negative") }
-            guard (1...9).contains(gzipLevel) else { throw ValidationError("--gzip-level must be from 1 to 9") }
+            guard Gzip.levels.contains(gzipLevel) else {
+                throw ValidationError("--gzip-level must be from \(Gzip.levels.lowerBound) to \(Gzip.levels.upperBound)")
+            }
             guard SQLiteSyncStore.Durability(rawValue: durability) != nil else {
                 throw ValidationError("--durability must be normal or full")
             }

@@ -11,8 +11,8 @@ package struct ServerConfiguration: Sendable {
     package var port = 8080
     /// When set, `GET /metrics` needs `Authorization: Bearer <metricsToken>`.
     package var metricsToken: String?
-    /// zlib level of gzip responses, 1 (fastest) … 9 (smallest).
-    package var gzipLevel: Int32 = 4
+    /// libdeflate level of gzip responses, 1 (fastest) … 12 (smallest).
+    package var gzipLevel: Int32 = Gzip.defaultLevel
     /// Requests handled at once; more get `503` with `Retry-After` (health and metrics are exempt).
     package var maxConcurrentRequests = 128
     /// How long a request body may take to arrive before `408`.
@@ -23,7 +23,7 @@ package struct ServerConfiguration: Sendable {
     /// A connection whose client has not taken its whole response after this long is closed.
     package var responseTimeout: Duration = .seconds(60)
 
-    package init(host: String = "127.0.0.1", port: Int = 8080, metricsToken: String? = nil, gzipLevel: Int32 = 4) {
+    package init(host: String = "127.0.0.1", port: Int = 8080, metricsToken: String? = nil, gzipLevel: Int32 = Gzip.defaultLevel) {
         self.host = host
         self.port = port
         self.metricsToken = metricsToken
@@ -84,7 +84,7 @@ package func buildRouter(
 
     let router = Router()
     // Outermost: compress whatever the inner middleware and routes answered, errors included.
-    router.add(middleware: ResponseCompressionMiddleware(level: min(max(configuration.gzipLevel, 1), 9), minimumBytes: 1024))
+    router.add(middleware: ResponseCompressionMiddleware(level: configuration.gzipLevel, minimumBytes: 1024))
     router.add(middleware: APIErrorMiddleware(metrics: metrics, logger: logger, allowedMethods: AllowedMethods(routes)))
     router.add(middleware: ConcurrencyLimitMiddleware(limit: configuration.maxConcurrentRequests,
                                                       exempt: [SyncRoute.health, "/metrics"]))

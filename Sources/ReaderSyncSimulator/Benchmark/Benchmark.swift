@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CompressNIO
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -215,16 +216,44 @@ public enum Benchmark {
         start = clock.now
         var cursor: String?
         var articles = 0
-        var bytes = 0
+        var pages: [ByteBuffer] = []
         while true {
             let page = try await service.pull(user: user, cursor: cursor, limit: 500)
             // Encoded as the pull route does.
-            bytes += PullPageEncoder.encode(page).count
+            pages.append(ByteBuffer(bytes: PullPageEncoder.encode(page)))
             articles += page.articles.count
             cursor = page.cursor
             if !page.hasMore { break }
         }
         report.figures["floor.S1.articlesPerSecond"] = Double(articles) / seconds(clock.now - start)
-        report.figures["floor.S1.jsonBytes"] = Double(bytes)
+        report.figures["floor.S1.jsonBytes"] = Double(pages.reduce(0) { $0 + $1.readableBytes })
+        try clientFloors(pages: pages, articles: articles, options: options, into: &report)
+    }
+
+    /// What each step after the server's read and encode costs on the same pages, alone: the
+    /// server's gzip, and the client's gunzip, JSON decoding and store writes.
+    static func clientFloors(pages: [ByteBuffer], articles: Int, options: BenchmarkOptions, into report: inout BenchmarkReport) throws {
+        let clock = ContinuousClock()
+        func rate(_ start: ContinuousClock.Instant) -> Double { Double(articles) / seconds(clock.now - start) }
+        var start = clock.now
+        var compressed: [ByteBuffer] = []
+        for page in pages { compressed.append(Gzip.compress(page, level: Gzip.defaultLevel)) }
+        report.figures["floor.S1.gzipArticlesPerSecond"] = rate(start)
+        report.figures["floor.S1.gzipRatio"] = Double(pages.reduce(0) { $0 + $1.readableBytes })
+            / Double(compressed.reduce(0) { $0 + $1.readableBytes })
+        start = clock.now
+        var plain: [Data] = []
+        // zlib, as the client's HTTP stack inflates.
+        for var page in compressed { plain.append(Data(try page.decompress(with: .gzip()).readableBytesView)) }
+        report.figures["floor.S1.gunzipArticlesPerSecond"] = rate(start)
+        start = clock.now
+        let decoder = JSONDecoder()
+        let decoded = try plain.map { try decoder.decode(PullResponse.self, from: $0) }
+        report.figures["floor.S1.decodeArticlesPerSecond"] = rate(start)
+        let path = options.workDirectory.appendingPathComponent("bench-floor-device.sqlite").path
+        let store = try ReaderStore(path: path, deviceId: "floor-device")
+        start = clock.now
+        for page in decoded { try store.apply(page) }
+        report.figures["floor.S1.storeArticlesPerSecond"] = rate(start)
     }
 }
