@@ -91,15 +91,25 @@ public actor SyncEngine {
     }
 
     /// Runs `request`, and again after a wait while the server answers busy, up to the policy's attempts.
-    private func retryingWhenBusy<T>(_ report: inout SyncReport, _ request: () async throws -> T) async throws -> T {
+    private func retryingWhenBusy<T: Sendable>(_ report: inout SyncReport, _ request: @Sendable () async throws -> T) async throws -> T {
+        let (value, retries) = try await Self.retryingWhenBusy(policy: retryPolicy, sleep: sleep, jitter: jitter, request)
+        report.busyRetries += retries
+        return value
+    }
+
+    /// The retry loop, outside the actor so that a prefetched page is fetched and decoded while
+    /// the engine stores the one before; returns the value and the busy answers it took.
+    private nonisolated static func retryingWhenBusy<T: Sendable>(
+        policy: RetryPolicy, sleep: @Sendable (Duration) async throws -> Void, jitter: @Sendable () -> Double,
+        _ request: @Sendable () async throws -> T
+    ) async throws -> (T, retries: Int) {
         var retry = 0
         while true {
             do {
-                return try await request()
-            } catch let error as ReaderSyncError where error.retryAfter != nil && retry + 1 < retryPolicy.maxAttempts {
+                return (try await request(), retry)
+            } catch let error as ReaderSyncError where error.retryAfter != nil && retry + 1 < policy.maxAttempts {
                 retry += 1
-                report.busyRetries += 1
-                try await sleep(retryPolicy.delay(beforeRetry: retry, retryAfter: error.retryAfter ?? .zero, jitter: jitter()))
+                try await sleep(policy.delay(beforeRetry: retry, retryAfter: error.retryAfter ?? .zero, jitter: jitter()))
             }
         }
     }
@@ -167,10 +177,24 @@ public actor SyncEngine {
         }
     }
 
+    /// Pulls pages until caught up. While a page is being stored, the next one (from the cursor
+    /// that page ends at) is already requested and decoded, so the server's work and the
+    /// device's overlap; it is used only once the page before is stored, and dropped otherwise.
     private func pullAll(_ report: inout SyncReport) async throws {
+        var prefetched: Task<(Transported<PullResponse>, retries: Int), any Error>?
+        defer { prefetched?.cancel() }
+        var cursor = try store.cursor()
         while true {
-            let cursor = try store.cursor()
-            let page = try await retryingWhenBusy(&report) { try await transport.pull(cursor: cursor, limit: pageSize) }
+            let page: Transported<PullResponse>
+            if let next = prefetched {
+                prefetched = nil
+                let (value, retries) = try await next.value
+                report.busyRetries += retries
+                page = value
+            } else {
+                let pageCursor = cursor
+                page = try await retryingWhenBusy(&report) { try await transport.pull(cursor: pageCursor, limit: pageSize) }
+            }
             // A device that never pulled has no cursor to be refused: the epoch tells it the database changed.
             if try store.isFromAnotherEpoch(page.value.epoch) {
                 throw ReaderSyncError(.serverRefused, "the server's database changed epoch",
@@ -180,7 +204,17 @@ public actor SyncEngine {
             report.pages += 1
             report.bytesSent += page.bytesSent
             report.bytesReceived += page.bytesReceived
+            if page.value.hasMore {
+                let (transport, limit, next) = (transport, pageSize, page.value.cursor)
+                let (policy, sleep, jitter) = (retryPolicy, sleep, jitter)
+                prefetched = Task.detached {
+                    try await Self.retryingWhenBusy(policy: policy, sleep: sleep, jitter: jitter) {
+                        try await transport.pull(cursor: next, limit: limit)
+                    }
+                }
+            }
             try store.apply(page.value)
+            cursor = page.value.cursor
             report.pulledArticles += page.value.articles.count
             report.pulledDeletions += page.value.deletedArticleIds.count
             report.pulledStates += page.value.states.count

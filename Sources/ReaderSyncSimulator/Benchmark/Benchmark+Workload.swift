@@ -62,9 +62,12 @@ extension Benchmark {
         server.meter.resetPeak()
         me.resetPeak()
         log("S1: initial sync")
+        var cpu = (server: server.meter.cpuSeconds ?? 0, client: me.cpuSeconds ?? 0)
         start = clock.now
         let initial = try await engine.sync()
         let s1 = seconds(clock.now - start)
+        report.figures["S1.serverCPUSeconds"] = (server.meter.cpuSeconds ?? 0) - cpu.server
+        if !options.inProcess { report.figures["S1.clientCPUSeconds"] = (me.cpuSeconds ?? 0) - cpu.client }
         report.figures["S1.seconds"] = s1
         report.figures["S1.articlesPerSecond"] = Double(initial.pulledArticles) / s1
         report.figures["S1.requests"] = Double(initial.requests)
@@ -135,6 +138,7 @@ extension Benchmark {
         server.meter.resetPeak()
         let tokenList = tokens
         let url = server.url
+        cpu = (server: server.meter.cpuSeconds ?? 0, client: me.cpuSeconds ?? 0)
         start = clock.now
         let results = try await withThrowingTaskGroup(of: [(Double, PushResponse, String)].self) { group in
             var pending = byDevice.makeIterator()
@@ -160,6 +164,8 @@ extension Benchmark {
             return collected
         }
         let s3 = seconds(clock.now - start)
+        report.figures["S3.serverCPUSeconds"] = (server.meter.cpuSeconds ?? 0) - cpu.server
+        if !options.inProcess { report.figures["S3.clientCPUSeconds"] = (me.cpuSeconds ?? 0) - cpu.client }
         let mutationCount = batches.reduce(0) { $0 + $1.request.mutations.count }
         report.figures["S3.mutationsPerSecond"] = Double(mutationCount) / s3
         report.figures["S3.batchLatencyP50Milliseconds"] = percentile(results.map(\.0), 0.5)
