@@ -19,7 +19,7 @@ struct APIHandlers: Sendable {
         let page = try await service.pull(user: user, cursor: cursor, limit: limit.map(Int.init))
         metrics.pulled(changes: page.articles.count + page.deletedArticleIds.count + page.states.count)
         return Response(status: .ok, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: PullPageEncoder.encode(page))))
+                        body: .init(byteBuffer: ByteBuffer(bytes: ResponseEncoder.encode(page))))
     }
 
     func push(_ request: Request, context: BasicRequestContext) async throws -> Response {
@@ -28,7 +28,8 @@ struct APIHandlers: Sendable {
         let push = try Self.decode(PushRequest.self, from: body)
         let (response, rules) = try await service.pushWithDetails(user: user, request: push)
         metrics.pushed(response, rules: rules)
-        return try jsonResponse(response)
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: ResponseEncoder.encode(response))))
     }
 
     func ownConflicts(_ request: Request, context: BasicRequestContext) async throws -> Response {

@@ -220,7 +220,7 @@ public enum Benchmark {
         while true {
             let page = try await service.pull(user: user, cursor: cursor, limit: 500)
             // Encoded as the pull route does.
-            pages.append(ByteBuffer(bytes: PullPageEncoder.encode(page)))
+            pages.append(ByteBuffer(bytes: ResponseEncoder.encode(page)))
             articles += page.articles.count
             cursor = page.cursor
             if !page.hasMore { break }
