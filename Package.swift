@@ -39,7 +39,6 @@ let package = Package(
                 .embedInCode("m0001_server_initial.sql"),
                 .embedInCode("m0002_server_token_revocation.sql"),
                 .embedInCode("m0001_client_initial.sql"),
-                .embedInCode("m0002_client_article_rowid.sql"),
                 .embedInCode("openapi.json"),
             ],
             swiftSettings: swiftSettings
@@ -147,8 +146,6 @@ let package = Package(
             name: "ReaderSyncClientTests",
             dependencies: [
                 "ReaderSyncTestSupport",
-                "ReaderSyncSchema",
-                "ReaderSyncSQLite",
                 "ReaderSyncClient",
                 "ReaderSyncSimulator",
                 "ReaderSyncCore",

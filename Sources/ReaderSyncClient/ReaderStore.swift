@@ -41,11 +41,6 @@ public final class ReaderStore: Sendable {
             var configuration = Configuration()
             configuration.foreignKeysEnabled = true
             configuration.busyMode = .timeout(10)
-            configuration.prepareDatabase { db in
-                // Takes effect only when the file is created: 8 KB pages store multi-KB articles
-                // with less b-tree work than SQLite's default 4 KB (docs/PERFORMANCE.md).
-                try db.execute(sql: "PRAGMA page_size = 8192")
-            }
             dbPool = try DatabasePool(path: path, configuration: configuration)
             try ReaderSyncSchema.clientMigrations.migrator.migrate(dbPool)
             self.deviceId = try dbPool.write { db in
