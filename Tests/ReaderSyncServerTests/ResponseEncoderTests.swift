@@ -52,34 +52,31 @@ struct ResponseEncoderTests {
                             states: randomStates(&random), epoch: text(&random))
     }
 
+    /// `ours` decodes to `value`, and parses to the same JSON object as `JSONEncoder`'s document.
+    static func expectSameDocument<T: Codable & Equatable>(_ value: T, ours: [UInt8]) throws {
+        let reference = JSONEncoder()
+        reference.outputFormatting = [.withoutEscapingSlashes]
+        #expect(try JSONDecoder().decode(T.self, from: Data(ours)) == value)
+        let a = try JSONSerialization.jsonObject(with: Data(ours)) as? NSDictionary
+        let b = try JSONSerialization.jsonObject(with: try reference.encode(value)) as? NSDictionary
+        #expect(a != nil && a == b)
+    }
+
     @Test("hostile pages decode to the same value, and parse to the same JSON object as JSONEncoder's", arguments: [1, 2, 3, 4] as [UInt64])
     func sameDocument(seed: UInt64) throws {
         var random = SeededRandom(seed: seed)
-        let reference = JSONEncoder()
-        reference.outputFormatting = [.withoutEscapingSlashes]
         for _ in 0..<300 {
             let page = Self.randomPage(&random)
-            let ours = Data(ResponseEncoder.encode(page))
-            #expect(try JSONDecoder().decode(PullResponse.self, from: ours) == page)
-            let theirs = try reference.encode(page)
-            let a = try JSONSerialization.jsonObject(with: ours) as? NSDictionary
-            let b = try JSONSerialization.jsonObject(with: theirs) as? NSDictionary
-            #expect(a != nil && a == b)
+            try Self.expectSameDocument(page, ours: ResponseEncoder.encode(page))
         }
     }
 
     @Test("hostile push results decode to the same value, and parse to the same JSON object as JSONEncoder's", arguments: [1, 2] as [UInt64])
     func samePushDocument(seed: UInt64) throws {
         var random = SeededRandom(seed: seed)
-        let reference = JSONEncoder()
-        reference.outputFormatting = [.withoutEscapingSlashes]
         for _ in 0..<300 {
             let response = Self.randomPush(&random)
-            let ours = Data(ResponseEncoder.encode(response))
-            #expect(try JSONDecoder().decode(PushResponse.self, from: ours) == response)
-            let a = try JSONSerialization.jsonObject(with: ours) as? NSDictionary
-            let b = try JSONSerialization.jsonObject(with: try reference.encode(response)) as? NSDictionary
-            #expect(a != nil && a == b)
+            try Self.expectSameDocument(response, ours: ResponseEncoder.encode(response))
         }
     }
 }

@@ -24,22 +24,13 @@ package struct ResponseEncoder {
     }
 
     private mutating func page(_ page: PullResponse) {
-        raw("{\"articles\":[")
-        for (index, article) in page.articles.enumerated() {
-            if index > 0 { byte(UInt8(ascii: ",")) }
-            self.article(article)
-        }
-        raw("],\"deletedArticleIds\":[")
-        for (index, id) in page.deletedArticleIds.enumerated() {
-            if index > 0 { byte(UInt8(ascii: ",")) }
-            string(id)
-        }
-        raw("],\"states\":[")
-        for (index, state) in page.states.enumerated() {
-            if index > 0 { byte(UInt8(ascii: ",")) }
-            self.state(state)
-        }
-        raw("],\"cursor\":")
+        raw("{\"articles\":")
+        array(page.articles) { $0.article($1) }
+        raw(",\"deletedArticleIds\":")
+        array(page.deletedArticleIds) { $0.string($1) }
+        raw(",\"states\":")
+        array(page.states) { $0.state($1) }
+        raw(",\"cursor\":")
         string(page.cursor)
         raw(",\"hasMore\":")
         raw(page.hasMore ? "true" : "false")
@@ -51,24 +42,30 @@ package struct ResponseEncoder {
     private mutating func push(_ response: PushResponse) {
         raw("{\"lastMutationId\":")
         integer(response.lastMutationId)
-        raw(",\"results\":[")
-        for (index, result) in response.results.enumerated() {
-            if index > 0 { byte(UInt8(ascii: ",")) }
-            raw("{\"id\":"); integer(result.id)
-            raw(",\"outcome\":"); string(result.outcome.rawValue)
-            if let reason = result.reason { raw(",\"reason\":"); string(reason) }
-            if let conflictId = result.conflictId { raw(",\"conflictId\":"); integer(conflictId) }
-            if let seq = result.seq { raw(",\"seq\":"); integer(seq) }
-            byte(UInt8(ascii: "}"))
+        raw(",\"results\":")
+        array(response.results) { encoder, result in
+            encoder.raw("{\"id\":"); encoder.integer(result.id)
+            encoder.raw(",\"outcome\":"); encoder.string(result.outcome.rawValue)
+            if let reason = result.reason { encoder.raw(",\"reason\":"); encoder.string(reason) }
+            if let conflictId = result.conflictId { encoder.raw(",\"conflictId\":"); encoder.integer(conflictId) }
+            if let seq = result.seq { encoder.raw(",\"seq\":"); encoder.integer(seq) }
+            encoder.byte(UInt8(ascii: "}"))
         }
-        raw("],\"states\":[")
-        for (index, state) in response.states.enumerated() {
-            if index > 0 { byte(UInt8(ascii: ",")) }
-            self.state(state)
-        }
-        raw("],\"epoch\":")
+        raw(",\"states\":")
+        array(response.states) { $0.state($1) }
+        raw(",\"epoch\":")
         string(response.epoch)
         byte(UInt8(ascii: "}"))
+    }
+
+    /// `[element,element,…]`, each written by `element`.
+    private mutating func array<Element>(_ elements: [Element], _ element: (inout Self, Element) -> Void) {
+        byte(UInt8(ascii: "["))
+        for (index, value) in elements.enumerated() {
+            if index > 0 { byte(UInt8(ascii: ",")) }
+            element(&self, value)
+        }
+        byte(UInt8(ascii: "]"))
     }
 
     private mutating func article(_ a: ArticleDTO) {
