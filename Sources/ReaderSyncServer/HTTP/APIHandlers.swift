@@ -18,8 +18,7 @@ struct APIHandlers: Sendable {
         let cursor = query.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
         let page = try await service.pull(user: user, cursor: cursor, limit: limit.map(Int.init))
         metrics.pulled(changes: page.articles.count + page.deletedArticleIds.count + page.states.count)
-        return Response(status: .ok, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: ResponseEncoder.encode(page))))
+        return jsonResponse(bytes: ResponseEncoder.encode(page))
     }
 
     func push(_ request: Request, context: BasicRequestContext) async throws -> Response {
@@ -28,8 +27,7 @@ struct APIHandlers: Sendable {
         let push = try Self.decode(PushRequest.self, from: body)
         let (response, rules) = try await service.pushWithDetails(user: user, request: push)
         metrics.pushed(response, rules: rules)
-        return Response(status: .ok, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: ResponseEncoder.encode(response))))
+        return jsonResponse(bytes: ResponseEncoder.encode(response))
     }
 
     func ownConflicts(_ request: Request, context: BasicRequestContext) async throws -> Response {

@@ -75,10 +75,7 @@ package func buildRouter(
         Route(.post, "/v1/admin/users", api.createUser),
         Route(.post, "/v1/admin/articles", api.ingest),
         Route(.delete, "/v1/admin/articles/{id}", api.deleteArticle),
-        Route(.get, "/v1/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"],
-                     body: .init(byteBuffer: ByteBuffer(string: ReaderSyncSchema.openAPIDocument)))
-        },
+        Route(.get, "/v1/openapi.json") { _, _ in jsonResponse(bytes: ReaderSyncSchema.openAPIDocument.utf8) },
         Route(.get, "/metrics", api.metrics),
     ]
 
@@ -135,7 +132,10 @@ struct AllowedMethods: Sendable {
 func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.withoutEscapingSlashes]
-    let data = try encoder.encode(value)
-    return Response(status: status, headers: [.contentType: "application/json"],
-                    body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    return jsonResponse(bytes: try encoder.encode(value), status: status)
+}
+
+/// A response whose body is the JSON document `bytes`.
+func jsonResponse(bytes: some Sequence<UInt8>, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
 }
