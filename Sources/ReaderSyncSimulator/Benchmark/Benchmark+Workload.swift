@@ -41,8 +41,14 @@ extension Benchmark {
                          into report: inout BenchmarkReport, log: @Sendable (String) -> Void) async throws {
         let clock = ContinuousClock()
         let me = ProcessMeter(pid: getpid())
-        let serverCPUStart = server.meter.cpuSeconds ?? 0
-        let clientCPUStart = me.cpuSeconds ?? 0
+        // CPU seconds of the server and of this process: a mark now, and what each used since one.
+        func cpuMark() -> (server: Double, client: Double) { (server.meter.cpuSeconds ?? 0, me.cpuSeconds ?? 0) }
+        func recordCPU(since mark: (server: Double, client: Double), server serverKey: String, client clientKey: String?) {
+            let now = cpuMark()
+            report.figures[serverKey] = now.server - mark.server
+            if let clientKey { report.figures[clientKey] = now.client - mark.client }
+        }
+        let workloadCPU = cpuMark()
 
         // S0: ingest through the admin API in batches of 500.
         log("S0: ingest \(corpus.count) articles")
@@ -62,12 +68,11 @@ extension Benchmark {
         server.meter.resetPeak()
         me.resetPeak()
         log("S1: initial sync")
-        var cpu = (server: server.meter.cpuSeconds ?? 0, client: me.cpuSeconds ?? 0)
+        var cpu = cpuMark()
         start = clock.now
         let initial = try await engine.sync()
         let s1 = seconds(clock.now - start)
-        report.figures["S1.serverCPUSeconds"] = (server.meter.cpuSeconds ?? 0) - cpu.server
-        if !options.inProcess { report.figures["S1.clientCPUSeconds"] = (me.cpuSeconds ?? 0) - cpu.client }
+        recordCPU(since: cpu, server: "S1.serverCPUSeconds", client: options.inProcess ? nil : "S1.clientCPUSeconds")
         report.figures["S1.seconds"] = s1
         report.figures["S1.articlesPerSecond"] = Double(initial.pulledArticles) / s1
         report.figures["S1.requests"] = Double(initial.requests)
@@ -138,7 +143,7 @@ extension Benchmark {
         server.meter.resetPeak()
         let tokenList = tokens
         let url = server.url
-        cpu = (server: server.meter.cpuSeconds ?? 0, client: me.cpuSeconds ?? 0)
+        cpu = cpuMark()
         start = clock.now
         let results = try await withThrowingTaskGroup(of: [(Double, PushResponse, String)].self) { group in
             var pending = byDevice.makeIterator()
@@ -164,8 +169,7 @@ extension Benchmark {
             return collected
         }
         let s3 = seconds(clock.now - start)
-        report.figures["S3.serverCPUSeconds"] = (server.meter.cpuSeconds ?? 0) - cpu.server
-        if !options.inProcess { report.figures["S3.clientCPUSeconds"] = (me.cpuSeconds ?? 0) - cpu.client }
+        recordCPU(since: cpu, server: "S3.serverCPUSeconds", client: options.inProcess ? nil : "S3.clientCPUSeconds")
         let mutationCount = batches.reduce(0) { $0 + $1.request.mutations.count }
         report.figures["S3.mutationsPerSecond"] = Double(mutationCount) / s3
         report.figures["S3.batchLatencyP50Milliseconds"] = percentile(results.map(\.0), 0.5)
@@ -209,8 +213,7 @@ extension Benchmark {
         _ = try await HTTPSyncTransport(baseURL: server.url, token: probe, client: client).push(PushRequest(deviceId: "probe-d", mutations: probeMutations))
         let (stateMs, _, _) = try await timedPull(server: server, token: probe, cursor: afterDelta, client: client)
         report.figures["scale.base.statePullMilliseconds"] = stateMs
-        report.figures["cpu.serverSeconds"] = (server.meter.cpuSeconds ?? 0) - serverCPUStart
-        report.figures["cpu.clientSeconds"] = (me.cpuSeconds ?? 0) - clientCPUStart
+        recordCPU(since: workloadCPU, server: "cpu.serverSeconds", client: "cpu.clientSeconds")
     }
 
     /// A user's states as the server has them: a fresh pull from `after` (the bench users have no
