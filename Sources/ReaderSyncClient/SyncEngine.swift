@@ -181,20 +181,13 @@ public actor SyncEngine {
     /// that page ends at) is already requested and decoded, so the server's work and the
     /// device's overlap; it is used only once the page before is stored, and dropped otherwise.
     private func pullAll(_ report: inout SyncReport) async throws {
-        var prefetched: Task<(Transported<PullResponse>, retries: Int), any Error>?
-        defer { prefetched?.cancel() }
-        var cursor = try store.cursor()
-        while true {
-            let page: Transported<PullResponse>
-            if let next = prefetched {
-                prefetched = nil
-                let (value, retries) = try await next.value
-                report.busyRetries += retries
-                page = value
-            } else {
-                let pageCursor = cursor
-                page = try await retryingWhenBusy(&report) { try await transport.pull(cursor: pageCursor, limit: pageSize) }
-            }
+        var next: Task<(Transported<PullResponse>, retries: Int), any Error>? = fetchPage(from: try store.cursor())
+        defer { next?.cancel() }
+        while let pending = next {
+            next = nil
+            // The fetch runs apart from this task: cancelling the sync cancels it too.
+            let (page, retries) = try await withTaskCancellationHandler { try await pending.value } onCancel: { pending.cancel() }
+            report.busyRetries += retries
             // A device that never pulled has no cursor to be refused: the epoch tells it the database changed.
             if try store.isFromAnotherEpoch(page.value.epoch) {
                 throw ReaderSyncError(.serverRefused, "the server's database changed epoch",
@@ -204,21 +197,21 @@ public actor SyncEngine {
             report.pages += 1
             report.bytesSent += page.bytesSent
             report.bytesReceived += page.bytesReceived
-            if page.value.hasMore {
-                let (transport, limit, next) = (transport, pageSize, page.value.cursor)
-                let (policy, sleep, jitter) = (retryPolicy, sleep, jitter)
-                prefetched = Task.detached {
-                    try await Self.retryingWhenBusy(policy: policy, sleep: sleep, jitter: jitter) {
-                        try await transport.pull(cursor: next, limit: limit)
-                    }
-                }
-            }
+            if page.value.hasMore { next = fetchPage(from: page.value.cursor) }
             try store.apply(page.value)
-            cursor = page.value.cursor
             report.pulledArticles += page.value.articles.count
             report.pulledDeletions += page.value.deletedArticleIds.count
             report.pulledStates += page.value.states.count
-            if !page.value.hasMore { return }
+        }
+    }
+
+    /// Requests the page after `cursor`, retrying while the server is busy, off the actor.
+    private func fetchPage(from cursor: String?) -> Task<(Transported<PullResponse>, retries: Int), any Error> {
+        let (transport, limit, policy, sleep, jitter) = (transport, pageSize, retryPolicy, sleep, jitter)
+        return Task.detached {
+            try await Self.retryingWhenBusy(policy: policy, sleep: sleep, jitter: jitter) {
+                try await transport.pull(cursor: cursor, limit: limit)
+            }
         }
     }
 }

@@ -41,6 +41,24 @@ struct ReaderStoreTests {
         #expect(try await h.serverState(user: "alice", article: "art-1")?.isRead == false)
     }
 
+    @Test("cancelling a sync cancels the page it waits for, a prefetched one too; the pages stored before stay")
+    func cancelWhilePrefetching() async throws {
+        let h = try await ClientHarness()
+        try await h.seedArticles(10)
+        let token = try await h.createUser("alice")
+        let (hanging, signal) = AsyncStream<Void>.makeStream()
+        let (store, engine) = try h.openDevice("phone", token: token,
+                                               transport: HangingAfterFirstPageTransport(inner: h.transport(token: token), hanging: signal))
+        let sync = Task { try await engine.sync() }
+        var waits = hanging.makeAsyncIterator()
+        _ = await waits.next()  // the second page is being fetched and will never come
+        sync.cancel()
+        await #expect(throws: CancellationError.self) { try await sync.value }
+        // The first page (4 articles) and its cursor are stored; nothing of the second.
+        #expect(try store.articleCount() == 4)
+        #expect(try store.cursor() != nil)
+    }
+
     @Test("listing: newest first, by section, paged")
     func listing() async throws {
         let h = try await ClientHarness()

@@ -110,3 +110,22 @@ final class Recorded<Value: Sendable>: Sendable {
     func append(_ value: Value) { items.withLock { $0.append(value) } }
     var values: [Value] { items.withLock { $0 } }
 }
+
+/// Answers the first pull page from `inner`; every later one waits until its task is cancelled,
+/// telling `hanging` when it starts to wait.
+struct HangingAfterFirstPageTransport: SyncTransport {
+    let inner: any SyncTransport
+    let hanging: AsyncStream<Void>.Continuation
+
+    func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
+        try await inner.push(request)
+    }
+
+    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
+        guard cursor != nil else { return try await inner.pull(cursor: cursor, limit: limit) }
+        hanging.yield()
+        // Ends by cancellation, as the test expects; else it fails the sync after 20 s.
+        try await Task.sleep(for: .seconds(20))
+        throw ReaderSyncError(.transportFailed, "the hanging page was never cancelled")
+    }
+}
