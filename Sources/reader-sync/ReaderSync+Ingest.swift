@@ -9,10 +9,15 @@ extension ReaderSync {
             abstract: "Load articles from JSON Lines files (.jsonl) or scraped plain-text articles (.txt).",
             discussion: """
                 JSON Lines: one article per line (id, section, title, summary, body, author, url, publishedAt, \
-                updatedAt), or {"id": "…", "deleted": true} to delete. Bad lines are reported with their number \
-                and skipped; the good ones are stored. Exits with status 1 when any line was rejected.
-                Plain text: the title on the first line, then paragraphs; the site's boilerplate is dropped, \
-                the id is the title's slug and the date the file's modification time.
+                updatedAt), or {"id": "…", "deleted": true} to delete. Dates are RFC 3339 \
+                (2026-11-27T08:15:00Z, 2026-11-27T10:15:00.250+02:00) and must exist: 2026-02-30 or hour 24 is \
+                refused, never rolled over. Bad lines are reported with their number and skipped; the good ones \
+                are stored. Exits with status 1 when any line was rejected.
+                Plain text: the title on the first line, then paragraphs; the site's boilerplate is dropped. \
+                The id is the file's name (election-monday.txt), so stories with the same headline in different \
+                files are different articles, re-ingesting a file changes nothing, and an edited file updates its \
+                own article; give each story its own file name. Two files of the same name (in different \
+                directories) in one run are refused. The date is the file's modification time.
                 """)
 
         @OptionGroup var database: DatabaseOptions
@@ -40,6 +45,7 @@ extension ReaderSync {
                 let modified = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? Date()
                 inputs.append((path, data, modified))
             }
+            try Self.refuseSharedNames(inputs.map(\.path))
             let service = try await database.openService(create: true)
             let progress = isatty(STDERR_FILENO) == 1
             var total = IngestReport()
@@ -48,7 +54,8 @@ extension ReaderSync {
                 if input.path.lowercased().hasSuffix(".txt") {
                     do {
                         let article = try PlainTextArticle.parse(
-                            String(decoding: input.data, as: UTF8.self), date: input.modified, section: section)
+                            String(decoding: input.data, as: UTF8.self), fileName: input.path, date: input.modified,
+                            section: section)
                         report = try await service.ingest([.upsert(article)])
                     } catch let error as SyncError {
                         var rejected = IngestReport()
@@ -66,6 +73,12 @@ extension ReaderSync {
                 }
                 if !json {
                     say("\(input.path): \(Self.counts(report))")
+                    if input.path.lowercased().hasSuffix(".txt"), report.updated > 0 {
+                        // The one case a derived id cannot tell apart: say it, never replace silently.
+                        say("  note: an article of this file's name already existed with other text; it was taken as a "
+                            + "correction of that story (readers' read and bookmark marks stay). If it is another story, "
+                            + "give the file another name and ingest it again.")
+                    }
                     for error in report.errors { say("  line \(error.line): \(error.message)") }
                     if report.rejected > report.errors.count {
                         say("  … and \(report.rejected - report.errors.count) more rejected lines")
@@ -82,6 +95,27 @@ extension ReaderSync {
             }
             if total.rejected > 0 {
                 throw CLIError("\(total.rejected) line(s) rejected; the other lines were stored")
+            }
+        }
+
+        /// Refuses, before anything is stored, two different `.txt` files whose names (their
+        /// articles' ids) are the same: `mon/story.txt` and `tue/story.txt` would otherwise be one
+        /// article, the second taken for a correction of the first.
+        static func refuseSharedNames(_ paths: [String]) throws {
+            // Keyed by exact bytes, as the database tells ids apart (see ExactText).
+            var first: [ExactText: (path: String, file: String)] = [:]
+            for path in paths where path.lowercased().hasSuffix(".txt") {
+                // A name that cannot be an id is reported with that file's counts, not here.
+                guard let id = try? PlainTextArticle.id(fileName: path) else { continue }
+                // The same file named twice (`a.txt ./a.txt`) is one story, ingested twice.
+                let file = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+                if let earlier = first[id.exact], earlier.file != file {
+                    throw CLIError("""
+                        \(earlier.path) and \(path) have the same name, \(id), which is a plain-text article's id; \
+                        rename one so they stay two articles (nothing was stored)
+                        """)
+                }
+                first[id.exact] = first[id.exact] ?? (path, file)
             }
         }
 

@@ -57,7 +57,7 @@ extension ReaderSync {
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
-            guard maxClockSkew >= 0 else { throw ValidationError("--max-clock-skew must not be negative") }
+            guard (0...31_536_000).contains(maxClockSkew) else { throw ValidationError("--max-clock-skew must be from 0 to 31536000 seconds (a year)") }
             guard Gzip.levels.contains(gzipLevel) else {
                 throw ValidationError("--gzip-level must be from \(Gzip.levels.lowerBound) to \(Gzip.levels.upperBound)")
             }

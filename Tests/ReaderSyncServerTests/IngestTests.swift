@@ -1,5 +1,8 @@
 import Foundation
 import GRDB
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
 import ReaderSyncCore
 import Testing
 @testable import ReaderSyncServer
@@ -31,11 +34,51 @@ struct IngestTests {
         #expect(byLine[3] == "missing id")
         #expect(byLine[4] == "missing title")
         #expect(byLine[5] == "title: expected a string")
-        #expect(byLine[6]?.hasPrefix("publishedAt is not an ISO-8601 date-time") == true)
-        #expect(byLine[7]?.hasPrefix("updatedAt is not") == true)
+        #expect(byLine[6] == #"publishedAt "last tuesday" is not a valid date-time: expected an RFC 3339 date-time such as 2026-11-27T08:15:00Z or 2026-11-27T10:15:00.250+02:00"#)
+        #expect(byLine[7]?.hasPrefix(#"updatedAt "soon" is not a valid date-time"#) == true)
         #expect(byLine[9] == "expected a JSON object")
         #expect(byLine[10] == "missing publishedAt")
         #expect(try await h.store.articleExists(id: "g"))
+    }
+
+    @Test("an impossible date (2026-02-30, issue 10 item 4) is refused with its line number, not rolled over to March")
+    func impossibleDate() async throws {
+        let h = try await Harness()
+        let lines = [
+            #"{"id":"d-1","title":"Budget vote","publishedAt":"2026-02-30T08:15:00Z"}"#,
+            #"{"id":"d-2","title":"Leap day","publishedAt":"2024-02-29T08:15:00Z","updatedAt":"2026-04-31T00:00:00Z"}"#,
+            #"{"id":"d-3","title":"Late","publishedAt":"2026-11-20T24:00:00Z"}"#,
+            #"{"id":"d-4","title":"Fine","publishedAt":"2024-02-29T08:15:00Z","updatedAt":"2026-11-20T10:00:00+01:00"}"#,
+        ]
+        let report = try await h.service.ingest(jsonLines: Array(lines.joined(separator: "\n").utf8))
+        #expect(report.inserted == 1 && report.rejected == 3)
+        #expect(report.errors.map(\.line) == [1, 2, 3])
+        #expect(report.errors.first?.message == #"publishedAt "2026-02-30T08:15:00Z" is not a valid date-time: February 2026 has 28 days, not 30"#)
+        #expect(report.errors.dropFirst().first?.message == #"updatedAt "2026-04-31T00:00:00Z" is not a valid date-time: April 2026 has 30 days, not 31"#)
+        #expect(report.errors.last?.message == #"publishedAt "2026-11-20T24:00:00Z" is not a valid date-time: hour 24 is not 00–23"#)
+        for id in ["d-1", "d-2", "d-3"] { #expect(try await h.store.articleExists(id: id) == false, "\(id) was stored") }
+        let (user, _) = try await h.createUser("alice")
+        let page = try await h.service.pull(user: user, cursor: nil, limit: 100)
+        #expect(page.articles.map(\.id) == ["d-4"])
+        #expect(page.articles.first?.publishedAt == "2024-02-29T08:15:00Z" && page.articles.first?.updatedAt == "2026-11-20T09:00:00Z")
+    }
+
+    @Test("POST /v1/admin/articles refuses 2026-02-30 with its line number and stores nothing for it")
+    func impossibleDateOverHTTP() async throws {
+        let h = try await Harness()
+        let (_, token) = try await h.createUser("alice")
+        try await h.withClient { client in
+            let body = #"{"id":"d-1","title":"Budget vote","publishedAt":"2026-02-30T08:15:00Z"}"# + "\n"
+            let response = try await call(client, .post, "/v1/admin/articles", token: Harness.adminToken, body: ByteBuffer(string: body))
+            #expect(response.status == .ok)
+            let report = try response.decode(IngestReport.self)
+            #expect(report.inserted == 0 && report.rejected == 1)
+            #expect(report.errors == [IngestReport.LineError(
+                line: 1, message: #"publishedAt "2026-02-30T08:15:00Z" is not a valid date-time: February 2026 has 28 days, not 30"#)])
+            let page = try await call(client, .get, "/v1/sync/pull", token: token).decode(PullResponse.self)
+            #expect(page.articles.isEmpty)
+        }
+        #expect(try await h.store.articleExists(id: "d-1") == false)
     }
 
     @Test("ingesting the same articles again changes nothing and takes no sequence value")
@@ -124,9 +167,9 @@ struct PlainTextArticleTests {
     @Test("the title, the paragraphs, and none of the site's boilerplate")
     func parsesFixture() throws {
         let text = try String(contentsOf: fixture, encoding: .utf8)
-        let article = try PlainTextArticle.parse(text, date: Date(timeIntervalSince1970: 1_764_000_000.7), section: "travel")
+        let article = try PlainTextArticle.parse(text, fileName: fixture.path, date: Date(timeIntervalSince1970: 1_764_000_000.7), section: "travel")
         #expect(article.title == "Night Trains Return to the Carpathian Line After Three Years")
-        #expect(article.id == "night-trains-return-to-the-carpathian-line-after-three-years")
+        #expect(article.id == "scraped-article.txt")
         #expect(article.section == "travel")
         let paragraphs = article.body.components(separatedBy: "\n\n")
         #expect(paragraphs.count == 3)
@@ -144,20 +187,66 @@ struct PlainTextArticleTests {
         let h = try await Harness()
         let text = try String(contentsOf: fixture, encoding: .utf8)
         let date = Date(timeIntervalSince1970: 1_764_000_000)
-        let first = try await h.service.ingest([.upsert(try PlainTextArticle.parse(text, date: date))])
-        let second = try await h.service.ingest([.upsert(try PlainTextArticle.parse(text, date: date))])
+        let first = try await h.service.ingest([.upsert(try PlainTextArticle.parse(text, fileName: "a.txt", date: date))])
+        let second = try await h.service.ingest([.upsert(try PlainTextArticle.parse(text, fileName: "a.txt", date: date))])
         #expect(first.inserted == 1 && second.unchanged == 1)
     }
 
     @Test("text with no title or no paragraphs is refused with a reason")
     func refusesEmpty() {
-        #expect(throws: SyncError.self) { try PlainTextArticle.parse("\n\nspot_img\n", date: Date()) }
-        #expect(throws: SyncError.self) { try PlainTextArticle.parse("Only a title\n\nMore like this\nTeaser\n", date: Date()) }
+        #expect(throws: SyncError.self) { try PlainTextArticle.parse("\n\nspot_img\n", fileName: "a.txt", date: Date()) }
+        #expect(throws: SyncError.self) { try PlainTextArticle.parse("Only a title\n\nMore like this\nTeaser\n", fileName: "a.txt", date: Date()) }
     }
 
-    @Test("slugs are lowercase words joined by dashes")
-    func slugs() {
-        #expect(PlainTextArticle.slug("Kyiv's Bridges: 3 Rebuilt!") == "kyiv-s-bridges-3-rebuilt")
-        #expect(PlainTextArticle.slug("  --  ") == "")
+    @Test("the id is the file's name, exactly; a name that cannot be an id is refused")
+    func ids() throws {
+        #expect(try PlainTextArticle.id(fileName: "scraped/2026-11-03/Live election.txt") == "Live election.txt")
+        #expect(try PlainTextArticle.id(fileName: "café.txt") == "café.txt")
+        #expect(throws: SyncError.self) { try PlainTextArticle.id(fileName: String(repeating: "x", count: 197) + ".txt") }
+        #expect(throws: SyncError.self) { try PlainTextArticle.id(fileName: "tab\there.txt") }
+        #expect(throws: SyncError.self) { try PlainTextArticle.id(fileName: "/") }
+    }
+
+    static let monday = "Live: Election results\n\nPolls closed at 20:00; turnout was 61 percent.\n"
+    static let tuesday = "Live: Election results\n\nThe coalition talks began this morning.\n"
+
+    @Test("two files with the same headline are two stories (issue 10 item 6): reading Monday's does not mark Tuesday's read")
+    func sameHeadlineTwoStories() async throws {
+        let h = try await Harness()
+        let (user, _) = try await h.createUser("alice")
+        let date = Date(timeIntervalSince1970: 1_764_000_000)
+        let first = try await h.service.ingest([.upsert(try PlainTextArticle.parse(Self.monday, fileName: "scraped/election-monday.txt", date: date))])
+        #expect(first.inserted == 1)
+        _ = try await h.service.push(user: user, request: PushRequest(deviceId: "phone", mutations: [
+            mutation(1, "election-monday.txt", .read, .bool(true)),
+        ]))
+
+        let second = try await h.service.ingest([.upsert(try PlainTextArticle.parse(Self.tuesday, fileName: "scraped/election-tuesday.txt", date: date + 86_400))])
+        #expect(second.inserted == 1 && second.updated == 0)
+
+        let page = try await h.service.pull(user: user, cursor: nil, limit: 100)
+        #expect(page.articles.map(\.id).sorted() == ["election-monday.txt", "election-tuesday.txt"])
+        let monday = try #require(page.articles.first { $0.id == "election-monday.txt" })
+        #expect(monday.body == "Polls closed at 20:00; turnout was 61 percent." && monday.version == 1)
+        #expect(page.states.map(\.articleId) == ["election-monday.txt"])
+        #expect(page.states.first?.read == true)
+    }
+
+    @Test("re-ingesting a file is unchanged; a corrected file updates its own article and no other")
+    func correction() async throws {
+        let h = try await Harness()
+        let date = Date(timeIntervalSince1970: 1_764_000_000)
+        let tuesday = try PlainTextArticle.parse(Self.tuesday, fileName: "election-tuesday.txt", date: date)
+        _ = try await h.service.ingest([.upsert(try PlainTextArticle.parse(Self.monday, fileName: "election-monday.txt", date: date)), .upsert(tuesday)])
+        let again = try await h.service.ingest([.upsert(try PlainTextArticle.parse(Self.monday, fileName: "election-monday.txt", date: date))])
+        #expect(again.unchanged == 1 && again.updated == 0 && again.inserted == 0)
+
+        let corrected = Self.monday.replacingOccurrences(of: "61 percent", with: "64 percent")
+        let fix = try await h.service.ingest([.upsert(try PlainTextArticle.parse(corrected, fileName: "election-monday.txt", date: date + 3600))])
+        #expect(fix.updated == 1 && fix.inserted == 0)
+        let (user, _) = try await h.createUser("alice")
+        let page = try await h.service.pull(user: user, cursor: nil, limit: 100)
+        #expect(page.articles.first { $0.id == "election-monday.txt" }?.body == "Polls closed at 20:00; turnout was 64 percent.")
+        #expect(page.articles.first { $0.id == "election-tuesday.txt" }?.version == 1)
     }
 }

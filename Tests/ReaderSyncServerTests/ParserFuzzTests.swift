@@ -74,6 +74,51 @@ struct ParserFuzzTests {
         #expect(integrity == ["ok"])
     }
 
+    @Test("dates: random fields are accepted exactly when Foundation's calendar has them, at the same instant; nothing rolls over", arguments: [8, 9] as [UInt64])
+    func dates(seed: UInt64) throws {
+        var random = SeededRandom(seed: seed)
+        // The oracle: Foundation's Gregorian calendar, which is independent of Timestamp's arithmetic.
+        // It switches to the Julian calendar before 1582-10-15, so the years start after that.
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        func pad(_ value: Int, _ width: Int) -> String {
+            String(repeating: "0", count: max(0, width - String(value).count)) + String(value)
+        }
+        var accepted = 0
+        for _ in 0..<10_000 {
+            let year = random.int(in: 1600...9999), month = random.int(in: 0...13), day = random.int(in: 0...32)
+            let hour = random.int(in: 0...25), minute = random.int(in: 0...61), second = random.int(in: 0...61)
+            let fractionDigits = random.chance(0.5) ? 0 : random.int(in: 1...9)
+            let fraction = (0..<fractionDigits).map { _ in String(random.int(in: 0...9)) }.joined()
+            let offsetHour = random.int(in: 0...25), offsetMinute = random.int(in: 0...61), sign = random.pick(["+", "-"])
+            let zulu = random.chance(0.4)
+            var text = "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2))"
+            if fractionDigits > 0 { text += "." + fraction }
+            text += zulu ? "Z" : "\(sign)\(pad(offsetHour, 2)):\(pad(offsetMinute, 2))"
+
+            let components = DateComponents(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
+            let inCalendar = (1...12).contains(month) && day >= 1
+                && calendar.range(of: .day, in: .month, for: calendar.date(from: DateComponents(year: year, month: month, day: 1))!)!.contains(day)
+            let valid = inCalendar && hour <= 23 && minute <= 59 && second <= 59 && (zulu || (offsetHour <= 23 && offsetMinute <= 59))
+            guard valid else {
+                #expect(Timestamp.parse(text) == nil, "accepted \(text), which does not exist")
+                continue
+            }
+            accepted += 1
+            let date = try #require(Timestamp.parse(text), "refused \(text), which exists")
+            let offsetMillis = zulu ? 0 : (sign == "-" ? -1 : 1) * (offsetHour * 60 + offsetMinute) * 60_000
+            let fractionMillis = fractionDigits == 0 ? 0 : Int((fraction + "00").prefix(3))!
+            let expected = Int64(try #require(calendar.date(from: components)).timeIntervalSince1970) * 1000
+                + Int64(fractionMillis - offsetMillis)
+            #expect(Timestamp.millis(date) == expected, "\(text)")
+            // The canonical text parses back to the same instant, and a UTC text with whole seconds is its own canonical form.
+            let canonical = Timestamp.format(date)
+            #expect(Timestamp.parse(canonical).map(Timestamp.millis) == expected, "\(text) → \(canonical)")
+            if zulu && fractionDigits == 0 { #expect(canonical == text) }
+        }
+        #expect(accepted > 500)
+    }
+
     @Test("plain-text articles: random and mutated texts give an article or a clear invalid_request", arguments: [6, 7] as [UInt64])
     func plainText(seed: UInt64) throws {
         var random = SeededRandom(seed: seed)
@@ -85,8 +130,9 @@ struct ParserFuzzTests {
                 ? (0..<random.int(in: 0...400)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
                 : Self.mutate(Array(fixture), &random, alphabet: alphabet)
             do {
-                let article = try PlainTextArticle.parse(String(decoding: bytes, as: UTF8.self), date: Date(timeIntervalSince1970: 1_764_000_000))
-                #expect(!article.id.isEmpty && !article.title.isEmpty && !article.body.isEmpty)
+                let article = try PlainTextArticle.parse(String(decoding: bytes, as: UTF8.self), fileName: "fuzz.txt",
+                                                         date: Date(timeIntervalSince1970: 1_764_000_000))
+                #expect(article.id == "fuzz.txt" && !article.title.isEmpty && !article.body.isEmpty)
             } catch let error as SyncError {
                 #expect(error.code == .invalidRequest && !error.message.isEmpty)
             }

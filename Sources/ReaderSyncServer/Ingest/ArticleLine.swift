@@ -75,20 +75,31 @@ enum ArticleLine {
         guard let publishedText = fields.publishedAt else {
             return .failure(LineProblem(message: "missing publishedAt"))
         }
-        guard let publishedAt = Timestamp.canonical(publishedText) else {
-            return .failure(LineProblem(message: "publishedAt is not an ISO-8601 date-time: \(publishedText.prefix(40))"))
-        }
-        var updatedAt = publishedAt
-        if let updatedText = fields.updatedAt {
-            guard let canonical = Timestamp.canonical(updatedText) else {
-                return .failure(LineProblem(message: "updatedAt is not an ISO-8601 date-time: \(updatedText.prefix(40))"))
-            }
-            updatedAt = canonical
+        let publishedAt: String
+        var updatedAt: String
+        do {
+            publishedAt = try canonicalDate(publishedText, field: "publishedAt")
+            updatedAt = publishedAt
+            if let updatedText = fields.updatedAt { updatedAt = try canonicalDate(updatedText, field: "updatedAt") }
+        } catch {
+            return .failure(error)
         }
         return .success(.upsert(ArticleContent(
             id: id, section: fields.section ?? "", title: title, summary: fields.summary ?? "",
             body: fields.body ?? "", author: fields.author ?? "", url: fields.url ?? "",
             publishedAt: publishedAt, updatedAt: updatedAt)))
+    }
+
+    /// `text` as a canonical date, parsed strictly (RFC 3339, see ``Timestamp/date(parsing:)``):
+    /// an impossible date such as `2026-02-30` is refused with the reason, never rolled over.
+    private static func canonicalDate(_ text: String, field: String) throws(LineProblem) -> String {
+        do {
+            return try Timestamp.canonical(parsing: text)
+        } catch {
+            // Quoted with escapes, so a control character in the input cannot reach a terminal.
+            let quoted = (text.count > 40 ? String(text.prefix(40)) + "…" : text).debugDescription
+            throw LineProblem(message: "\(field) \(quoted) is not a valid date-time: \(error.message)")
+        }
     }
 
     private static func describe(_ error: DecodingError) -> String {

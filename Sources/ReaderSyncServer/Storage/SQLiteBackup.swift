@@ -60,21 +60,78 @@ package enum SQLiteBackup {
         return try summary(atPath: outPath)
     }
 
+    /// What a restore installed, and whose users and tokens it kept.
+    package struct Restored: Sendable, Hashable {
+        /// The restored database.
+        package var summary: Summary
+        /// Where the replaced database was moved (`nil` when there was none).
+        package var previous: String?
+        /// The credentials carried over from the replaced database (`nil` when there was none:
+        /// the backup's users and tokens are then the ones installed).
+        package var carriedOver: CarriedOver?
+    }
+
+    /// The credentials a restore took from the database it replaced.
+    package struct CarriedOver: Sendable, Hashable {
+        /// Users of both databases: token hash and revocation taken from the replaced one.
+        package var updatedUsers: [String]
+        /// Users only the replaced database had (created after the backup): added with their token
+        /// and revocation, without state, so that their devices can give back what they wrote.
+        package var addedUsers: [String]
+        /// Users only the backup has (so the replaced database is not a later copy of it): they keep
+        /// the backup's token.
+        package var backupOnlyUsers: [String]
+        /// Whether the admin token's hash is the replaced database's.
+        package var adminToken: Bool
+    }
+
+    /// The keys of `meta` that hold secrets: a restore takes them from the replaced database where it
+    /// has them. A credential added later (an app password table, a stored metrics token) belongs in
+    /// ``Credentials`` and here, so that no restore brings back an older copy of it.
+    static let credentialMetaKeys = ["adminTokenHash", "cursorSecret"]
+
+    /// The security state of a server database: every user's token hash and revocation, and the
+    /// secrets in `meta`.
+    struct Credentials {
+        struct User {
+            var name: String
+            var tokenHash: Data
+            var revokedAt: String?
+            var createdAt: String
+        }
+        var users: [User]
+        var meta: [String: String]
+    }
+
     /// Installs the backup at `backupPath` as the database at `databasePath`, under a new epoch:
     /// every device then gets `410 reset_required`, gives back what the backup lacks and pulls anew.
     ///
+    /// Security state never goes back in time: the replaced database is newer than the backup, so
+    /// its credentials are carried over into the restored one, in the transaction that starts the
+    /// new epoch, before the file goes live. Each user of both keeps the replaced database's token
+    /// hash and revocation; a user only the replaced database has (created after the backup) is
+    /// added with them, without state, so its devices can give back what they wrote; the admin
+    /// token's hash and the cursor secret are the replaced database's where it has them. Everything
+    /// else — articles, states, devices and their last mutation ids, conflicts — is the backup's.
+    /// With no database at `databasePath` (or an empty file), the backup's users and tokens are kept.
+    ///
     /// Refuses while a server holds the database (see ``DatabaseFileLock``). The database it
     /// replaces is kept beside it as `<databasePath>.before-restore-<time>`; the backup file is not changed.
-    /// - Returns: the restored database's summary and where the replaced one went (if there was one).
-    package static func restore(from backupPath: String, to databasePath: String, now: Date = Date()) throws -> (summary: Summary, previous: String?) {
+    /// - Throws: ``SQLiteBackupError`` when the backup is missing, damaged or not a ReaderSync
+    ///   database, when a server runs, or when the replaced database's users and tokens cannot be
+    ///   read (nothing is changed then); GRDB's `DatabaseError` when SQLite fails.
+    package static func restore(from backupPath: String, to databasePath: String, now: Date = Date()) throws -> Restored {
         guard FileManager.default.fileExists(atPath: backupPath) else {
             throw SQLiteBackupError("no backup at \(backupPath)")
         }
         let lock = try DatabaseFileLock(databasePath: databasePath, exclusive: true)
         defer { lock.release() }
+        // Read before anything is written, so a replaced database that cannot be read changes nothing.
+        let replaced = try credentials(ofReplaced: databasePath)
 
         let staging = databasePath + ".restoring"
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: staging + suffix) }
+        var carriedOver: CarriedOver?
         do {
             let backup = try DatabaseQueue(path: backupPath, configuration: configuration(readonly: false))
             do {
@@ -86,9 +143,14 @@ package enum SQLiteBackup {
                 throw error
             }
             try backup.close()
-            // Migrates a backup of an older version, and starts the new epoch.
+            // Migrates a backup of an older version; then the new epoch and the carried-over
+            // credentials in one transaction, before the file goes live.
             let store = try SQLiteSyncStore(path: staging)
-            try store.startNewEpoch()
+            carriedOver = try store.dbPool.write { db in
+                try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'epoch'",
+                               arguments: [SQLiteSyncStore.randomHex(bytes: 8)])
+                return try replaced.map { try carryOver($0, into: db) }
+            }
             // Everything into the main file: only that file is moved into place.
             try store.dbPool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
             try store.dbPool.close()
@@ -98,20 +160,106 @@ package enum SQLiteBackup {
         }
 
         var previous: String?
-        if FileManager.default.fileExists(atPath: databasePath) {
-            // Fold the old database's WAL into it first, so the file kept aside is complete on its own.
-            let old = try DatabaseQueue(path: databasePath, configuration: configuration(readonly: false))
-            try old.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
-            try old.close()
-            let stamp = ISO8601DateFormatter().string(from: now).replacingOccurrences(of: ":", with: "")
-            let aside = "\(databasePath).before-restore-\(stamp)"
-            try FileManager.default.moveItem(atPath: databasePath, toPath: aside)
-            previous = aside
+        do {
+            if FileManager.default.fileExists(atPath: databasePath) {
+                // Fold the old database's WAL into it first, so the file kept aside is complete on its own.
+                let old = try DatabaseQueue(path: databasePath, configuration: configuration(readonly: false))
+                try old.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+                try old.close()
+                let stamp = ISO8601DateFormatter().string(from: now).replacingOccurrences(of: ":", with: "")
+                let aside = "\(databasePath).before-restore-\(stamp)"
+                try FileManager.default.moveItem(atPath: databasePath, toPath: aside)
+                previous = aside
+            }
+            // A WAL left beside the new file would be replayed into it: remove the old one's.
+            for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databasePath + suffix) }
+            try FileManager.default.moveItem(atPath: staging, toPath: databasePath)
+        } catch {
+            // Put the replaced database back where it was; leave no half-installed restore behind.
+            if let previous, !FileManager.default.fileExists(atPath: databasePath) {
+                try? FileManager.default.moveItem(atPath: previous, toPath: databasePath)
+            }
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
         }
-        // A WAL left beside the new file would be replayed into it: remove the old one's.
-        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databasePath + suffix) }
-        try FileManager.default.moveItem(atPath: staging, toPath: databasePath)
-        return (try summary(atPath: databasePath), previous)
+        return Restored(summary: try summary(atPath: databasePath), previous: previous, carriedOver: carriedOver)
+    }
+
+    /// The credentials of the database a restore replaces: `nil` when there is no file, none when it
+    /// is empty (no tables).
+    ///
+    /// - Throws: ``SQLiteBackupError`` when the file exists but its users and tokens cannot be read
+    ///   (not SQLite, damaged, another program's database): restoring then would bring back the
+    ///   backup's tokens, revoked ones included, so the restore stops and says how to go on.
+    private static func credentials(ofReplaced path: String) throws -> Credentials? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        func refusal(_ reason: String) -> SQLiteBackupError {
+            SQLiteBackupError("""
+                cannot read the users and tokens of \(path), the database being replaced (\(reason)); a restore \
+                carries them over so that no revoked token works again. To restore with the backup's users and \
+                tokens instead, move \(path) aside and run the restore again, then give every user a new token \
+                with: reader-sync users token NAME
+                """)
+        }
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration(readonly: false))
+            defer { try? queue.close() }
+            return try queue.read { db -> Credentials in
+                let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+                if tables.isEmpty { return Credentials(users: [], meta: [:]) }
+                guard try db.tableExists("user"), try db.tableExists("meta") else {
+                    throw refusal("it is not a ReaderSync server database")
+                }
+                // A database of the first schema version, not yet migrated, has no revocations.
+                let revocable = try db.columns(in: "user").contains { $0.name == "revokedAt" }
+                let users = try Row.fetchAll(db, sql: """
+                    SELECT name, tokenHash, createdAt, \(revocable ? "revokedAt" : "NULL") FROM user ORDER BY id
+                    """).map { row in
+                        Credentials.User(name: row[0], tokenHash: row[1], revokedAt: row[3], createdAt: row[2])
+                    }
+                var meta: [String: String] = [:]
+                for key in credentialMetaKeys {
+                    meta[key] = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+                }
+                return Credentials(users: users, meta: meta)
+            }
+        } catch let error as SQLiteBackupError {
+            throw error
+        } catch let error as DatabaseError {
+            throw refusal(error.message ?? "SQLite error \(error.resultCode.rawValue)")
+        }
+    }
+
+    /// Writes `credentials` (of the replaced database) into the database being restored, inside its
+    /// transaction. Users are matched by name, byte for byte as SQLite compares them; a user's id,
+    /// state, devices and conflicts stay the backup's.
+    private static func carryOver(_ credentials: Credentials, into db: Database) throws -> CarriedOver {
+        var carried = CarriedOver(updatedUsers: [], addedUsers: [], backupOnlyUsers: [], adminToken: false)
+        // Names as bytes, as SQLite compares them (Swift's == would equate canonically equivalent names).
+        let known = Set(credentials.users.map { Array($0.name.utf8) })
+        let restoredNames = try String.fetchAll(db, sql: "SELECT name FROM user ORDER BY name")
+        carried.backupOnlyUsers = restoredNames.filter { !known.contains(Array($0.utf8)) }
+        // Replaced tokens first go out of the way, so that a hash moving between two rows (possible
+        // only across unrelated databases) cannot meet itself in the UNIQUE index half-way.
+        for user in credentials.users {
+            try db.execute(sql: "UPDATE user SET tokenHash = randomblob(32) WHERE name = ?", arguments: [user.name])
+        }
+        for user in credentials.users {
+            try db.execute(sql: "UPDATE user SET tokenHash = ?, revokedAt = ? WHERE name = ?",
+                           arguments: [user.tokenHash, user.revokedAt, user.name])
+            if db.changesCount > 0 {
+                carried.updatedUsers.append(user.name)
+            } else {
+                try db.execute(sql: "INSERT INTO user (name, tokenHash, createdAt, revokedAt) VALUES (?, ?, ?, ?)",
+                               arguments: [user.name, user.tokenHash, user.createdAt, user.revokedAt])
+                carried.addedUsers.append(user.name)
+            }
+        }
+        for (key, value) in credentials.meta.sorted(by: { $0.key < $1.key }) {
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, value])
+        }
+        carried.adminToken = credentials.meta["adminTokenHash"] != nil
+        return carried
     }
 
     private static func configuration(readonly: Bool) -> Configuration {
