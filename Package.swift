@@ -38,6 +38,7 @@ let package = Package(
             resources: [
                 .embedInCode("m0001_server_initial.sql"),
                 .embedInCode("m0002_server_token_revocation.sql"),
+                .embedInCode("m0003_server_conflict_rule_index.sql"),
                 .embedInCode("m0001_client_initial.sql"),
                 .embedInCode("openapi.json"),
             ],

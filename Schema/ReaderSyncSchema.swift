@@ -11,6 +11,7 @@ package enum ReaderSyncSchema {
     package static let serverMigrations: [Migration] = [
         Migration(name: "m0001_server_initial", sql: text(PackageResources.m0001_server_initial_sql)),
         Migration(name: "m0002_server_token_revocation", sql: text(PackageResources.m0002_server_token_revocation_sql)),
+        Migration(name: "m0003_server_conflict_rule_index", sql: text(PackageResources.m0003_server_conflict_rule_index_sql)),
     ]
 
     /// The client store's migrations, in the order they run.

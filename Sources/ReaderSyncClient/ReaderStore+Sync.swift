@@ -5,17 +5,41 @@ import ReaderSyncSQLite
 
 extension ReaderStore {
     /// The oldest pending changes, at most `limit`, as the server expects them.
+    ///
+    /// - Throws: ``ReaderSyncError`` `store_corrupt` when a row of the batch cannot be read: the
+    ///   batch is not sent (a skipped row would be deleted by the acknowledgement of the ids
+    ///   around it without ever reaching the server), and the row stays.
     package func outboxBatch(limit: Int) throws -> PushRequest {
         try dbPool.read { db in
             let mutations = try Row.fetchAll(db, sql: """
                 SELECT id, articleId, field, value, hlcWall, hlcCounter, baseVersion, restored FROM outbox ORDER BY id LIMIT ?
-                """, arguments: [limit]).compactMap { row -> Mutation? in
-                    guard let field = StateField(rawValue: row[2]), let value = FieldValue(storedText: row[3]) else { return nil }
-                    return Mutation(id: row[0], articleId: row[1], field: field, value: value,
-                                    hlc: HLC(wall: row[4], counter: row[5]), baseVersion: row[6], restored: row[7])
-                }
+                """, arguments: [limit]).map(Self.decodeOutboxRow)
             return PushRequest(deviceId: deviceId, mutations: mutations, epoch: try SyncMeta.fetch(db).epoch)
         }
+    }
+
+    /// One outbox row as a mutation; every column is checked, none defaulted or skipped.
+    static func decodeOutboxRow(_ row: Row) throws -> Mutation {
+        let rowId = (try? row.decode(Int64.self, atIndex: 0)).map(String.init) ?? "?"
+        func unreadable(_ what: String) -> ReaderSyncError {
+            ReaderSyncError(.storeCorrupt, "outbox row \(rowId) cannot be read (\(what)); it stays in the outbox and nothing was sent")
+        }
+        // GRDB's throwing decode: a NULL or a value of another type is an error, never a default or a trap.
+        func column<Value: DatabaseValueConvertible>(_ index: Int, _ name: String, as type: Value.Type = Value.self) throws -> Value {
+            do { return try row.decode(Value.self, atIndex: index) } catch { throw unreadable("\(name) is not a \(Value.self)") }
+        }
+        let id: Int64 = try column(0, "id")
+        let articleId = String(decoding: try column(1, "articleId", as: Data.self), as: UTF8.self)
+        guard !articleId.isEmpty else { throw unreadable("empty articleId") }
+        let fieldText: String = try column(2, "field")
+        guard let field = StateField(rawValue: fieldText) else { throw unreadable("unknown field") }
+        let valueText: String = try column(3, "value")
+        guard let value = FieldValue(storedText: valueText), field.validationFailure(for: value) == nil else {
+            throw unreadable("\(field) cannot be \(valueText.prefix(40).debugDescription)")
+        }
+        return Mutation(id: id, articleId: articleId, field: field, value: value,
+                        hlc: HLC(wall: try column(4, "hlcWall"), counter: try column(5, "hlcCounter")),
+                        baseVersion: try column(6, "baseVersion"), restored: try column(7, "restored"))
     }
 
     /// Removes what the server acknowledged and takes the states it returned, in one transaction.
@@ -23,7 +47,11 @@ extension ReaderStore {
         try dbPool.write { db in
             var meta = try SyncMeta.fetch(db)
             meta.epoch = response.epoch
-            try db.execute(sql: "DELETE FROM outbox WHERE id <= ?", arguments: [response.lastMutationId])
+            // Only what was sent leaves the outbox: never a row the server did not see, whatever
+            // `lastMutationId` says (a device store copied back from an old backup sends ids the
+            // server counts as seen).
+            let sentUpTo = min(response.lastMutationId, pushed.mutations.map(\.id).max() ?? 0)
+            try db.execute(sql: "DELETE FROM outbox WHERE id <= ?", arguments: [sentUpTo])
             meta.lastAckedMutationId = max(meta.lastAckedMutationId, response.lastMutationId)
             var clock = HybridClock(last: meta.hlc)
             for state in response.states {
@@ -34,9 +62,10 @@ extension ReaderStore {
             try meta.save(db)
             // Articles whose changes were rejected or superseded show the server's value again
             // (those that came back in `states` were refreshed as they were stored).
-            let refreshed = Set(response.states.map(\.articleId))
-            for articleId in Set(pushed.mutations.map(\.articleId)).subtracting(refreshed) {
-                try Self.refreshShown(db, articleId: articleId)
+            // Ids compared by exact bytes, as SQLite compares them (see ExactText).
+            let refreshed = Set(response.states.map(\.articleId.exact))
+            for articleId in Set(pushed.mutations.map(\.articleId.exact)).subtracting(refreshed).sorted() {
+                try Self.refreshShown(db, articleId: articleId.string)
             }
         }
     }
@@ -48,7 +77,7 @@ extension ReaderStore {
 
     /// Whether a response from database epoch `epoch` means the server was reset since this device last synced.
     package func isFromAnotherEpoch(_ epoch: String) throws -> Bool {
-        try dbPool.read { db in try SyncMeta.fetch(db).epoch.map { $0 != epoch } ?? false }
+        try dbPool.read { db in try SyncMeta.fetch(db).epoch.map { !$0.isExactly(epoch) } ?? false }
     }
 
     /// Applies one pulled page and its cursor in one transaction.
@@ -132,7 +161,11 @@ extension ReaderStore {
                 ]
                 for (i, field) in StateField.allCases.enumerated() {
                     let base = 4 + i * 3
-                    guard row[base] as String? == deviceId, let wall = row[base + 1] as Int64? else { continue }
+                    guard (row[base] as String?).isExactly(deviceId), let wall = row[base + 1] as Int64? else { continue }
+                    // The writer's stamp is given back as it was; a missing counter is an error, not 0.
+                    guard let counter = row[base + 2] as Int64? else {
+                        throw ReaderSyncError(.storeCorrupt, "the server state of \(articleId) has a \(field) writer without an HLC counter")
+                    }
                     let pending = try Bool.fetchOne(db, sql: "SELECT 1 FROM outbox WHERE articleId = ? AND field = ?",
                                                     arguments: [articleId, field.rawValue]) != nil
                     if pending { continue }  // a newer local change is queued already
@@ -141,7 +174,7 @@ extension ReaderStore {
                         INSERT INTO outbox (id, articleId, field, value, hlcWall, hlcCounter, baseVersion, restored, createdAt)
                         VALUES (?, ?, ?, ?, ?, ?, 0, 1, ?)
                         """, arguments: [meta.lastMutationId, articleId, field.rawValue, values[field]!.description,
-                                         wall, row[base + 2] as Int64? ?? 0, createdAt])
+                                         wall, counter, createdAt])
                     requeued += 1
                 }
             }

@@ -199,7 +199,12 @@ public final class ReaderStore: Sendable {
                     OR (o.field = 'bookmarked' AND s.bookmarked != (o.value = 'true'))
                     OR (o.field = 'progress' AND s.progress != CAST(o.value AS REAL)))
                 ORDER BY o.articleId, o.field
-                """).compactMap { row in StateField(rawValue: row[1]).map { (row[0], $0) } }
+                """).map { row in
+                    guard let field = StateField(rawValue: row[1]) else {
+                        throw ReaderSyncError(.storeCorrupt, "an outbox row of \(row[0] as String) has an unknown field")
+                    }
+                    return (row[0], field)
+                }
         }
     }
 

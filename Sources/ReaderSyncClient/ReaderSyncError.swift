@@ -16,6 +16,9 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let serverRefused = Code(rawValue: "server_refused")
         /// The device store file is not a ReaderSync client store, or cannot be opened.
         public static let storeUnavailable = Code(rawValue: "store_unavailable")
+        /// A row of the device store cannot be read (written by hand or by another version): the
+        /// sync stops before sending anything, and the row stays where it is.
+        public static let storeCorrupt = Code(rawValue: "store_corrupt")
     }
 
     public var code: Code

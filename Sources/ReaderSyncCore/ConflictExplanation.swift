@@ -17,10 +17,10 @@ extension ConflictDTO {
             }
             return opening + " For \(field == .read ? "read status" : "reading position") the later change wins, so the change from \(winner.deviceId) was kept and the one from \(loser.deviceId) was not applied."
         case .clockSkew:
-            let ahead = (loser?.hlc.wall ?? winner.hlc.wall) - winner.hlc.wall
+            let adjustment = clockAdjustment ?? ClockAdjustment(deviceHlc: winner.hlc, serverHlc: winner.hlc)
             return "\(user)'s device \(winner.deviceId) \(Self.action(field, winner.value, articleId)) (mutation \(winner.mutationId)) "
-                + "with its clock \(Self.duration(millis: ahead)) ahead of the server's. The change was applied, "
-                + "but ordered by the server's time (\(Self.clock(winner.hlc))) instead of the device's (\(Self.clock(loser?.hlc ?? winner.hlc)))."
+                + "with its clock \(Self.offset(millis: adjustment.aheadMillis)) the server's. The change was applied, "
+                + "but ordered by the server's time (\(Self.clock(adjustment.serverHlc))) instead of the device's (\(Self.clock(adjustment.deviceHlc)))."
         case .restoreReplay:
             guard let loser else { return "\(user)'s device \(winner.deviceId) \(Self.action(field, winner.value, articleId))." }
             return "After the server's database was restored, \(user)'s devices gave back their changes to \(article): "
@@ -41,23 +41,50 @@ extension ConflictDTO {
         case (.read, .bool(false)): return "marked \(it) unread"
         case (.bookmarked, .bool(true)): return "bookmarked \(it)"
         case (.bookmarked, .bool(false)): return "removed the bookmark on \(it)"
-        case (.progress, .number(let x)): return "set the reading position of \(it) to \(Int((x * 100).rounded()))%"
+        case (.progress, .number(let x)) where x.isFinite && (0...1).contains(x):
+            return "set the reading position of \(it) to \(Int((x * 100).rounded()))%"
         default: return "set \(field) of \(it) to \(value)"
         }
     }
 
-    /// `2026-11-27 10:03:05.123 UTC`.
+    /// `2026-11-27 10:03:05.123 UTC`, with `+counter` when the counter is not zero; a wall no date
+    /// can show is given as its raw milliseconds (see ``Timestamp/displayText(millis:)``).
     static func clock(_ hlc: HLC) -> String {
-        let text = Timestamp.format(Timestamp.date(millis: hlc.wall))
-            .replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " UTC")
+        let text = Timestamp.displayText(millis: hlc.wall)
         return hlc.counter == 0 ? text : "\(text) +\(hlc.counter)"
     }
 
+    /// "7 minutes ahead of" or "3 seconds behind": how a device's clock stood against the server's.
+    static func offset(millis: Int64) -> String {
+        millis < 0 ? "\(duration(millis: millis)) behind" : "\(duration(millis: millis)) ahead of"
+    }
+
+    /// A length of time in the largest whole unit that keeps it readable, for any `Int64` milliseconds
+    /// (the sign is dropped: the caller says which way).
     static func duration(millis: Int64) -> String {
-        let seconds = Double(millis) / 1000
-        if seconds < 120 { return "\(Int(seconds)) seconds" }
-        if seconds < 7200 { return "\(Int(seconds / 60)) minutes" }
-        if seconds < 172_800 { return "\(Int(seconds / 3600)) hours" }
-        return "\(Int(seconds / 86400)) days"
+        // The magnitude as UInt64, so Int64.min has one too; integer division only.
+        let seconds = millis.magnitude / 1000
+        if seconds < 120 { return "\(seconds) seconds" }
+        if seconds < 7200 { return "\(seconds / 60) minutes" }
+        if seconds < 172_800 { return "\(seconds / 3600) hours" }
+        let days = seconds / 86400
+        if days < 730 { return "\(days) days" }
+        return "\(days / 365) years"
+    }
+
+    /// For a table or a one-line summary: the note that replaces the lost side of an entry that
+    /// lost nothing (a clock adjustment or a notice); `nil` for a real conflict.
+    public var note: String? {
+        switch kind {
+        case .conflict:
+            return nil
+        case .clockAdjustment:
+            let adjustment = clockAdjustment ?? ClockAdjustment(deviceHlc: winner.hlc, serverHlc: winner.hlc)
+            return "clock adjusted: device stamped \(Self.clock(adjustment.deviceHlc)), "
+                + "server time \(Self.clock(adjustment.serverHlc)), \(adjustment.aheadMillis < 0 ? "behind" : "ahead") by "
+                + Self.duration(millis: adjustment.aheadMillis)
+        case .notice:
+            return "article deleted: change kept for when it returns"
+        }
     }
 }

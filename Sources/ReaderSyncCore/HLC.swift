@@ -26,12 +26,13 @@ public struct HLC: Sendable, Hashable, Codable, Comparable, CustomStringConverti
         (lhs.wall, lhs.counter) < (rhs.wall, rhs.counter)
     }
 
-    /// The total order of writes: `(wall, counter, deviceId)`.
+    /// The total order of writes: `(wall, counter, deviceId)`, device ids by their UTF-8 bytes
+    /// (``ExactText``), so two device ids that differ only in Unicode normalization still order.
     ///
     /// - Returns: whether the write stamped `lhs` by `lhsDevice` orders before `rhs` by `rhsDevice`.
     public static func orders(_ lhs: HLC, before rhs: HLC, _ lhsDevice: String, _ rhsDevice: String) -> Bool {
         if lhs != rhs { return lhs < rhs }
-        return lhsDevice < rhsDevice
+        return lhsDevice.exact < rhsDevice.exact
     }
 
     public var description: String { "\(wall).\(counter)" }

@@ -96,7 +96,7 @@ public enum MergeRules {
                 winner: incomingIsNewer ? incoming : current.write,
                 loser: incomingIsNewer ? current.write : incoming))
         }
-        let seen = baseVersion >= current.setAtVersion || current.write.deviceId == incoming.deviceId
+        let seen = baseVersion >= current.setAtVersion || current.write.deviceId.isExactly(incoming.deviceId)
         if seen { return MergeDecision(applies: true, conflict: nil) }
 
         let rule = concurrentRule(for: field)

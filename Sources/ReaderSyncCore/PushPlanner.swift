@@ -11,13 +11,14 @@ public struct PushContext: Sendable {
     public var deviceOwner: Int64?
     /// The highest mutation id already processed for the device (0 for a new device).
     public var lastMutationId: Int64
-    /// The articles the push names that exist; an id absent here is unknown.
-    public var articles: [String: ArticleAvailability]
+    /// The articles the push names that exist; an id absent here is unknown. Keyed by exact
+    /// bytes, as the store compares ids (see ``ExactText``).
+    public var articles: [ExactText: ArticleAvailability]
     /// The user's current state rows for the articles the push names.
-    public var states: [String: UserArticleState]
+    public var states: [ExactText: UserArticleState]
 
-    public init(deviceOwner: Int64?, lastMutationId: Int64, articles: [String: ArticleAvailability],
-                states: [String: UserArticleState]) {
+    public init(deviceOwner: Int64?, lastMutationId: Int64, articles: [ExactText: ArticleAvailability],
+                states: [ExactText: UserArticleState]) {
         self.deviceOwner = deviceOwner
         self.lastMutationId = lastMutationId
         self.articles = articles
@@ -49,12 +50,12 @@ public struct PlannedResult: Sendable, Hashable {
 public struct PushPlan: Sendable {
     public var results: [PlannedResult] = []
     /// The final state of every row the push changed, keyed by article id.
-    public var changedStates: [String: UserArticleState] = [:]
+    public var changedStates: [ExactText: UserArticleState] = [:]
     /// Article ids of `changedStates` in the order they first changed (the order they take sequence numbers).
-    public var changeOrder: [String] = []
+    public var changeOrder: [ExactText] = []
     public var conflicts: [PlannedConflict] = []
     /// The state after the push of every named article that has state (changed or not), by article id.
-    public var finalStates: [String: UserArticleState] = [:]
+    public var finalStates: [ExactText: UserArticleState] = [:]
     /// The device's last processed mutation id after this push.
     public var lastMutationId: Int64
     /// Whether the device row must be created (first push with this device id).
@@ -105,7 +106,8 @@ public enum PushPlanner {
                 plan.results.append(PlannedResult(id: mutation.id, outcome: .rejected, reason: reason,
                                                   conflictIndex: nil, changedArticleId: nil))
             }
-            guard let availability = context.articles[mutation.articleId] else {
+            let articleKey = mutation.articleId.exact
+            guard let availability = context.articles[articleKey] else {
                 reject("unknown article \(mutation.articleId)")
                 continue
             }
@@ -116,7 +118,9 @@ public enum PushPlanner {
 
             var write = FieldWrite(value: mutation.value, hlc: mutation.hlc, deviceId: deviceId, mutationId: mutation.id)
             var noticeIndex: Int?
-            if mutation.hlc.wall > nowMillis + maxClockSkewMillis {
+            // Saturating: a server clock or skew bound near Int64.max must not trap.
+            let (bound, overflow) = nowMillis.addingReportingOverflow(maxClockSkewMillis)
+            if mutation.hlc.wall > (overflow ? .max : bound) {
                 let stamped = write
                 write.hlc = HLC(wall: nowMillis, counter: mutation.hlc.counter)
                 plan.conflicts.append(PlannedConflict(
@@ -126,7 +130,7 @@ public enum PushPlanner {
                 noticeIndex = plan.conflicts.count - 1
             }
 
-            var state = states[mutation.articleId] ?? UserArticleState(articleId: mutation.articleId)
+            var state = states[articleKey] ?? UserArticleState(articleId: mutation.articleId)
             let previous = state[mutation.field]
             var decision = MergeRules.decide(
                 field: mutation.field, current: previous, incoming: write, baseVersion: mutation.baseVersion,
@@ -145,9 +149,9 @@ public enum PushPlanner {
             if decision.applies {
                 state.version += 1
                 state[mutation.field] = FieldCell(write: write, setAtVersion: state.version)
-                states[mutation.articleId] = state
-                if plan.changedStates.updateValue(state, forKey: mutation.articleId) == nil {
-                    plan.changeOrder.append(mutation.articleId)
+                states[articleKey] = state
+                if plan.changedStates.updateValue(state, forKey: articleKey) == nil {
+                    plan.changeOrder.append(articleKey)
                 }
                 if availability == .deleted {
                     plan.conflicts.append(PlannedConflict(

@@ -4,28 +4,52 @@
 /// from the `{"error":{"code","message"}}` body.
 public struct SyncError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A stable, snake_case code.
+    ///
+    /// The codes the server sends are the cases of a private enum, listed by ``all``: a test holds
+    /// that list equal to the code enum of `Schema/openapi.json`, so a code cannot be added without
+    /// being documented. `init(rawValue:)` stays open so a client can decode a code it does not know.
     public struct Code: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
         public var rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
         public var description: String { rawValue }
 
-        public static let unauthorized = Code(rawValue: "unauthorized")
-        public static let forbidden = Code(rawValue: "forbidden")
-        public static let invalidRequest = Code(rawValue: "invalid_request")
-        public static let invalidJSON = Code(rawValue: "invalid_json")
-        public static let invalidCursor = Code(rawValue: "invalid_cursor")
-        public static let resetRequired = Code(rawValue: "reset_required")
-        public static let limitOutOfRange = Code(rawValue: "limit_out_of_range")
-        public static let tooManyMutations = Code(rawValue: "too_many_mutations")
-        public static let payloadTooLarge = Code(rawValue: "payload_too_large")
-        public static let notFound = Code(rawValue: "not_found")
-        public static let methodNotAllowed = Code(rawValue: "method_not_allowed")
-        public static let alreadyExists = Code(rawValue: "already_exists")
-        public static let internalError = Code(rawValue: "internal_error")
+        // Every code the server can put in an error body. Add a code here, never by calling
+        // `init(rawValue:)` at a throw site (a test looks for such calls in the server's sources).
+        private enum Known: String, CaseIterable {
+            case unauthorized, forbidden
+            case invalidRequest = "invalid_request", invalidJSON = "invalid_json", invalidCursor = "invalid_cursor"
+            case badRequest = "bad_request"
+            case resetRequired = "reset_required", limitOutOfRange = "limit_out_of_range"
+            case tooManyMutations = "too_many_mutations", payloadTooLarge = "payload_too_large"
+            case notFound = "not_found", methodNotAllowed = "method_not_allowed", alreadyExists = "already_exists"
+            case requestTimeout = "request_timeout", unavailable
+            case internalError = "internal_error"
+        }
+
+        private init(_ known: Known) { self.rawValue = known.rawValue }
+
+        /// Every code the server can send, in a stable order.
+        public static let all: [Code] = Known.allCases.map(Code.init)
+
+        public static let unauthorized = Code(.unauthorized)
+        public static let forbidden = Code(.forbidden)
+        public static let invalidRequest = Code(.invalidRequest)
+        public static let invalidJSON = Code(.invalidJSON)
+        public static let invalidCursor = Code(.invalidCursor)
+        /// A request Hummingbird refused before a route saw it, for a reason no other code names (`400`).
+        public static let badRequest = Code(.badRequest)
+        public static let resetRequired = Code(.resetRequired)
+        public static let limitOutOfRange = Code(.limitOutOfRange)
+        public static let tooManyMutations = Code(.tooManyMutations)
+        public static let payloadTooLarge = Code(.payloadTooLarge)
+        public static let notFound = Code(.notFound)
+        public static let methodNotAllowed = Code(.methodNotAllowed)
+        public static let alreadyExists = Code(.alreadyExists)
+        public static let internalError = Code(.internalError)
         /// Too many requests in progress: `503` with `Retry-After`; the client SDK waits and retries.
-        public static let unavailable = Code(rawValue: "unavailable")
+        public static let unavailable = Code(.unavailable)
         /// The request body did not arrive within the server's request timeout (`408`).
-        public static let requestTimeout = Code(rawValue: "request_timeout")
+        public static let requestTimeout = Code(.requestTimeout)
     }
 
     public var code: Code

@@ -256,15 +256,80 @@ public struct WriteDTO: Sendable, Hashable, Codable {
     public var write: FieldWrite { FieldWrite(value: value, hlc: hlc, deviceId: deviceId, mutationId: mutationId) }
 }
 
+/// What a conflict log entry records, which says whether it has a losing side.
+public enum ConflictKind: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Two writes disagreed and one was not applied (`last_writer_wins`, `add_wins`, `restore_replay`).
+    case conflict
+    /// One write arrived stamped too far ahead of the server's clock and was applied with the
+    /// server's time instead (`clock_skew`): nothing was lost.
+    case clockAdjustment = "clock_adjustment"
+    /// One write was applied to the state of a deleted article and kept (`article_deleted`): nothing was lost.
+    case notice
+}
+
+extension ConflictRule {
+    /// Whether entries of this rule record a lost write, a clock adjustment or a notice.
+    public var kind: ConflictKind {
+        switch self {
+        case .lastWriterWins, .addWins, .restoreReplay: return .conflict
+        case .clockSkew: return .clockAdjustment
+        case .articleDeleted: return .notice
+        }
+    }
+
+    /// The rules named in `texts`, each a rule or a comma-separated list of rules
+    /// (`["clock_skew", "add_wins,last_writer_wins"]`); empty names are ignored.
+    ///
+    /// - Throws: ``SyncError`` `invalid_request` naming the unknown rule and listing the valid ones.
+    public static func parseList(_ texts: [String]) throws(SyncError) -> Set<ConflictRule> {
+        var rules: Set<ConflictRule> = []
+        for name in texts.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: true) }) {
+            let trimmed = name.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty else { continue }
+            guard let rule = ConflictRule(rawValue: trimmed) else {
+                throw SyncError(.invalidRequest, "unknown rule \(trimmed.prefix(40)); valid rules are "
+                                + allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            rules.insert(rule)
+        }
+        return rules
+    }
+}
+
+/// How the server adjusted a write stamped ahead of its clock (rule `clock_skew`).
+public struct ClockAdjustment: Sendable, Hashable, Codable {
+    /// The HLC as the device stamped it.
+    public var deviceHlc: HLC
+    /// The HLC the write was applied with: the server's clock, with the device's counter.
+    public var serverHlc: HLC
+    /// How far the device's wall clock was ahead of the server's, in milliseconds
+    /// (`deviceHlc.wall - serverHlc.wall`, held within the `Int64` range).
+    public var aheadMillis: Int64
+
+    public init(deviceHlc: HLC, serverHlc: HLC) {
+        self.deviceHlc = deviceHlc
+        self.serverHlc = serverHlc
+        // Any two walls the store holds must give an answer, not a trap.
+        let (difference, overflow) = deviceHlc.wall.subtractingReportingOverflow(serverHlc.wall)
+        aheadMillis = overflow ? (deviceHlc.wall > serverHlc.wall ? .max : .min) : difference
+    }
+}
+
 /// One entry of the conflict log.
+///
+/// On the wire it also carries `kind` (see ``ConflictKind``) and, for `clock_skew`, `clockAdjustment`:
+/// both follow from the stored fields, so they are encoded but never read back.
 public struct ConflictDTO: Sendable, Hashable, Codable {
     public var id: Int64
     public var user: String
     public var articleId: String
     public var field: StateField
     public var rule: ConflictRule
+    /// The write that was applied (for `clock_skew`, with the server's time as its HLC).
     public var winner: WriteDTO
-    /// `null` for `article_deleted` entries on a field that had no value.
+    /// The write that was not applied. For `clock_skew` the same write as the device stamped it, and
+    /// for `article_deleted` the value it replaced (`null` when the field had none): neither lost
+    /// anything, see ``kind``. Kept in this shape for clients that read it.
     public var loser: WriteDTO?
     public var baseVersion: Int64
     /// ISO-8601 UTC.
@@ -281,6 +346,50 @@ public struct ConflictDTO: Sendable, Hashable, Codable {
         self.loser = loser
         self.baseVersion = baseVersion
         self.detectedAt = detectedAt
+    }
+
+    /// Whether this entry records a lost write, a clock adjustment or a notice.
+    public var kind: ConflictKind { rule.kind }
+
+    /// For a `clock_skew` entry, the device's stamp against the server's time; `nil` for other rules.
+    public var clockAdjustment: ClockAdjustment? {
+        guard rule == .clockSkew else { return nil }
+        return ClockAdjustment(deviceHlc: loser?.hlc ?? winner.hlc, serverHlc: winner.hlc)
+    }
+
+    /// The write that lost, only for entries of kind ``ConflictKind/conflict``.
+    public var lostWrite: WriteDTO? { kind == .conflict ? loser : nil }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, user, articleId, field, rule, winner, loser, baseVersion, detectedAt, kind, clockAdjustment
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(Int64.self, forKey: .id)
+        user = try c.decode(String.self, forKey: .user)
+        articleId = try c.decode(String.self, forKey: .articleId)
+        field = try c.decode(StateField.self, forKey: .field)
+        rule = try c.decode(ConflictRule.self, forKey: .rule)
+        winner = try c.decode(WriteDTO.self, forKey: .winner)
+        loser = try c.decodeIfPresent(WriteDTO.self, forKey: .loser)
+        baseVersion = try c.decode(Int64.self, forKey: .baseVersion)
+        detectedAt = try c.decode(String.self, forKey: .detectedAt)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(user, forKey: .user)
+        try c.encode(articleId, forKey: .articleId)
+        try c.encode(field, forKey: .field)
+        try c.encode(rule, forKey: .rule)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(winner, forKey: .winner)
+        try c.encodeIfPresent(loser, forKey: .loser)
+        try c.encodeIfPresent(clockAdjustment, forKey: .clockAdjustment)
+        try c.encode(baseVersion, forKey: .baseVersion)
+        try c.encode(detectedAt, forKey: .detectedAt)
     }
 }
 

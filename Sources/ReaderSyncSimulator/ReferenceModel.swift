@@ -2,7 +2,8 @@ import ReaderSyncCore
 
 /// An independent model of the server's merge, written apart from `MergeRules`/`PushPlanner`
 /// from the rules as documented, and fed every mutation the server accepted, in server order.
-/// At the end its state must equal the server's (invariant 5).
+/// At the end its state must equal the server's (invariant 5). Device ids compare by their
+/// bytes, as the protocol documents (see `ExactText`).
 struct ReferenceModel: Sendable {
     struct Cell: Sendable, Hashable {
         var value: FieldValue
@@ -46,10 +47,10 @@ struct ReferenceModel: Sendable {
         let wins: Bool
         if m.restored, let cell = row.cells[m.field] {
             // Given back after a reset: the later stamp wins, whatever the field.
-            wins = (wall, m.hlc.counter, device) > (cell.wall, cell.counter, cell.device)
-        } else if let cell = row.cells[m.field], m.baseVersion < cell.setAt, cell.device != device {
+            wins = (wall, m.hlc.counter, device.exact) > (cell.wall, cell.counter, cell.device.exact)
+        } else if let cell = row.cells[m.field], m.baseVersion < cell.setAt, !cell.device.isExactly(device) {
             // Neither write had seen the other.
-            let later = (wall, m.hlc.counter, device) > (cell.wall, cell.counter, cell.device)
+            let later = (wall, m.hlc.counter, device.exact) > (cell.wall, cell.counter, cell.device.exact)
             if cell.value == m.value {
                 wins = later
             } else if m.field == .bookmarked {

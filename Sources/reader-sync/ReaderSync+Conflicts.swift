@@ -6,7 +6,7 @@ import ReaderSyncServer
 extension ReaderSync {
     struct Conflicts: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Inspect the conflict log: which write won, which lost, and why.",
+            abstract: "Inspect the conflict log: which write won, which lost, and why; clock adjustments and notices too.",
             subcommands: [List.self, Show.self],
             defaultSubcommand: List.self)
     }
@@ -30,16 +30,32 @@ extension ReaderSync.Conflicts {
         @Option(help: "Only entries older than this id (to page back).")
         var before: Int64?
 
+        @Option(name: .customLong("rule"), help: ArgumentHelp(
+            "Only entries of this rule; repeat or separate with commas for several.",
+            discussion: "Rules: " + ConflictRule.allCases.map(\.rawValue).joined(separator: ", ") + "."))
+        var rules: [String] = []
+
         @Flag(help: "Print JSON instead of a table.")
         var json = false
 
         func validate() throws {
             guard (1...1000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000") }
+            _ = try ruleFilter()
+        }
+
+        /// The rules `--rule` names (empty: every rule).
+        private func ruleFilter() throws -> Set<ConflictRule> {
+            do {
+                return try ConflictRule.parseList(rules)
+            } catch {
+                throw ValidationError("--rule: \(error.message)")
+            }
         }
 
         func run() async throws {
             let service = try await database.openService(create: false)
             var query = ConflictQuery(articleId: article, before: before, limit: limit)
+            query.rules = try ruleFilter()
             if let user {
                 guard let record = try await service.store.user(named: user) else {
                     throw CLIError("no user named \(user)")
@@ -52,12 +68,14 @@ extension ReaderSync.Conflicts {
                 return
             }
             guard !conflicts.isEmpty else {
-                say("no conflicts logged" + (user.map { " for \($0)" } ?? "") + (article.map { " on \($0)" } ?? ""))
+                let rules = query.rules.map(\.rawValue).sorted()
+                say(terminalSafe("no conflicts logged" + (user.map { " for \($0)" } ?? "") + (article.map { " on \($0)" } ?? "")
+                    + (rules.isEmpty ? "" : " under rule \(rules.joined(separator: ", "))")))
                 return
             }
             say(conflictTable(conflicts))
             say("")
-            say("Explain one in words: reader-sync conflicts show ID --db \(database.path)")
+            say(terminalSafe("Explain one in words: reader-sync conflicts show ID --db \(database.path)"))
         }
     }
 
@@ -85,8 +103,8 @@ extension ReaderSync.Conflicts {
                 say(try prettyJSON(Explained(conflict: conflict, explanation: conflict.explanation)))
                 return
             }
-            say("Conflict \(conflict.id) · user \(conflict.user) · article \(conflict.articleId) · \(conflict.field) · rule \(conflict.rule.rawValue) · \(conflict.detectedAt)")
-            say(conflict.explanation)
+            say(terminalSafe("\(conflictHeading(conflict)) · user \(conflict.user) · article \(conflict.articleId) · \(conflict.field) · rule \(conflict.rule.rawValue) · \(conflict.detectedAt)"))
+            say(terminalSafe(conflict.explanation))
         }
     }
 }
@@ -97,11 +115,24 @@ func prettyJSON(_ value: some Encodable) throws -> String {
     return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
 
+/// "Conflict 17", "Clock adjustment 18" or "Notice 19": what an entry is, by its kind.
+func conflictHeading(_ conflict: ConflictDTO) -> String {
+    switch conflict.kind {
+    case .conflict: return "Conflict \(conflict.id)"
+    case .clockAdjustment: return "Clock adjustment \(conflict.id)"
+    case .notice: return "Notice \(conflict.id)"
+    }
+}
+
 /// The conflict log as a table, newest first, as `reader-sync conflicts` prints it.
+///
+/// Only a real conflict has a lost write; a clock adjustment shows the device's time against the
+/// server's and a notice says what happened, in the same column, so the two are never mistaken.
 func conflictTable(_ conflicts: [ConflictDTO]) -> String {
     func side(_ w: WriteDTO) -> String { "\(w.value) from \(w.deviceId) #\(w.mutationId)" }
     let rows = conflicts.map { c in
-        [String(c.id), c.detectedAt, c.user, c.articleId, c.field.rawValue, c.rule.rawValue, side(c.winner), c.loser.map(side) ?? "-"]
+        [String(c.id), c.detectedAt, c.user, c.articleId, c.field.rawValue, c.rule.rawValue, side(c.winner),
+         c.note ?? c.lostWrite.map(side) ?? "-"]
     }
-    return TextTable(header: ["ID", "DETECTED", "USER", "ARTICLE", "FIELD", "RULE", "KEPT", "LOST"], rows: rows).render()
+    return TextTable(header: ["ID", "DETECTED", "USER", "ARTICLE", "FIELD", "RULE", "KEPT", "LOST / NOTE"], rows: rows).render()
 }

@@ -76,15 +76,18 @@ extension ReaderSync {
             let conflicts = try await service.conflicts(ConflictQuery(limit: 15))
             say("The conflict log (newest 15), as `reader-sync conflicts` prints it:")
             say(conflicts.isEmpty ? "  (no conflicts this time)" : conflictTable(conflicts))
-            if let first = conflicts.first {
+            // A real conflict says most about the merge rules; a clock adjustment or notice only when there is none.
+            let example = conflicts.first { $0.kind == .conflict } ?? conflicts.first
+            if let example {
                 say("")
-                say("Conflict \(first.id) in words:")
-                say("  " + first.explanation)
+                say("\(conflictHeading(example)) in words:")
+                say("  " + terminalSafe(example.explanation))
             }
             say("")
             say("Try next:")
             say("  reader-sync conflicts --db \(databasePath) --user user1")
-            if let first = conflicts.first { say("  reader-sync conflicts show \(first.id) --db \(databasePath)") }
+            say("  reader-sync conflicts --db \(databasePath) --rule last_writer_wins,add_wins   # real conflicts only")
+            if let example { say("  reader-sync conflicts show \(example.id) --db \(databasePath)") }
             say("  reader-sync serve --db \(databasePath)            # the demo's data, served on :8080")
             say("  reader-sync simulate --seed \(seed) --fault-rate 0.3    # in process, with server restores too")
             if let failure = report.firstFailure {

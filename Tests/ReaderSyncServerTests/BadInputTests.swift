@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
@@ -227,6 +228,50 @@ struct OpenAPIValidatorTests {
         let pull = try #require(openAPI.responseSchema(path: "/v1/sync/pull", method: "GET", status: 200))
         let badState = #"{"articles":[],"deletedArticleIds":[],"states":[{"articleId":"a","read":1,"bookmarked":false,"progress":0,"version":1,"hlc":{"wall":1,"counter":0}}],"cursor":"c","hasMore":false}"#
         #expect(!openAPI.validate(try JSONValue.parse(Data(badState.utf8)), against: pull).isEmpty)
+    }
+
+    /// Issue 10, item 8: `bad_request`, `unavailable` and `request_timeout` were sent but not documented.
+    @Test("every error code the server can send is in the document's list and PROTOCOL.md's table, with its status")
+    func errorCodesDocumented() throws {
+        let codeSchema = openAPI.document["components"]?["schemas"]?["Error"]?["properties"]?["error"]?["properties"]?["code"]
+        let documented = try #require(codeSchema?["enum"]?.array).compactMap(\.string)
+        let sent = SyncError.Code.all.map(\.rawValue)
+        #expect(Set(sent).count == sent.count && Set(documented).count == documented.count)
+        #expect(Set(sent).subtracting(documented).isEmpty, "sent but not in Schema/openapi.json: \(Set(sent).subtracting(documented))")
+        #expect(Set(documented).subtracting(sent).isEmpty, "documented but never sent: \(Set(documented).subtracting(sent))")
+
+        // Hummingbird's own errors become one of those codes, whatever their status.
+        for status in 400...599 {
+            let code = APIErrorMiddleware<BasicRequestContext>.translate(HTTPError(.init(code: status))).code
+            #expect(SyncError.Code.all.contains(code), "HTTP \(status) becomes the unlisted code \(code)")
+        }
+
+        // PROTOCOL.md's table has a row per code, with the status the server answers it with.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let protocolText = try String(contentsOf: root.appendingPathComponent("docs/PROTOCOL.md"), encoding: .utf8)
+        var table: [String: Int] = [:]
+        for line in protocolText.split(separator: "\n") {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard cells.count >= 3, let status = Int(cells[0]), cells[1].hasPrefix("`"), cells[1].hasSuffix("`") else { continue }
+            table[String(cells[1].dropFirst().dropLast())] = status
+        }
+        for code in SyncError.Code.all {
+            #expect(table[code.rawValue] == Int(APIErrorMiddleware<BasicRequestContext>.status(for: code).code),
+                    "docs/PROTOCOL.md's error table: \(code) is \(table[code.rawValue].map(String.init) ?? "missing")")
+        }
+        #expect(Set(table.keys) == Set(sent))
+
+        // The only way to send a code outside the list is `init(rawValue:)`; the server never calls it.
+        var minted: [String] = []
+        for folder in ["Sources/ReaderSyncServer", "Sources/ReaderSyncCore"] {
+            let files = FileManager.default.enumerator(at: root.appendingPathComponent(folder), includingPropertiesForKeys: nil)
+            while let file = files?.nextObject() as? URL {
+                guard file.pathExtension == "swift" else { continue }
+                let text = try String(contentsOf: file, encoding: .utf8)
+                if text.contains("Code(rawValue:") || text.contains(".init(rawValue: \"") { minted.append(file.lastPathComponent) }
+            }
+        }
+        #expect(minted.isEmpty, "add the code to SyncError.Code's list instead of Code(rawValue:) in \(minted)")
     }
 
     @Test("every route the router serves is in the document, and every documented path is served")

@@ -214,7 +214,9 @@ struct RouterTests {
         }
     }
 
-    @Test("with a metrics token configured, /metrics needs it")
+    /// Issue 10, item 8: the metrics token was compared with `==`; it now goes through
+    /// `Tokens.matches` (hash, then constant-time compare) like the admin token.
+    @Test("with a metrics token configured, /metrics needs exactly it")
     func metricsToken() async throws {
         let h = try await Harness()
         let app = buildApplication(service: h.service, configuration: .init(port: 0, metricsToken: "scrape-secret-123"),
@@ -222,8 +224,38 @@ struct RouterTests {
         try await app.test(.router) { client in
             let anonymous = try await call(client, .get, "/metrics")
             #expect(anonymous.status == .unauthorized && anonymous.errorCode == "unauthorized")
-            #expect(try await call(client, .get, "/metrics", token: "wrong").status == .unauthorized)
+            for wrong in ["wrong", "scrape-secret-124", "scrape-secret-12", "scrape-secret-1234", "SCRAPE-SECRET-123", Harness.adminToken] {
+                let r = try await call(client, .get, "/metrics", token: wrong)
+                #expect(r.status == .unauthorized && r.errorCode == "unauthorized", "\(wrong) answered \(r.status)")
+            }
+            let basic = try await call(client, .get, "/metrics", headers: [.authorization: "Basic scrape-secret-123"])
+            #expect(basic.status == .unauthorized)
             #expect(try await call(client, .get, "/metrics", token: "scrape-secret-123").status == .ok)
+        }
+        #expect(Tokens.matches("scrape-secret-123", hash: Tokens.hash("scrape-secret-123")))
+        #expect(!Tokens.matches("scrape-secret-12", hash: Tokens.hash("scrape-secret-123")))
+    }
+
+    /// Issue 10, item 8: PROTOCOL.md said an older agreeing write gets `superseded`; the server
+    /// answers `applied` without `seq`, and `superseded` always carries a `conflictId`.
+    @Test("a concurrent write that agrees is applied, without seq when its stamp is older; one that loses is superseded with a conflict")
+    func agreeingWriteOutcome() async throws {
+        let h = try await Harness()
+        try await h.seedArticles(1)
+        let (_, token) = try await h.createUser("alice")
+        try await h.withClient { client in
+            let phone = PushRequest(deviceId: "phone", mutations: [mutation(1, "art-1", .read, .bool(true), wall: 1_764_000_000_000 - 10_000)])
+            _ = try await call(client, .post, "/v1/sync/push", token: token, body: try jsonBody(phone))
+            // The tablet had not seen the phone's write (base 0) and stamps the same value earlier.
+            let tablet = PushRequest(deviceId: "tablet", mutations: [
+                mutation(1, "art-1", .read, .bool(true), wall: 1_764_000_000_000 - 20_000),
+                mutation(2, "art-1", .read, .bool(false), wall: 1_764_000_000_000 - 30_000),
+            ])
+            let results = try await call(client, .post, "/v1/sync/push", token: token, body: try jsonBody(tablet))
+                .decode(PushResponse.self).results
+            #expect(results.map(\.outcome) == [.applied, .superseded])
+            #expect(results[0].seq == nil && results[0].conflictId == nil)
+            #expect(results[1].conflictId != nil)
         }
     }
 

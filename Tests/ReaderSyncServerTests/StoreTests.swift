@@ -53,6 +53,20 @@ struct StoreTests {
         #expect(!details.joined().contains("TEMP B-TREE"))
     }
 
+    @Test("the conflict log filtered by rule, for one user or everyone, is an index range scan newest first")
+    func conflictRuleFilterUsesIndexes() async throws {
+        let h = try await Harness()
+        let details = try await h.store.dbPool.read { db in
+            try [
+                "SELECT id FROM conflict WHERE userId = 1 AND rule IN ('clock_skew') ORDER BY id DESC LIMIT 10",
+                "SELECT id FROM conflict WHERE rule IN ('clock_skew') ORDER BY id DESC LIMIT 10",
+            ].map { sql in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String }.joined(separator: "; ") }
+        }
+        #expect(details[0].contains("USING COVERING INDEX conflict_on_user_rule (userId=? AND rule=?)"), "\(details[0])")
+        #expect(details[1].contains("USING COVERING INDEX conflict_on_rule (rule=?)"), "\(details[1])")
+        #expect(!details.joined().contains("TEMP B-TREE"))
+    }
+
     @Test("pages come in sequence order, each article at most once, with only the caller's states, until hasMore is false")
     func paging() async throws {
         let h = try await Harness()

@@ -64,7 +64,7 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .unauthorized: return SyncError(.unauthorized, "missing or invalid token")
         default:
             if error.status.code < 500 {
-                return SyncError(SyncError.Code(rawValue: "bad_request"), error.body ?? error.status.reasonPhrase)
+                return SyncError(.badRequest, error.body ?? error.status.reasonPhrase)
             }
             return SyncError(.internalError, "the server failed to handle this request; it is logged")
         }

@@ -8,20 +8,27 @@ import ReaderSyncCore
 struct APIHandlers: Sendable {
     let service: SyncService
     let metrics: ServerMetrics
-    let metricsToken: String?
+    /// The SHA-256 of `--metrics-token`, when set; compared in constant time (``Tokens/matches(_:hash:)``).
+    let metricsTokenHash: [UInt8]?
     let requestTimeout: Duration
 
-    func pull(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    init(service: SyncService, metrics: ServerMetrics, metricsToken: String?, requestTimeout: Duration) {
+        self.service = service
+        self.metrics = metrics
+        self.metricsTokenHash = metricsToken.map(Tokens.hash)
+        self.requestTimeout = requestTimeout
+    }
+
+    func pull(_ request: Request, parameters: URLParameters) async throws -> Response {
         let user = try await requireUser(request)
-        let query = request.uri.queryParameters
-        let limit = try query.get("limit").map { try Self.integer($0, name: "limit") }
-        let cursor = query.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
+        let limit = try parameters.query("limit").map { try Self.integer($0, name: "limit") }
+        let cursor = try parameters.query("cursor").flatMap { $0.isEmpty ? nil : $0 }
         let page = try await service.pull(user: user, cursor: cursor, limit: limit.map(Int.init))
         metrics.pulled(changes: page.articles.count + page.deletedArticleIds.count + page.states.count)
         return jsonResponse(bytes: ResponseEncoder.encode(page))
     }
 
-    func push(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func push(_ request: Request, parameters: URLParameters) async throws -> Response {
         let user = try await requireUser(request)
         let body = try await collect(request)
         let push = try Self.decode(PushRequest.self, from: body)
@@ -30,17 +37,17 @@ struct APIHandlers: Sendable {
         return jsonResponse(bytes: ResponseEncoder.encode(response))
     }
 
-    func ownConflicts(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func ownConflicts(_ request: Request, parameters: URLParameters) async throws -> Response {
         let user = try await requireUser(request)
-        var query = try Self.conflictQuery(request)
+        var query = try Self.conflictQuery(parameters)
         query.userId = user.id
         return try jsonResponse(ConflictsResponse(conflicts: try await service.conflicts(query)))
     }
 
-    func adminConflicts(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func adminConflicts(_ request: Request, parameters: URLParameters) async throws -> Response {
         try await requireAdmin(request)
-        var query = try Self.conflictQuery(request)
-        if let name = request.uri.queryParameters.get("user"), !name.isEmpty {
+        var query = try Self.conflictQuery(parameters)
+        if let name = try parameters.query("user"), !name.isEmpty {
             guard let user = try await service.store.user(named: name) else {
                 throw SyncError(.notFound, "no user named \(name)")
             }
@@ -49,13 +56,13 @@ struct APIHandlers: Sendable {
         return try jsonResponse(ConflictsResponse(conflicts: try await service.conflicts(query)))
     }
 
-    func createUser(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func createUser(_ request: Request, parameters: URLParameters) async throws -> Response {
         try await requireAdmin(request)
         let body = try Self.decode(CreateUserRequest.self, from: try await collect(request))
         return try jsonResponse(try await service.createUser(name: body.name), status: .created)
     }
 
-    func ingest(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func ingest(_ request: Request, parameters: URLParameters) async throws -> Response {
         try await requireAdmin(request)
         let body = try await collect(request)
         guard body.readableBytes > 0 else {
@@ -65,16 +72,18 @@ struct APIHandlers: Sendable {
         return try jsonResponse(report)
     }
 
-    func deleteArticle(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func deleteArticle(_ request: Request, parameters: URLParameters) async throws -> Response {
         try await requireAdmin(request)
-        let id = try context.parameters.require("id")
+        let id = try parameters.path("id")
         let changed = try await service.deleteArticle(id: id)
         return try jsonResponse(DeleteArticleResponse(id: id, deleted: true, changed: changed))
     }
 
-    func metrics(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        if let metricsToken {
-            guard request.headers[.authorization] == "Bearer \(metricsToken)" else {
+    func metrics(_ request: Request, parameters: URLParameters) async throws -> Response {
+        if let metricsTokenHash {
+            let header = request.headers[.authorization] ?? ""
+            let token = header.hasPrefix("Bearer ") ? header.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces) : ""
+            guard !token.isEmpty, Tokens.matches(token, hash: metricsTokenHash) else {
                 throw SyncError(.unauthorized, "this server's metrics need 'Authorization: Bearer <metrics token>'")
             }
         }
@@ -129,17 +138,18 @@ struct APIHandlers: Sendable {
         return value
     }
 
-    static func conflictQuery(_ request: Request) throws -> ConflictQuery {
-        let query = request.uri.queryParameters
+    static func conflictQuery(_ parameters: URLParameters) throws -> ConflictQuery {
         var result = ConflictQuery()
-        if let limit = try query.get("limit").map({ try integer($0, name: "limit") }) {
+        if let limit = try parameters.query("limit").map({ try integer($0, name: "limit") }) {
             guard (1...1000).contains(limit) else {
                 throw SyncError(.limitOutOfRange, "limit must be from 1 to 1000, got \(limit)")
             }
             result.limit = Int(limit)
         }
-        result.before = try query.get("before").map { try integer($0, name: "before") }
-        result.articleId = query.get("article").flatMap { $0.isEmpty ? nil : $0 }
+        result.before = try parameters.query("before").map { try integer($0, name: "before") }
+        result.articleId = try parameters.query("article").flatMap { $0.isEmpty ? nil : $0 }
+        // `rule=a&rule=b` or `rule=a,b`; an unknown rule is a 400 listing the valid ones.
+        result.rules = try ConflictRule.parseList(parameters.queryAll("rule"))
         return result
     }
 

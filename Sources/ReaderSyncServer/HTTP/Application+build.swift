@@ -89,19 +89,26 @@ package func buildRouter(
     router.add(middleware: LogRequestsMiddleware(.debug, includeHeaders: .all(),
                                                  redactHeaders: [.authorization, .proxyAuthorization, .cookie]))
     for route in routes {
-        router.on(RouterPath(route.path), method: route.method, use: route.handler)
+        let handler = route.handler
+        // Handlers get the URL's parameters decoded, never the raw context (see URLParameters).
+        router.on(RouterPath(route.path), method: route.method) { request, context in
+            try await handler(request, URLParameters(path: context.parameters, query: request.uri.query))
+        }
     }
     return router
 }
 
 /// One route of the protocol: method, path template, handler.
+///
+/// The handler reads path and query parameters from ``URLParameters``, which percent-decodes each
+/// exactly once; it is not given the request context, whose parameters are still encoded.
 struct Route: Sendable {
     var method: HTTPRequest.Method
     var path: String
-    var handler: @Sendable (Request, BasicRequestContext) async throws -> Response
+    var handler: @Sendable (Request, URLParameters) async throws -> Response
 
     init(_ method: HTTPRequest.Method, _ path: String,
-         _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response) {
+         _ handler: @escaping @Sendable (Request, URLParameters) async throws -> Response) {
         self.method = method
         self.path = path
         self.handler = handler

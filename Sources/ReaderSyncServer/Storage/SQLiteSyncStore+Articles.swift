@@ -63,11 +63,14 @@ extension SQLiteSyncStore {
         }
     }
 
+    /// Whether the stored row holds exactly `a`'s text, byte for byte: a title that changed only
+    /// in Unicode normalization (`é` precomposed or not) is a change to store, as `String ==`
+    /// would not see it (see ``ExactText``).
     private static func sameContent(_ row: Row, _ a: ArticleContent) -> Bool {
-        row.exactTextIfPresent(0) == a.section && row.exactTextIfPresent(1) == a.title
-            && row.exactTextIfPresent(2) == a.summary && row.exactTextIfPresent(3) == a.body
-            && row.exactTextIfPresent(4) == a.author && row.exactTextIfPresent(5) == a.url
-            && row[6] == a.publishedAt && row[7] == a.updatedAt
+        row.exactTextIfPresent(0).isExactly(a.section) && row.exactTextIfPresent(1).isExactly(a.title)
+            && row.exactTextIfPresent(2).isExactly(a.summary) && row.exactTextIfPresent(3).isExactly(a.body)
+            && row.exactTextIfPresent(4).isExactly(a.author) && row.exactTextIfPresent(5).isExactly(a.url)
+            && (row[6] as String?).isExactly(a.publishedAt) && (row[7] as String?).isExactly(a.updatedAt)
     }
 
     package func articleExists(id: String) async throws -> Bool {
@@ -156,12 +159,17 @@ extension SQLiteSyncStore {
                 conditions.append("conflict.id < ?")
                 arguments += [before]
             }
+            if !query.rules.isEmpty {
+                let rules = query.rules.map(\.rawValue).sorted()
+                conditions.append("conflict.rule IN (" + Array(repeating: "?", count: rules.count).joined(separator: ", ") + ")")
+                arguments += StatementArguments(rules)
+            }
             let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             arguments += [query.limit]
             return try Row.fetchAll(db, sql: """
                 SELECT \(Self.conflictColumns) FROM conflict JOIN user ON user.id = conflict.userId
                 \(whereClause) ORDER BY conflict.id DESC LIMIT ?
-                """, arguments: arguments).map(Self.decodeConflict)
+                """, arguments: arguments).map { try Self.decodeConflict($0) }
         }
     }
 
@@ -169,20 +177,39 @@ extension SQLiteSyncStore {
         try await dbPool.read { db in
             try Row.fetchOne(db, sql: """
                 SELECT \(Self.conflictColumns) FROM conflict JOIN user ON user.id = conflict.userId WHERE conflict.id = ?
-                """, arguments: [id]).map(Self.decodeConflict)
+                """, arguments: [id]).map { try Self.decodeConflict($0) }
         }
     }
 
-    private static func decodeConflict(_ row: Row) -> ConflictDTO {
-        func write(_ base: Int) -> WriteDTO? {
-            guard let text = row[base] as String?, let value = FieldValue(storedText: text) else { return nil }
-            return WriteDTO(FieldWrite(value: value, hlc: HLC(wall: row[base + 1], counter: row[base + 2]),
-                                       deviceId: row[base + 3], mutationId: row[base + 4]))
+    /// An entry as stored. A row this version cannot read (an unknown rule or field, a value or
+    /// side it cannot parse) fails the read: it is never shown as something it is not, nor skipped.
+    private static func decodeConflict(_ row: Row) throws -> ConflictDTO {
+        let id: Int64 = row[0]
+        func unreadable(_ what: String) -> UnreadableConflict { UnreadableConflict(id: id, what: what) }
+        func write(_ base: Int, _ side: String) throws -> WriteDTO? {
+            let text: String? = row[base]
+            let wall: Int64? = row[base + 1], counter: Int64? = row[base + 2]
+            let deviceId: String? = row[base + 3], mutationId: Int64? = row[base + 4]
+            guard let text else {
+                guard wall == nil, counter == nil, deviceId == nil, mutationId == nil else { throw unreadable("its \(side) is partly empty") }
+                return nil
+            }
+            guard let value = FieldValue(storedText: text) else { throw unreadable("its \(side)'s value is not a boolean or number") }
+            guard let wall, let counter, let deviceId, let mutationId else { throw unreadable("its \(side) is partly empty") }
+            return WriteDTO(FieldWrite(value: value, hlc: HLC(wall: wall, counter: counter), deviceId: deviceId, mutationId: mutationId))
         }
+        guard let field = StateField(rawValue: row[3]) else { throw unreadable("its field is not one this version knows") }
+        guard let rule = ConflictRule(rawValue: row[4]) else { throw unreadable("its rule is not one this version knows") }
+        guard let winner = try write(5, "winner") else { throw unreadable("it has no winner") }
         return ConflictDTO(
-            id: row[0], user: row[1], articleId: row[2],
-            field: StateField(rawValue: row[3]) ?? .read,
-            rule: ConflictRule(rawValue: row[4]) ?? .lastWriterWins,
-            winner: write(5) ?? WriteDTO(FieldWrite(value: .unsupported("unreadable"), hlc: .zero, deviceId: "", mutationId: 0)), loser: write(10), baseVersion: row[15], detectedAt: row[16])
+            id: id, user: row[1], articleId: row[2], field: field, rule: rule,
+            winner: winner, loser: try write(10, "loser"), baseVersion: row[15], detectedAt: row[16])
     }
+}
+
+/// A conflict log row this version cannot read; says which entry and what is wrong, never the stored values.
+struct UnreadableConflict: Error, CustomStringConvertible {
+    var id: Int64
+    var what: String
+    var description: String { "conflict log entry \(id) is unreadable: \(what)" }
 }

@@ -101,27 +101,27 @@ extension SQLiteSyncStore {
     package func push(
         userId: Int64,
         deviceId: String,
-        articleIds: Set<String>,
+        articleIds: Set<ExactText>,
         now: String,
         plan makePlan: @Sendable (PushContext) throws -> PushPlan
     ) async throws -> CommittedPush {
         try await dbPool.write { db in
             let device = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT userId, lastMutationId FROM device WHERE id = ?"), arguments: [deviceId])
-            var articles: [String: ArticleAvailability] = [:]
-            var states: [String: UserArticleState] = [:]
+            var articles: [ExactText: ArticleAvailability] = [:]
+            var states: [ExactText: UserArticleState] = [:]
             let articleStatement = try db.cachedStatement(sql: "SELECT deletedAt IS NOT NULL FROM article WHERE id = ?")
             for articleId in articleIds {
-                guard let deleted = try Bool.fetchOne(articleStatement, arguments: [articleId]) else { continue }
+                guard let deleted = try Bool.fetchOne(articleStatement, arguments: [articleId.string]) else { continue }
                 articles[articleId] = deleted ? .deleted : .live
-                states[articleId] = try Self.fetchState(db, userId: userId, articleId: articleId)
+                states[articleId] = try Self.fetchState(db, userId: userId, articleId: articleId.string)
             }
             let context = PushContext(
                 deviceOwner: device?[0], lastMutationId: device?[1] ?? 0, articles: articles, states: states)
             let plan = try makePlan(context)
 
             var sequence = try SequenceAllocator(db)
-            var seqByArticle: [String: Int64] = [:]
+            var seqByArticle: [ExactText: Int64] = [:]
             let upsert = try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO userArticleState (userId, articleId, version, seq,
                     readValue, readHlcWall, readHlcCounter, readDeviceId, readMutationId, readVersion,

@@ -67,15 +67,26 @@ package final class SQLiteSyncStore: SyncStore {
 
     package func identity() async throws -> StoreIdentity {
         try await dbPool.read { db in
-            let epoch = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'") ?? ""
-            let secret = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'cursorSecret'") ?? ""
+            // Never defaulted: an empty cursor secret would sign cursors anyone can forge.
+            guard let epoch = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'"), !epoch.isEmpty else {
+                throw StoreError("the database has no epoch (meta 'epoch'); it is not a migrated ReaderSync database")
+            }
+            guard let secret = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'cursorSecret'"), !secret.isEmpty else {
+                throw StoreError("the database has no cursor secret (meta 'cursorSecret'); it is not a migrated ReaderSync database")
+            }
             return StoreIdentity(epoch: epoch, cursorSecret: Array(secret.utf8))
         }
     }
 
     package func adminTokenHash() async throws -> [UInt8]? {
         try await dbPool.read { db in
-            try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'adminTokenHash'").flatMap(Self.bytes(hex:))
+            // A stored hash that is not hex is an error, not "no admin token".
+            try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'adminTokenHash'").map { text in
+                guard let hash = Self.bytes(hex: text), !hash.isEmpty else {
+                    throw StoreError("the stored admin token hash is not hex; set a new admin token with serve --admin-token")
+                }
+                return hash
+            }
         }
     }
 
@@ -110,7 +121,11 @@ struct SequenceAllocator {
     private let start: Int64
 
     init(_ db: Database) throws {
-        value = try Int64.fetchOne(db, sql: "SELECT value FROM changeSequence WHERE id = 1") ?? 0
+        // Never defaulted to 0: a sequence that starts over hands out values devices have passed.
+        guard let value = try Int64.fetchOne(db, sql: "SELECT value FROM changeSequence WHERE id = 1") else {
+            throw StoreError("the database has no change sequence row; it is not a migrated ReaderSync database")
+        }
+        self.value = value
         start = value
     }
 
@@ -122,5 +137,15 @@ struct SequenceAllocator {
     func save(_ db: Database) throws {
         guard value != start else { return }
         try db.execute(sql: "UPDATE changeSequence SET value = ? WHERE id = 1", arguments: [value])
+    }
+}
+
+/// The database does not hold what the store expects (a row or value its migrations always
+/// write is missing or malformed): the operation stops with this error, and nothing is written.
+package struct StoreError: Error, CustomStringConvertible, Sendable {
+    package var description: String
+
+    package init(_ description: String) {
+        self.description = description
     }
 }

@@ -13,11 +13,12 @@ package protocol SyncStore: Sendable {
     func changes(userId: Int64, after: Int64, limit: Int) async throws -> ChangePage
 
     /// Reads the push's context, lets `plan` decide, then writes the plan, all in one transaction.
-    /// If `plan` throws, nothing is written.
+    /// If `plan` throws, nothing is written. Article ids are told apart by their exact bytes,
+    /// as the database compares them (see ``ExactText``).
     func push(
         userId: Int64,
         deviceId: String,
-        articleIds: Set<String>,
+        articleIds: Set<ExactText>,
         now: String,
         plan: @Sendable (PushContext) throws -> PushPlan
     ) async throws -> CommittedPush
@@ -77,7 +78,7 @@ package struct ChangePage: Sendable {
 package struct CommittedPush: Sendable {
     package var plan: PushPlan
     /// Sequence value each changed state row took, by article id.
-    package var seqByArticle: [String: Int64]
+    package var seqByArticle: [ExactText: Int64]
     /// The id each planned conflict got, in plan order.
     package var conflictIds: [Int64]
 }
@@ -120,6 +121,8 @@ package struct ConflictQuery: Sendable, Hashable {
     package var articleId: String?
     /// Only entries with an id below this one (for paging back in time).
     package var before: Int64?
+    /// Only entries of these rules; empty for every rule.
+    package var rules: Set<ConflictRule> = []
     package var limit: Int
 
     package init(userId: Int64? = nil, articleId: String? = nil, before: Int64? = nil, limit: Int = 100) {

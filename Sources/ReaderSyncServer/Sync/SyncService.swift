@@ -105,7 +105,7 @@ package struct SyncService: Sendable {
     /// ``push(user:request:)``, also telling the rules of the conflict log entries it wrote (for metrics).
     package func pushWithDetails(user: UserRecord, request: PushRequest) async throws -> (response: PushResponse, rules: [ConflictRule]) {
         try validate(request)
-        if let deviceEpoch = request.epoch, deviceEpoch != epoch {
+        if let deviceEpoch = request.epoch, !deviceEpoch.isExactly(epoch) {
             throw SyncError(.resetRequired, "the server's database was reset or restored since this device last synced; give back your changes and pull from the beginning")
         }
         let nowDate = now()
@@ -114,7 +114,7 @@ package struct SyncService: Sendable {
         let defects = configuration.defects
         let committed = try await store.push(
             userId: user.id, deviceId: request.deviceId,
-            articleIds: Set(request.mutations.map(\.articleId)), now: Timestamp.format(nowDate)
+            articleIds: Set(request.mutations.map(\.articleId.exact)), now: Timestamp.format(nowDate)
         ) { context in
             try PushPlanner.plan(userId: user.id, deviceId: request.deviceId, mutations: request.mutations,
                                  context: context, nowMillis: nowMillis, maxClockSkewMillis: skew, defects: defects)
@@ -123,9 +123,10 @@ package struct SyncService: Sendable {
             MutationResult(
                 id: planned.id, outcome: planned.outcome, reason: planned.reason,
                 conflictId: planned.conflictIndex.map { committed.conflictIds[$0] },
-                seq: planned.changedArticleId.flatMap { committed.seqByArticle[$0] })
+                seq: planned.changedArticleId.flatMap { committed.seqByArticle[$0.exact] })
         }
-        let states = committed.plan.finalStates.keys.sorted().compactMap { committed.plan.finalStates[$0]?.wire }
+        // In id order by exact bytes, as the store orders ids.
+        let states = committed.plan.finalStates.sorted { $0.key < $1.key }.map(\.value.wire)
         return (PushResponse(lastMutationId: committed.plan.lastMutationId, results: results, states: states, epoch: epoch),
                 committed.plan.conflicts.map(\.conflict.rule))
     }

@@ -12,4 +12,12 @@ package enum Tokens {
     package static func hash(_ token: String) -> [UInt8] {
         Array(SHA256.hash(data: Array(token.utf8)))
     }
+
+    /// Whether `token` is the secret whose hash is `expectedHash`, in time that does not depend on
+    /// where they differ: hashing first makes the lengths equal, then every byte is compared.
+    /// The metrics token is checked with this; the admin token's hash goes through the same
+    /// `constantTimeEqual` in `SyncService.authenticate`.
+    package static func matches(_ token: String, hash expectedHash: [UInt8]) -> Bool {
+        CursorCodec.constantTimeEqual(hash(token), expectedHash)
+    }
 }
