@@ -8,7 +8,7 @@ extension ReaderSync {
             abstract: "Measure the reference sync workload end to end over a loopback socket (run it in a release build).",
             discussion: """
                 S0 ingest, S1 initial sync into a real client store, S2 delta sync, S3 concurrent pushes, \
-                S4 convergence, and the storage-only floors. The server runs as `reader-sync serve` in its \
+                S4 convergence, S5 every device pulling its user's states after a push burst, and the storage-only floors. The server runs as `reader-sync serve` in its \
                 own process unless --in-process. Results: docs/PERFORMANCE.md.
                 """)
 
@@ -18,7 +18,7 @@ extension ReaderSync {
         var delta: String?
         @Flag(help: "2,000 articles and 20 users: a smoke run in well under a minute.")
         var small = false
-        @Option(name: .customLong("scenario"), help: "Run only these scenarios (S0…S4, floors, scale, or all); repeatable. Default: all but scale (200,000 articles, minutes).")
+        @Option(name: .customLong("scenario"), help: "Run only these scenarios (S0…S5, floors, scale, or all); repeatable. Default: all but scale (200,000 articles, minutes).")
         var scenarios: [String] = []
         @Flag(name: .customLong("in-process"), help: "Run the server in this process instead of its own.")
         var inProcess = false
@@ -31,9 +31,9 @@ extension ReaderSync {
         var json = false
 
         func validate() throws {
-            let known: Set<String> = ["S0", "S1", "S2", "S3", "S4", "floors", "scale", "all"]
+            let known: Set<String> = ["S0", "S1", "S2", "S3", "S4", "S5", "floors", "scale", "all"]
             if let unknown = scenarios.first(where: { !known.contains($0) }) {
-                throw ValidationError("unknown scenario \(unknown); choose from S0, S1, S2, S3, S4, floors, scale, all")
+                throw ValidationError("unknown scenario \(unknown); choose from S0, S1, S2, S3, S4, S5, floors, scale, all")
             }
             if delta != nil && corpus == nil { throw ValidationError("--delta needs --corpus") }
             guard ["normal", "full"].contains(durability) else { throw ValidationError("--durability must be normal or full") }

@@ -108,111 +108,119 @@ extension Benchmark {
         let afterDelta = try store.cursor()
 
         // S3: many devices push concurrently.
-        guard options.runs("S3") || options.runs("S4") else { return }
-        log("S3: \(options.users) users × \(options.devicesPerUser) devices push")
-        let articleIds = (try store.articleVersions()).keys.sorted()
-        var tokens: [String] = []
-        for u in 0..<options.users {
-            let body = try JSONEncoder().encode(CreateUserRequest(name: "bench\(u)"))
-            tokens.append(try JSONDecoder().decode(CreateUserResponse.self, from: try await admin(client, server, .POST, "/v1/admin/users", body: body)).token)
-        }
-        var batches: [(user: Int, device: String, request: PushRequest)] = []
-        var rng = SeededRandom(seed: 7)
-        let now = Timestamp.millis(Date())
-        for u in 0..<options.users {
-            // Devices of a user work on an overlapping pool of articles, so concurrent writes meet.
-            let pool = (0..<100).map { _ in rng.pick(articleIds) }
-            for d in 0..<options.devicesPerUser {
-                let device = "bench\(u)-d\(d)"
-                var mutations: [Mutation] = []
-                for i in 1...options.mutationsPerDevice {
-                    let field = rng.pick(StateField.allCases)
-                    let value: FieldValue = field == .progress ? .number(Double(rng.int(in: 0...100)) / 100) : .bool(rng.chance(0.6))
-                    mutations.append(Mutation(id: Int64(i), articleId: rng.pick(pool), field: field, value: value,
-                                              hlc: HLC(wall: now - Int64(rng.int(in: 0...600_000)), counter: 0), baseVersion: 0))
-                }
-                var index = 0
-                while index < mutations.count {
-                    batches.append((u, device, PushRequest(deviceId: device, mutations: Array(mutations[index..<min(index + options.pushBatch, mutations.count)]))))
-                    index += options.pushBatch
-                }
+        if options.runs("S3") || options.runs("S4") {
+            log("S3: \(options.users) users × \(options.devicesPerUser) devices push")
+            let articleIds = (try store.articleVersions()).keys.sorted()
+            var tokens: [String] = []
+            for u in 0..<options.users {
+                let body = try JSONEncoder().encode(CreateUserRequest(name: "bench\(u)"))
+                tokens.append(try JSONDecoder().decode(CreateUserResponse.self, from: try await admin(client, server, .POST, "/v1/admin/users", body: body)).token)
             }
-        }
-        // Batches of one device go in order; devices run concurrently, `concurrency` at a time.
-        let byDevice = Dictionary(grouping: batches, by: \.device).values.map { $0 }.sorted { $0[0].device < $1[0].device }
-        server.meter.resetPeak()
-        let tokenList = tokens
-        let url = server.url
-        cpu = cpuMark()
-        start = clock.now
-        let results = try await withThrowingTaskGroup(of: [(Double, PushResponse, String)].self) { group in
-            var pending = byDevice.makeIterator()
-            var collected: [(Double, PushResponse, String)] = []
-            func addNext() {
-                guard let device = pending.next() else { return }
-                group.addTask {
-                    var out: [(Double, PushResponse, String)] = []
-                    for batch in device {
-                        let transport = HTTPSyncTransport(baseURL: url, token: tokenList[batch.user], client: client)
-                        let t0 = ContinuousClock.now
-                        let response = try await transport.push(batch.request)
-                        out.append((seconds(ContinuousClock.now - t0) * 1000, response.value, batch.device))
+            var batches: [(user: Int, device: String, request: PushRequest)] = []
+            var rng = SeededRandom(seed: 7)
+            let now = Timestamp.millis(Date())
+            for u in 0..<options.users {
+                // Devices of a user work on an overlapping pool of articles, so concurrent writes meet.
+                let pool = (0..<100).map { _ in rng.pick(articleIds) }
+                for d in 0..<options.devicesPerUser {
+                    let device = "bench\(u)-d\(d)"
+                    var mutations: [Mutation] = []
+                    for i in 1...options.mutationsPerDevice {
+                        let field = rng.pick(StateField.allCases)
+                        let value: FieldValue = field == .progress ? .number(Double(rng.int(in: 0...100)) / 100) : .bool(rng.chance(0.6))
+                        mutations.append(Mutation(id: Int64(i), articleId: rng.pick(pool), field: field, value: value,
+                                                  hlc: HLC(wall: now - Int64(rng.int(in: 0...600_000)), counter: 0), baseVersion: 0))
                     }
-                    return out
+                    var index = 0
+                    while index < mutations.count {
+                        batches.append((u, device, PushRequest(deviceId: device, mutations: Array(mutations[index..<min(index + options.pushBatch, mutations.count)]))))
+                        index += options.pushBatch
+                    }
                 }
             }
-            for _ in 0..<options.concurrency { addNext() }
-            while let done = try await group.next() {
-                collected += done
-                addNext()
+            // Batches of one device go in order; devices run concurrently, `concurrency` at a time.
+            let byDevice = Dictionary(grouping: batches, by: \.device).values.map { $0 }.sorted { $0[0].device < $1[0].device }
+            server.meter.resetPeak()
+            let tokenList = tokens
+            let url = server.url
+            cpu = cpuMark()
+            start = clock.now
+            let results = try await withThrowingTaskGroup(of: [(Double, PushResponse, String)].self) { group in
+                var pending = byDevice.makeIterator()
+                var collected: [(Double, PushResponse, String)] = []
+                func addNext() {
+                    guard let device = pending.next() else { return }
+                    group.addTask {
+                        var out: [(Double, PushResponse, String)] = []
+                        for batch in device {
+                            let transport = HTTPSyncTransport(baseURL: url, token: tokenList[batch.user], client: client)
+                            let t0 = ContinuousClock.now
+                            let response = try await transport.push(batch.request)
+                            out.append((seconds(ContinuousClock.now - t0) * 1000, response.value, batch.device))
+                        }
+                        return out
+                    }
+                }
+                for _ in 0..<options.concurrency { addNext() }
+                while let done = try await group.next() {
+                    collected += done
+                    addNext()
+                }
+                return collected
             }
-            return collected
-        }
-        let s3 = seconds(clock.now - start)
-        recordCPU(since: cpu, server: "S3.serverCPUSeconds", client: options.inProcess ? nil : "S3.clientCPUSeconds")
-        let mutationCount = batches.reduce(0) { $0 + $1.request.mutations.count }
-        report.figures["S3.mutationsPerSecond"] = Double(mutationCount) / s3
-        report.figures["S3.batchLatencyP50Milliseconds"] = percentile(results.map(\.0), 0.5)
-        report.figures["S3.batchLatencyP99Milliseconds"] = percentile(results.map(\.0), 0.99)
-        report.figures["S3.conflictsLogged"] = Double(Set(results.flatMap { $0.1.results.compactMap(\.conflictId) }).count)
-        report.figures["S3.serverPeakRSSBytes"] = Double(server.meter.peakResidentBytes ?? 0)
+            let s3 = seconds(clock.now - start)
+            recordCPU(since: cpu, server: "S3.serverCPUSeconds", client: options.inProcess ? nil : "S3.clientCPUSeconds")
+            let mutationCount = batches.reduce(0) { $0 + $1.request.mutations.count }
+            report.figures["S3.mutationsPerSecond"] = Double(mutationCount) / s3
+            report.figures["S3.batchLatencyP50Milliseconds"] = percentile(results.map(\.0), 0.5)
+            report.figures["S3.batchLatencyP99Milliseconds"] = percentile(results.map(\.0), 0.99)
+            report.figures["S3.conflictsLogged"] = Double(Set(results.flatMap { $0.1.results.compactMap(\.conflictId) }).count)
+            report.figures["S3.serverPeakRSSBytes"] = Double(server.meter.peakResidentBytes ?? 0)
 
-        // S4: every device syncs; its states must equal the server's for its user.
-        guard options.runs("S4") else { return }
-        log("S4: convergence")
-        var mismatches = 0
-        var devicesByUser: [Int: [[String: StateDTO]]] = [:]
-        let responsesByDevice = Dictionary(grouping: results, by: \.2)
-        for device in byDevice {
-            // What the device knows: the states its pushes returned, then a pull from where it was
-            // after S2, never going back to an older version.
-            var states: [String: StateDTO] = [:]
-            func take(_ s: StateDTO) { if (states[s.articleId]?.version ?? -1) <= s.version { states[s.articleId] = s } }
-            for (_, response, _) in responsesByDevice[device[0].device] ?? [] { response.states.forEach(take) }
-            let user = device[0].user
-            let transport = HTTPSyncTransport(baseURL: server.url, token: tokens[user], client: client)
-            _ = try await transport.pullUntilCaughtUp(from: afterDelta, limit: 1000) { $0.states.forEach(take) }
-            devicesByUser[user, default: []].append(states)
-        }
-        for (user, views) in devicesByUser {
-            let serverView = try await userStates(user: user, after: afterDelta, tokens: tokens, server: server, client: client)
-            mismatches += views.filter { view in view.mapValues(\.version) != serverView.mapValues(\.version)
-                || view.mapValues { [$0.read, $0.bookmarked] } != serverView.mapValues { [$0.read, $0.bookmarked] }
-                || view.mapValues(\.progress) != serverView.mapValues(\.progress) }.count
-        }
-        report.figures["S4.devices"] = Double(byDevice.count)
-        report.figures["S4.mismatches"] = Double(mismatches)
+            // S4: every device syncs; its states must equal the server's for its user.
+            if options.runs("S4") {
+                log("S4: convergence")
+                var mismatches = 0
+                var devicesByUser: [Int: [[String: StateDTO]]] = [:]
+                let responsesByDevice = Dictionary(grouping: results, by: \.2)
+                for device in byDevice {
+                    // What the device knows: the states its pushes returned, then a pull from where it was
+                    // after S2, never going back to an older version.
+                    var states: [String: StateDTO] = [:]
+                    func take(_ s: StateDTO) { if (states[s.articleId]?.version ?? -1) <= s.version { states[s.articleId] = s } }
+                    for (_, response, _) in responsesByDevice[device[0].device] ?? [] { response.states.forEach(take) }
+                    let user = device[0].user
+                    let transport = HTTPSyncTransport(baseURL: server.url, token: tokens[user], client: client)
+                    _ = try await transport.pullUntilCaughtUp(from: afterDelta, limit: 1000) { $0.states.forEach(take) }
+                    devicesByUser[user, default: []].append(states)
+                }
+                for (user, views) in devicesByUser {
+                    let serverView = try await userStates(user: user, after: afterDelta, tokens: tokens, server: server, client: client)
+                    mismatches += views.filter { view in view.mapValues(\.version) != serverView.mapValues(\.version)
+                        || view.mapValues { [$0.read, $0.bookmarked] } != serverView.mapValues { [$0.read, $0.bookmarked] }
+                        || view.mapValues(\.progress) != serverView.mapValues(\.progress) }.count
+                }
+                report.figures["S4.devices"] = Double(byDevice.count)
+                report.figures["S4.mismatches"] = Double(mismatches)
 
-        // One user's state pull among this run's history, as the scale run measures it.
-        let probe = try await createUser("probe", client: client, server: server)
-        var probeRandom = SeededRandom(seed: 4242)
-        let probeMutations = (1...200).map { i in
-            Mutation(id: Int64(i), articleId: probeRandom.pick(articleIds), field: .progress, value: .number(Double(i % 100) / 100),
-                     hlc: HLC(wall: 1_764_000_000_000 + Int64(i), counter: 0), baseVersion: 0)
+                // One user's state pull among this run's history, as the scale run measures it.
+                let probe = try await createUser("probe", client: client, server: server)
+                var probeRandom = SeededRandom(seed: 4242)
+                let probeMutations = (1...200).map { i in
+                    Mutation(id: Int64(i), articleId: probeRandom.pick(articleIds), field: .progress, value: .number(Double(i % 100) / 100),
+                             hlc: HLC(wall: 1_764_000_000_000 + Int64(i), counter: 0), baseVersion: 0)
+                }
+                _ = try await HTTPSyncTransport(baseURL: server.url, token: probe, client: client).push(PushRequest(deviceId: "probe-d", mutations: probeMutations))
+                let (stateMs, _, _) = try await timedPull(server: server, token: probe, cursor: afterDelta, client: client)
+                report.figures["scale.base.statePullMilliseconds"] = stateMs
+            }
         }
-        _ = try await HTTPSyncTransport(baseURL: server.url, token: probe, client: client).push(PushRequest(deviceId: "probe-d", mutations: probeMutations))
-        let (stateMs, _, _) = try await timedPull(server: server, token: probe, cursor: afterDelta, client: client)
-        report.figures["scale.base.statePullMilliseconds"] = stateMs
+
+        // S5: after a burst of pushes, every device of every user pulls its user's states.
+        if options.runs("S5") {
+            try await statePulls(articleIds: (try store.articleVersions()).keys.sorted(), from: afterDelta, options: options,
+                                 server: server, client: client, into: &report, log: log)
+        }
         recordCPU(since: workloadCPU, server: "cpu.serverSeconds", client: "cpu.clientSeconds")
     }
 

@@ -28,7 +28,7 @@ public struct BenchmarkOptions: Sendable {
     /// The `reader-sync` binary to start the server with.
     public var serverExecutable: String
     public var workDirectory: URL
-    /// Scenarios to run (S0…S4, floors, scale); all but scale when empty.
+    /// Scenarios to run (S0…S5, floors, scale); all but scale when empty.
     public var scenarios: Set<String> = []
     /// Articles and users of the scale run.
     public var scaleArticles = 200_000
