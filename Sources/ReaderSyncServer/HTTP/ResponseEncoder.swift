@@ -91,16 +91,21 @@ package struct ResponseEncoder {
         raw(",\"hlc\":"); hlc(s.hlc)
         raw(",\"writers\":{")
         var first = true
-        for (name, writer) in [("read", s.writers.read), ("bookmarked", s.writers.bookmarked), ("progress", s.writers.progress)] {
-            guard let writer else { continue }
-            if !first { byte(UInt8(ascii: ",")) }
-            first = false
-            byte(UInt8(ascii: "\"")); raw(name); raw("\":{\"deviceId\":")
-            string(writer.deviceId)
-            raw(",\"hlc\":"); hlc(writer.hlc)
-            byte(UInt8(ascii: "}"))
-        }
+        writer("read", s.writers.read, first: &first)
+        writer("bookmarked", s.writers.bookmarked, first: &first)
+        writer("progress", s.writers.progress, first: &first)
         raw("}}")
+    }
+
+    /// `"name":{"deviceId":…,"hlc":…}`, after a comma unless it is the `first` written.
+    private mutating func writer(_ name: StaticString, _ writer: FieldWriter?, first: inout Bool) {
+        guard let writer else { return }
+        if !first { byte(UInt8(ascii: ",")) }
+        first = false
+        byte(UInt8(ascii: "\"")); raw(name); raw("\":{\"deviceId\":")
+        string(writer.deviceId)
+        raw(",\"hlc\":"); hlc(writer.hlc)
+        byte(UInt8(ascii: "}"))
     }
 
     private mutating func hlc(_ h: HLC) {
@@ -121,8 +126,22 @@ package struct ResponseEncoder {
         bytes.append(value)
     }
 
+    /// Decimal digits written straight into the buffer (`String(value)` allocated a string per
+    /// number: eight a state).
     private mutating func integer(_ value: Int64) {
-        raw(String(value))
+        if value < 0 { byte(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        // UInt64.max has 20 digits.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                count += 1
+                buffer[24 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            bytes.append(contentsOf: buffer[(24 - count)...])
+        }
     }
 
     /// A JSON string: `"` and `\` escaped, control characters as short escapes or `\u00XX`;

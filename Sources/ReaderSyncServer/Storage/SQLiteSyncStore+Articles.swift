@@ -92,12 +92,10 @@ extension SQLiteSyncStore {
         }
     }
 
-    package func user(tokenHash: [UInt8]) async throws -> UserRecord? {
-        try await dbPool.read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT id, name FROM user WHERE tokenHash = ? AND revokedAt IS NULL"),
-                             arguments: [Data(tokenHash)])
-                .map { UserRecord(id: $0[0], name: $0[1]) }
-        }
+    static func fetchUser(_ db: Database, tokenHash: [UInt8]) throws -> UserRecord? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT id, name FROM user WHERE tokenHash = ? AND revokedAt IS NULL"),
+                         arguments: [Data(tokenHash)])
+            .map { UserRecord(id: $0[0], name: $0[1]) }
     }
 
     package func user(named name: String) async throws -> UserRecord? {

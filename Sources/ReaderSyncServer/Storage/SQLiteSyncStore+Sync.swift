@@ -11,17 +11,22 @@ extension SQLiteSyncStore {
         progressValue, progressHlcWall, progressHlcCounter, progressDeviceId, progressMutationId, progressVersion
         """
 
+    /// One state row of ``stateColumns``. A field whose HLC wall is NULL was never written.
+    ///
+    /// Columns are read with `hasNull` and non-optional types, which GRDB reads straight from the
+    /// statement (`sqlite3_column_int64`, `_text`); reading `Int64?` goes through generic metadata
+    /// lookups that took a third of a state pull's server CPU (docs/PERFORMANCE.md, S5).
     static func decodeState(_ row: Row) -> (state: UserArticleState, seq: Int64) {
         var state = UserArticleState(articleId: row[0], version: row[1])
         for (i, field) in StateField.allCases.enumerated() {
             let base = 3 + i * 6
-            guard let wall = row[base + 1] as Int64? else { continue }
-            let value: FieldValue = field == .progress ? .number(row[base]) : .bool(row[base])
-            let write = FieldWrite(value: value, hlc: HLC(wall: wall, counter: row[base + 2]),
-                                   deviceId: row[base + 3], mutationId: row[base + 4])
-            state[field] = FieldCell(write: write, setAtVersion: row[base + 5])
+            if row.hasNull(atIndex: base + 1) { continue }
+            let value: FieldValue = field == .progress ? .number(row[base] as Double) : .bool(row[base] as Bool)
+            let write = FieldWrite(value: value, hlc: HLC(wall: row[base + 1] as Int64, counter: row[base + 2] as Int64),
+                                   deviceId: row[base + 3] as String, mutationId: row[base + 4] as Int64)
+            state[field] = FieldCell(write: write, setAtVersion: row[base + 5] as Int64)
         }
-        return (state, row[2])
+        return (state, row[2] as Int64)
     }
 
     static func stateArguments(userId: Int64, state: UserArticleState, seq: Int64) -> StatementArguments {
@@ -53,26 +58,30 @@ extension SQLiteSyncStore {
                     FROM article WHERE seq > ? ORDER BY seq LIMIT ?
                     """),
                 arguments: [after, limit + 1])
-            let stateRows = try Row.fetchAll(
+            // States are decoded as they are stepped (no copied rows): a caught-up device's pull is
+            // mostly states.
+            var states: [(state: UserArticleState, seq: Int64)] = []
+            let stateRows = try Row.fetchCursor(
                 db.cachedStatement(sql: "SELECT \(Self.stateColumns) FROM userArticleState WHERE userId = ? AND seq > ? ORDER BY seq LIMIT ?"),
                 arguments: [userId, after, limit + 1])
+            while let row = try stateRows.next() { states.append(Self.decodeState(row)) }
 
             var changes: [(seq: Int64, change: Change)] = []
-            changes.reserveCapacity(min(limit, articleRows.count + stateRows.count))
+            changes.reserveCapacity(min(limit, articleRows.count + states.count))
             var a = 0
             var s = 0
-            while changes.count < limit, a < articleRows.count || s < stateRows.count {
+            while changes.count < limit, a < articleRows.count || s < states.count {
                 let articleSeq: Int64 = a < articleRows.count ? articleRows[a][10] : .max
-                let stateSeq: Int64 = s < stateRows.count ? stateRows[s][2] : .max
+                let stateSeq: Int64 = s < states.count ? states[s].seq : .max
                 if articleSeq < stateSeq {
                     changes.append((articleSeq, Self.decodeArticle(articleRows[a])))
                     a += 1
                 } else {
-                    changes.append((stateSeq, .state(Self.decodeState(stateRows[s]).state)))
+                    changes.append((stateSeq, .state(states[s].state)))
                     s += 1
                 }
             }
-            let hasMore = a < articleRows.count || s < stateRows.count
+            let hasMore = a < articleRows.count || s < states.count
             return ChangePage(changes: changes, lastSeq: changes.last?.seq ?? after, hasMore: hasMore)
         }
     }

@@ -79,14 +79,22 @@ package final class SQLiteSyncStore: SyncStore {
     }
 
     package func adminTokenHash() async throws -> [UInt8]? {
+        try await dbPool.read(Self.fetchAdminTokenHash)
+    }
+
+    package func credentials(tokenHash: [UInt8]) async throws -> (adminTokenHash: [UInt8]?, user: UserRecord?) {
         try await dbPool.read { db in
-            // A stored hash that is not hex is an error, not "no admin token".
-            try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'adminTokenHash'").map { text in
-                guard let hash = Self.bytes(hex: text), !hash.isEmpty else {
-                    throw StoreError("the stored admin token hash is not hex; set a new admin token with serve --admin-token")
-                }
-                return hash
+            (try Self.fetchAdminTokenHash(db), try Self.fetchUser(db, tokenHash: tokenHash))
+        }
+    }
+
+    static func fetchAdminTokenHash(_ db: Database) throws -> [UInt8]? {
+        // A stored hash that is not hex is an error, not "no admin token".
+        try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'adminTokenHash'")).map { text in
+            guard let hash = Self.bytes(hex: text), !hash.isEmpty else {
+                throw StoreError("the stored admin token hash is not hex; set a new admin token with serve --admin-token")
             }
+            return hash
         }
     }
 

@@ -30,8 +30,6 @@ package protocol SyncStore: Sendable {
     func articleExists(id: String) async throws -> Bool
 
     func createUser(name: String, tokenHash: [UInt8], now: String) async throws -> UserRecord
-    /// The user holding this token, unless the token was revoked.
-    func user(tokenHash: [UInt8]) async throws -> UserRecord?
     func user(named name: String) async throws -> UserRecord?
     func users() async throws -> [UserSummary]
     /// Revokes the user's token; returns false when no user has this name.
@@ -41,6 +39,9 @@ package protocol SyncStore: Sendable {
 
     /// The admin token's hash, if one was set.
     func adminTokenHash() async throws -> [UInt8]?
+    /// The admin token's hash and the user holding `tokenHash` (unless revoked), read in one
+    /// transaction: what authenticating a request needs.
+    func credentials(tokenHash: [UInt8]) async throws -> (adminTokenHash: [UInt8]?, user: UserRecord?)
     func setAdminTokenHash(_ hash: [UInt8]) async throws
 
     /// The conflict log, newest first.

@@ -63,10 +63,12 @@ package struct SyncService: Sendable {
         let token = authorization.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces)
         guard !token.isEmpty, token.utf8.count <= 256 else { throw SyncError(.unauthorized, "the token is not valid") }
         let hash = Tokens.hash(token)
-        if let admin = try await store.adminTokenHash(), CursorCodec.constantTimeEqual(admin, hash) {
+        // One read for both: every request authenticates, and each read is a hop to a reader thread.
+        let credentials = try await store.credentials(tokenHash: hash)
+        if let admin = credentials.adminTokenHash, CursorCodec.constantTimeEqual(admin, hash) {
             return .admin
         }
-        if let user = try await store.user(tokenHash: hash) { return .user(user) }
+        if let user = credentials.user { return .user(user) }
         throw SyncError(.unauthorized, "the token is not valid")
     }
 
