@@ -1,10 +1,31 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import ReaderSyncClient
 import ReaderSyncCore
 import Testing
 
 @Suite("Backup and restore of a real server", .serialized)
 struct BackupRestoreTests {
+    @Test("a command on a database being restored is refused and writes nothing, so no token change lands in the replaced file")
+    func commandDuringRestore() throws {
+        let dir = try CLI.temporaryDirectory()
+        let db = dir.appendingPathComponent("r.sqlite").path
+        #expect(try CLI.run(["users", "add", "ann", "--db", db]).status == 0)
+        // What restore holds while it swaps the file: the database's lock, exclusively.
+        let descriptor = open(db + ".lock", O_RDWR | O_CREAT, 0o644)
+        #expect(descriptor >= 0 && flock(descriptor, LOCK_EX) == 0)
+        let refused = try CLI.run(["users", "add", "ben", "--db", db])
+        let ingest = try CLI.run(["users", "token", "ann", "--db", db])
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
+        #expect(refused.status != 0 && refused.stderr.contains("being restored"), "\(refused.stderr)")
+        #expect(ingest.status != 0 && ingest.stderr.contains("being restored"), "\(ingest.stderr)")
+        let list = try CLI.run(["users", "list", "--db", db])
+        #expect(list.status == 0 && list.stdout.contains("ann") && !list.stdout.contains("ben"), "\(list.stdout)")
+    }
+
     @Test("backup while serving; restore is refused while serving, then installs a new epoch; HTTP devices give back all the backup lacks")
     func backupAndRestore() async throws {
         let dir = try CLI.temporaryDirectory()
