@@ -29,8 +29,10 @@ extension ReaderStore {
             do { return try row.decode(Value.self, atIndex: index) } catch { throw unreadable("\(name) is not a \(Value.self)") }
         }
         let id: Int64 = try column(0, "id")
-        let articleId = String(decoding: try column(1, "articleId", as: Data.self), as: UTF8.self)
-        guard !articleId.isEmpty else { throw unreadable("empty articleId") }
+        // Validated, not repaired: String(decoding:) would swap bad bytes for U+FFFD and send the
+        // change to another id.
+        guard let articleId = String(validating: try column(1, "articleId", as: Data.self), as: UTF8.self),
+              !articleId.isEmpty else { throw unreadable("articleId is empty or not UTF-8") }
         let fieldText: String = try column(2, "field")
         guard let field = StateField(rawValue: fieldText) else { throw unreadable("unknown field") }
         let valueText: String = try column(3, "value")
@@ -48,8 +50,7 @@ extension ReaderStore {
             var meta = try SyncMeta.fetch(db)
             meta.epoch = response.epoch
             // Only what was sent leaves the outbox: never a row the server did not see, whatever
-            // `lastMutationId` says (a device store copied back from an old backup sends ids the
-            // server counts as seen).
+            // `lastMutationId` says.
             let sentUpTo = min(response.lastMutationId, pushed.mutations.map(\.id).max() ?? 0)
             try db.execute(sql: "DELETE FROM outbox WHERE id <= ?", arguments: [sentUpTo])
             meta.lastAckedMutationId = max(meta.lastAckedMutationId, response.lastMutationId)

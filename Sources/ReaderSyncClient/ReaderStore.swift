@@ -208,10 +208,14 @@ public final class ReaderStore: Sendable {
         }
     }
 
-    /// Every article on the device with its version (for the simulator's checks).
-    package func articleVersions() throws -> [String: Int64] {
+    /// Every article on the device with its version (for the simulator's checks), keyed by exact
+    /// bytes as the store tells ids apart (String keys would merge, or trap on, two ids that
+    /// differ only in Unicode normalization).
+    package func articleVersions() throws -> [ExactText: Int64] {
         try dbPool.read { db in
-            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, version FROM article").map { ($0[0], $0[1]) })
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, version FROM article").map {
+                (($0[0] as String).exact, $0[1] as Int64)
+            })
         }
     }
 

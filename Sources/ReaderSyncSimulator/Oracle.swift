@@ -6,7 +6,7 @@ struct Oracle {
     let runner: Runner
 
     func check() async throws -> [InvariantResult] {
-        var views: [String: (articles: [String: Int64], states: [String: StateDTO])] = [:]
+        var views: [String: (articles: [ExactText: Int64], states: [String: StateDTO])] = [:]
         for user in runner.tokens.keys.sorted() { views[user] = try await runner.serverView(user: user) }
         return [
             try convergence(views),
@@ -20,7 +20,7 @@ struct Oracle {
     }
 
     /// 1. Every device of a user holds exactly the server's state for that user and its live articles in their latest version.
-    func convergence(_ views: [String: (articles: [String: Int64], states: [String: StateDTO])]) throws -> InvariantResult {
+    func convergence(_ views: [String: (articles: [ExactText: Int64], states: [String: StateDTO])]) throws -> InvariantResult {
         let name = "convergence"
         for device in runner.devices.sorted(by: { $0.name < $1.name }) {
             guard let view = views[device.user] else { continue }
@@ -60,7 +60,7 @@ struct Oracle {
     /// 2. Every recorded mutation is reflected in the final state, superseded by a later change of the
     /// same device, overwritten by a later write, the loser of a logged conflict, superseded by an
     /// agreeing write with a newer stamp (which then answers for it), or rejected with a reason.
-    func noLostIntent(_ views: [String: (articles: [String: Int64], states: [String: StateDTO])]) -> InvariantResult {
+    func noLostIntent(_ views: [String: (articles: [ExactText: Int64], states: [String: StateDTO])]) -> InvariantResult {
         let name = "no lost intent"
         let intents = runner.intents.all
         var latestOwn: [String: Int64] = [:]
@@ -150,7 +150,7 @@ struct Oracle {
     func noResurrection() throws -> InvariantResult {
         let retracted = Set(runner.retracted)
         for device in runner.devices.sorted(by: { $0.name < $1.name }) {
-            if let article = try device.store.articleVersions().keys.sorted().first(where: { retracted.contains($0) }) {
+            if let article = try device.store.articleVersions().keys.sorted().first(where: { retracted.contains($0.string) }) {
                 return InvariantResult(name: "no resurrection", passed: false, detail: "\(device.user) on \(device.name): retracted article \(article) is on the device")
             }
         }
@@ -158,7 +158,7 @@ struct Oracle {
     }
 
     /// 5. The server's final state equals the independent reference model's.
-    func referenceModel(_ views: [String: (articles: [String: Int64], states: [String: StateDTO])]) -> InvariantResult {
+    func referenceModel(_ views: [String: (articles: [ExactText: Int64], states: [String: StateDTO])]) -> InvariantResult {
         let name = "server equals the reference model"
         for user in runner.tokens.keys.sorted() {
             let modelRows = runner.model.rows[user] ?? [:]

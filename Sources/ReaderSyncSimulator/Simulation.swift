@@ -55,6 +55,8 @@ final class SimDevice {
     var store: ReaderStore
     var engine: SyncEngine
     var online = true
+    /// Whether the device's last sync ended in an error (a lost connection, a server that stayed busy).
+    var lastSyncFailed = false
 
     init(name: String, user: String, path: String, link: DeviceLink, open: (String, SkewBox) throws -> ReaderStore) throws {
         self.name = name
@@ -334,6 +336,7 @@ final class Runner {
 
     /// Books what a sync did; a killed process reopens its store.
     func finishSync(_ device: SimDevice, _ outcome: SyncOutcome) throws {
+        if case .failure = outcome.result { device.lastSyncFailed = true } else { device.lastSyncFailed = false }
         switch outcome.result {
         case .success(let result):
             report.bytesUp += result.bytesSent
@@ -481,13 +484,21 @@ final class Runner {
             device.skew.millis.withLock { $0 = 0 }
             device.link.arm(nil)
         }
-        for _ in 0..<2 {
+        // Two rounds in a row in which every sync succeeded: the first pushes everything left and
+        // pulls, the second pulls what the others pushed. A sync can still fail without a fault
+        // (a loaded server that stays busy past the SDK's retries); its device is not done, so the
+        // rounds go on, at most 8 in all. Without failures this is exactly two rounds.
+        var cleanRounds = 0
+        var rounds = 0
+        while cleanRounds < 2 && rounds < 8 {
             if options.concurrency > 1 {
                 for device in devices { try await prepareSync(device, faultsAllowed: false) }
                 try await syncConcurrently(devices)
             } else {
                 for device in devices { try await sync(device, faultsAllowed: false) }
             }
+            rounds += 1
+            cleanRounds = devices.contains(where: \.lastSyncFailed) ? 0 : cleanRounds + 1
         }
         conflictLog += try await fetchConflictLog()
     }
@@ -505,13 +516,13 @@ final class Runner {
     }
 
     /// The server's view of a user: a fresh pull from the beginning with the user's token, no faults.
-    func serverView(user: String) async throws -> (articles: [String: Int64], states: [String: StateDTO]) {
+    func serverView(user: String) async throws -> (articles: [ExactText: Int64], states: [String: StateDTO]) {
         let transport = server.transport(token: tokens[user]!)
-        var articles: [String: Int64] = [:]
+        var articles: [ExactText: Int64] = [:]
         var states: [String: StateDTO] = [:]
         _ = try await transport.pullUntilCaughtUp(from: nil, limit: 1000) { page in
-            for a in page.articles { articles[a.id] = a.version }
-            for id in page.deletedArticleIds { articles[id] = nil }
+            for a in page.articles { articles[a.id.exact] = a.version }
+            for id in page.deletedArticleIds { articles[id.exact] = nil }
             for s in page.states { states[s.articleId] = s }
         }
         return (articles, states)

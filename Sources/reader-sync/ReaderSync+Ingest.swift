@@ -73,16 +73,18 @@ extension ReaderSync {
                 }
                 if !json {
                     say("\(input.path): \(Self.counts(report))")
-                    if input.path.lowercased().hasSuffix(".txt"), report.updated > 0 {
-                        // The one case a derived id cannot tell apart: say it, never replace silently.
-                        say("  note: an article of this file's name already existed with other text; it was taken as a "
-                            + "correction of that story (readers' read and bookmark marks stay). If it is another story, "
-                            + "give the file another name and ingest it again.")
-                    }
                     for error in report.errors { say("  line \(error.line): \(error.message)") }
                     if report.rejected > report.errors.count {
                         say("  … and \(report.rejected - report.errors.count) more rejected lines")
                     }
+                }
+                if input.path.lowercased().hasSuffix(".txt"), report.updated > 0 {
+                    // The one case a derived id cannot tell apart: said, never replaced silently (on
+                    // stderr with --json, so that stdout stays one JSON document).
+                    let note = "note: an article of this file's name already existed with other text; it was taken as a "
+                        + "correction of that story (readers' read and bookmark marks stay). If it is another story, "
+                        + "give the file another name and ingest it again."
+                    if json { warn("\(input.path): \(note)") } else { say("  " + note) }
                 }
                 total.add(report)
             }
@@ -109,7 +111,7 @@ extension ReaderSync {
                 guard let id = try? PlainTextArticle.id(fileName: path) else { continue }
                 // The same file named twice (`a.txt ./a.txt`) is one story, ingested twice.
                 let file = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
-                if let earlier = first[id.exact], earlier.file != file {
+                if let earlier = first[id.exact], !earlier.file.isExactly(file) {
                     throw CLIError("""
                         \(earlier.path) and \(path) have the same name, \(id), which is a plain-text article's id; \
                         rename one so they stay two articles (nothing was stored)

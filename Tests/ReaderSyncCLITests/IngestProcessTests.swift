@@ -51,6 +51,11 @@ struct IngestProcessTests {
         // Changed text under an existing id is said out loud, never replaced silently.
         #expect(corrected.stdout.contains("taken as a correction"), "\(corrected.stdout)")
         #expect(!again.stdout.contains("taken as a correction"))
+        // With --json the note goes to stderr, and stdout stays one JSON document.
+        try "Live: Election results\n\nPolls closed at 20:00; turnout was 65 percent.\n".write(to: monday, atomically: true, encoding: .utf8)
+        let correctedJSON = try CLI.run(["ingest", monday.path, "--json", "--db", db])
+        #expect(correctedJSON.status == 0 && correctedJSON.stderr.contains("taken as a correction"), "\(correctedJSON.stderr)")
+        #expect((try? JSONSerialization.jsonObject(with: Data(correctedJSON.stdout.utf8))) != nil, "\(correctedJSON.stdout)")
     }
 
     @Test("two .txt files of the same name in different folders are refused before anything is stored")

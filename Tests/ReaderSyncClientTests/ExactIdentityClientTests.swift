@@ -23,6 +23,7 @@ struct ExactIdentityClientTests {
         let phone = try h.openDevice("phone", token: token)
         _ = try await phone.engine.sync()
         #expect(try phone.store.articleCount() == 2)
+        #expect(try phone.store.articleVersions().count == 2, "two keys, not one merged (or a trap)")
 
         try phone.store.markRead(Self.precomposed)
         try phone.store.setBookmarked(Self.decomposed, true)

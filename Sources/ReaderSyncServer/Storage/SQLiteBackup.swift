@@ -168,17 +168,22 @@ package enum SQLiteBackup {
                 try old.close()
                 let stamp = ISO8601DateFormatter().string(from: now).replacingOccurrences(of: ":", with: "")
                 let aside = "\(databasePath).before-restore-\(stamp)"
-                try FileManager.default.moveItem(atPath: databasePath, toPath: aside)
+                // A second name for the old file, not a move: at every instant `databasePath` holds a
+                // complete database (the old one, then the new), so a crash here never leaves it
+                // missing for a server to create empty, and credentials are never lost with it.
+                try FileManager.default.linkItem(atPath: databasePath, toPath: aside)
                 previous = aside
             }
-            // A WAL left beside the new file would be replayed into it: remove the old one's.
+            // A WAL left beside the new file would be replayed into it: remove the old one's (it was
+            // checkpointed and truncated above).
             for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databasePath + suffix) }
-            try FileManager.default.moveItem(atPath: staging, toPath: databasePath)
-        } catch {
-            // Put the replaced database back where it was; leave no half-installed restore behind.
-            if let previous, !FileManager.default.fileExists(atPath: databasePath) {
-                try? FileManager.default.moveItem(atPath: previous, toPath: databasePath)
+            // rename(2) replaces the old name in one step.
+            guard rename(staging, databasePath) == 0 else {
+                throw SQLiteBackupError("cannot move the restored database into place: \(String(cString: strerror(errno)))")
             }
+        } catch {
+            // The replaced database is still in place; leave no half-installed restore behind.
+            if let previous { try? FileManager.default.removeItem(atPath: previous) }
             try? FileManager.default.removeItem(atPath: staging)
             throw error
         }

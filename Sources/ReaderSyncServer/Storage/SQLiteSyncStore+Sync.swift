@@ -13,20 +13,30 @@ extension SQLiteSyncStore {
 
     /// One state row of ``stateColumns``. A field whose HLC wall is NULL was never written.
     ///
-    /// Columns are read with `hasNull` and non-optional types, which GRDB reads straight from the
-    /// statement (`sqlite3_column_int64`, `_text`); reading `Int64?` goes through generic metadata
-    /// lookups that took a third of a state pull's server CPU (docs/PERFORMANCE.md, S5).
-    static func decodeState(_ row: Row) -> (state: UserArticleState, seq: Int64) {
-        var state = UserArticleState(articleId: row[0], version: row[1])
-        for (i, field) in StateField.allCases.enumerated() {
-            let base = 3 + i * 6
-            if row.hasNull(atIndex: base + 1) { continue }
-            let value: FieldValue = field == .progress ? .number(row[base] as Double) : .bool(row[base] as Bool)
-            let write = FieldWrite(value: value, hlc: HLC(wall: row[base + 1] as Int64, counter: row[base + 2] as Int64),
-                                   deviceId: row[base + 3] as String, mutationId: row[base + 4] as Int64)
-            state[field] = FieldCell(write: write, setAtVersion: row[base + 5] as Int64)
+    /// Columns are read with GRDB's throwing `decode` of non-optional types, which reads straight
+    /// from the statement (`sqlite3_column_int64`, `_text`) and throws on NULL; reading `Int64?`
+    /// went through generic metadata lookups that took a third of a state pull's server CPU
+    /// (docs/PERFORMANCE.md, S5), and the non-throwing subscript traps on NULL.
+    /// - Throws: ``StoreError`` when a written field misses a column (a row no version writes).
+    static func decodeState(_ row: Row) throws -> (state: UserArticleState, seq: Int64) {
+        do {
+            var state = UserArticleState(articleId: try row.decode(String.self, atIndex: 0), version: try row.decode(atIndex: 1))
+            for (i, field) in StateField.allCases.enumerated() {
+                let base = 3 + i * 6
+                if row.hasNull(atIndex: base + 1) { continue }
+                let value: FieldValue = field == .progress
+                    ? .number(try row.decode(Double.self, atIndex: base)) : .bool(try row.decode(Bool.self, atIndex: base))
+                let write = FieldWrite(
+                    value: value,
+                    hlc: HLC(wall: try row.decode(atIndex: base + 1), counter: try row.decode(atIndex: base + 2)),
+                    deviceId: try row.decode(atIndex: base + 3), mutationId: try row.decode(atIndex: base + 4))
+                state[field] = FieldCell(write: write, setAtVersion: try row.decode(atIndex: base + 5))
+            }
+            return (state, try row.decode(atIndex: 2))
+        } catch {
+            // The message names the row, never its values.
+            throw StoreError("a userArticleState row cannot be read (\(type(of: error))): a column of a written field is NULL")
         }
-        return (state, row[2] as Int64)
     }
 
     static func stateArguments(userId: Int64, state: UserArticleState, seq: Int64) -> StatementArguments {
@@ -64,7 +74,7 @@ extension SQLiteSyncStore {
             let stateRows = try Row.fetchCursor(
                 db.cachedStatement(sql: "SELECT \(Self.stateColumns) FROM userArticleState WHERE userId = ? AND seq > ? ORDER BY seq LIMIT ?"),
                 arguments: [userId, after, limit + 1])
-            while let row = try stateRows.next() { states.append(Self.decodeState(row)) }
+            while let row = try stateRows.next() { states.append(try Self.decodeState(row)) }
 
             var changes: [(seq: Int64, change: Change)] = []
             changes.reserveCapacity(min(limit, articleRows.count + states.count))
@@ -74,7 +84,7 @@ extension SQLiteSyncStore {
                 let articleSeq: Int64 = a < articleRows.count ? articleRows[a][10] : .max
                 let stateSeq: Int64 = s < states.count ? states[s].seq : .max
                 if articleSeq < stateSeq {
-                    changes.append((articleSeq, Self.decodeArticle(articleRows[a])))
+                    changes.append((articleSeq, try Self.decodeArticle(articleRows[a])))
                     a += 1
                 } else {
                     changes.append((stateSeq, .state(states[s].state)))
@@ -86,12 +96,26 @@ extension SQLiteSyncStore {
         }
     }
 
-    static func decodeArticle(_ row: Row) -> Change {
-        if row[11] as String? != nil { return .tombstone(id: row[0]) }
-        return .article(ArticleDTO(
-            id: row[0], section: row.exactText(1), title: row.exactText(2), summary: row.exactText(3),
-            body: row.exactText(4), author: row.exactText(5), url: row.exactText(6),
-            publishedAt: row[7], updatedAt: row[8], version: row[9]))
+    /// One article row of the pull query: a tombstone when `deletedAt` is set, else every column
+    /// of a live article, none defaulted.
+    /// - Throws: ``StoreError`` when a live article misses a column.
+    static func decodeArticle(_ row: Row) throws -> Change {
+        do {
+            let id = try row.decode(String.self, atIndex: 0)
+            if !row.hasNull(atIndex: 11) { return .tombstone(id: id) }
+            func text(_ index: Int) throws -> String {
+                guard let text = row.exactTextIfPresent(index) else { throw StoreError("article \(id) has no column \(index)") }
+                return text
+            }
+            return .article(ArticleDTO(
+                id: id, section: try text(1), title: try text(2), summary: try text(3),
+                body: try text(4), author: try text(5), url: try text(6),
+                publishedAt: try row.decode(atIndex: 7), updatedAt: try row.decode(atIndex: 8), version: try row.decode(atIndex: 9)))
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError("an article row cannot be read (\(type(of: error)))")
+        }
     }
 
     package func state(userId: Int64, articleId: String) async throws -> UserArticleState? {
@@ -104,7 +128,7 @@ extension SQLiteSyncStore {
         try Row.fetchOne(
             db.cachedStatement(sql: "SELECT \(stateColumns) FROM userArticleState WHERE userId = ? AND articleId = ?"),
             arguments: [userId, articleId]
-        ).map { decodeState($0).state }
+        ).map { try decodeState($0).state }
     }
 
     package func push(

@@ -110,7 +110,7 @@ extension Benchmark {
         // S3: many devices push concurrently.
         if options.runs("S3") || options.runs("S4") {
             log("S3: \(options.users) users × \(options.devicesPerUser) devices push")
-            let articleIds = (try store.articleVersions()).keys.sorted()
+            let articleIds = (try store.articleVersions()).keys.sorted().map(\.string)
             var tokens: [String] = []
             for u in 0..<options.users {
                 let body = try JSONEncoder().encode(CreateUserRequest(name: "bench\(u)"))
@@ -218,7 +218,7 @@ extension Benchmark {
 
         // S5: after a burst of pushes, every device of every user pulls its user's states.
         if options.runs("S5") {
-            try await statePulls(articleIds: (try store.articleVersions()).keys.sorted(), from: afterDelta, options: options,
+            try await statePulls(articleIds: (try store.articleVersions()).keys.sorted().map(\.string), from: afterDelta, options: options,
                                  server: server, client: client, into: &report, log: log)
         }
         recordCPU(since: workloadCPU, server: "cpu.serverSeconds", client: "cpu.clientSeconds")
