@@ -278,19 +278,22 @@ extension ConflictRule {
     }
 
     /// The rules named in `texts`, each a rule or a comma-separated list of rules
-    /// (`["clock_skew", "add_wins,last_writer_wins"]`); empty names are ignored.
+    /// (`["clock_skew", "add_wins,last_writer_wins"]`); an empty text names none (filters nothing).
+    /// Exactly the grammar the OpenAPI document gives the `rule` parameter: no spaces, no empty
+    /// item between commas.
     ///
     /// - Throws: ``SyncError`` `invalid_request` naming the unknown rule and listing the valid ones.
     public static func parseList(_ texts: [String]) throws(SyncError) -> Set<ConflictRule> {
         var rules: Set<ConflictRule> = []
-        for name in texts.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: true) }) {
-            let trimmed = name.trimmingCharacters(in: .whitespaces)
-            guard !trimmed.isEmpty else { continue }
-            guard let rule = ConflictRule(rawValue: trimmed) else {
-                throw SyncError(.invalidRequest, "unknown rule \(trimmed.prefix(40)); valid rules are "
-                                + allCases.map(\.rawValue).joined(separator: ", "))
+        for text in texts where !text.isEmpty {
+            for name in text.split(separator: ",", omittingEmptySubsequences: false) {
+                guard let rule = ConflictRule(rawValue: String(name)) else {
+                    let shown = name.isEmpty ? "(an empty item in \(text.prefix(40)))" : String(name.prefix(40))
+                    throw SyncError(.invalidRequest, "unknown rule \(shown); valid rules are "
+                                    + allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                rules.insert(rule)
             }
-            rules.insert(rule)
         }
         return rules
     }

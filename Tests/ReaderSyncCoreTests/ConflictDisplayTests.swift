@@ -132,7 +132,10 @@ struct ConflictDisplayTests {
         #expect(try ConflictRule.parseList([]) == [])
         #expect(try ConflictRule.parseList(["clock_skew"]) == [.clockSkew])
         #expect(try ConflictRule.parseList(["add_wins,last_writer_wins", "clock_skew", ""]) == [.addWins, .lastWriterWins, .clockSkew])
-        #expect(try ConflictRule.parseList([" add_wins , article_deleted,"]) == [.addWins, .articleDeleted])
+        // Exactly the OpenAPI document's grammar: no spaces, no empty item between commas.
+        for bad in [" add_wins", "add_wins ,article_deleted", "add_wins,", ",add_wins", "add_wins,,clock_skew"] {
+            #expect(throws: SyncError.self, "\(bad)") { try ConflictRule.parseList([bad]) }
+        }
         let error = try #require(throws: SyncError.self) { try ConflictRule.parseList(["clock_skew,skew"]) }
         #expect(error.code == .invalidRequest)
         #expect(error.message == "unknown rule skew; valid rules are last_writer_wins, add_wins, clock_skew, article_deleted, restore_replay")

@@ -108,6 +108,11 @@ struct ConflictOutputTests {
             #expect(try await listed("/v1/admin/conflicts?user=alice&rule=article_deleted", Harness.adminToken) == [ids[.articleDeleted]!])
             #expect(try await listed("/v1/admin/conflicts?rule=add_wins&article=art-1", Harness.adminToken) == [ids[.addWins]!])
 
+            // The document's grammar exactly (found by schemathesis): no spaces, no empty item between commas.
+            for path in ["/v1/conflicts?rule=add_wins,", "/v1/conflicts?rule=add_wins,,clock_skew", "/v1/conflicts?rule=%20add_wins"] {
+                let refused = try await call(client, .get, path, token: token)
+                #expect(refused.status == .badRequest && refused.errorCode == "invalid_request", "\(path)")
+            }
             for (path, auth) in [("/v1/conflicts?rule=skew", token), ("/v1/admin/conflicts?rule=clock_skew,skew", Harness.adminToken)] {
                 let refused = try await call(client, .get, path, token: auth)
                 #expect(refused.status == .badRequest && refused.errorCode == "invalid_request", "\(path)")
