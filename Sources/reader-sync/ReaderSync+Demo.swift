@@ -73,11 +73,20 @@ extension ReaderSync {
 
             say(report.text)
             say("")
-            let conflicts = try await service.conflicts(ConflictQuery(limit: 15))
-            say("The conflict log (newest 15), as `reader-sync conflicts` prints it:")
+            // Real conflicts first: they say most about the merge rules. Clock adjustments (the demo
+            // skews device clocks) and notices follow, apart, so neither reads as the other.
+            var real = ConflictQuery(limit: 10)
+            real.rules = Set(ConflictRule.allCases.filter { $0.kind == .conflict })
+            var adjustments = ConflictQuery(limit: 5)
+            adjustments.rules = Set(ConflictRule.allCases.filter { $0.kind != .conflict })
+            let conflicts = try await service.conflicts(real)
+            let others = try await service.conflicts(adjustments)
+            say("Conflicts (newest 10), as `reader-sync conflicts --rule last_writer_wins,add_wins,restore_replay` prints them:")
             say(conflicts.isEmpty ? "  (no conflicts this time)" : conflictTable(conflicts))
-            // A real conflict says most about the merge rules; a clock adjustment or notice only when there is none.
-            let example = conflicts.first { $0.kind == .conflict } ?? conflicts.first
+            say("")
+            say("Clock adjustments and notices (newest 5), as `reader-sync conflicts --rule clock_skew,article_deleted` prints them:")
+            say(others.isEmpty ? "  (none this time)" : conflictTable(others))
+            let example = conflicts.first ?? others.first
             if let example {
                 say("")
                 say("\(conflictHeading(example)) in words:")

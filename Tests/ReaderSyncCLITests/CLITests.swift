@@ -186,7 +186,8 @@ struct CLITests {
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains("server: http://127.0.0.1:"))
         #expect(run.stdout.contains("[pass] convergence") && !run.stdout.contains("FAIL"))
-        #expect(run.stdout.contains("The conflict log"))
+        // Real conflicts and clock adjustments in two tables, so neither reads as the other.
+        #expect(run.stdout.contains("Conflicts (newest 10)") && run.stdout.contains("Clock adjustments and notices (newest 5)"))
         #expect(run.stdout.contains("Try next:"))
     }
 
@@ -199,11 +200,13 @@ struct CLITests {
         let figures = object?["figures"] as? [String: Double] ?? [:]
         for name in ["S0.articlesPerSecond", "S1.articlesPerSecond", "S1.wireBytesGzip", "S1.wireBytesPlain", "S2.milliseconds",
                      "S3.mutationsPerSecond", "S3.batchLatencyP99Milliseconds", "floor.S0.articlesPerSecond", "floor.S1.articlesPerSecond",
-                     "S1.serverPeakRSSBytes", "cpu.serverSeconds"] {
+                     "S1.serverPeakRSSBytes", "cpu.serverSeconds", "S5.pullsPerSecond", "S5.serverCPUSeconds"] {
             #expect((figures[name] ?? 0) > 0, "missing figure \(name)")
         }
         #expect(figures["S2.changes"] == 320 && figures["S2.deletions"] == 20)
         #expect(figures["S4.mismatches"] == 0 && figures["S4.devices"] == 60)
+        // Every S5 device pulled exactly its user's states.
+        #expect(figures["S5.pulls"] == 60 && figures["S5.statesPerPull"] == 400)
         #expect((figures["S1.wireBytesPlain"] ?? 0) > (figures["S1.wireBytesGzip"] ?? 0))
     }
 }
