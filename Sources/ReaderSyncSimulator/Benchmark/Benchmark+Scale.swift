@@ -86,24 +86,14 @@ extension Benchmark {
         let ids = (1...articles).map { String(format: "art-%06d", $0) }
         let url = server.url
         let history = tokens
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var next = 0
-            func add() {
-                guard next < history.count else { return }
-                let u = next
-                next += 1
-                group.addTask {
-                    var rng = SeededRandom(seed: UInt64(u) &+ 99)
-                    let mutations = (1...perUser).map { i in
-                        Mutation(id: Int64(i), articleId: rng.pick(ids), field: .read, value: .bool(true),
-                                 hlc: HLC(wall: 1_764_000_000_000 + Int64(i), counter: 0), baseVersion: 0)
-                    }
-                    _ = try await HTTPSyncTransport(baseURL: url, token: history[u], client: client)
-                        .push(PushRequest(deviceId: "history\(u)-d", mutations: mutations))
-                }
+        try await forEach(Array(history.indices), concurrency: concurrency) { u in
+            var rng = SeededRandom(seed: UInt64(u) &+ 99)
+            let mutations = (1...perUser).map { i in
+                Mutation(id: Int64(i), articleId: rng.pick(ids), field: .read, value: .bool(true),
+                         hlc: HLC(wall: 1_764_000_000_000 + Int64(i), counter: 0), baseVersion: 0)
             }
-            for _ in 0..<concurrency { add() }
-            while try await group.next() != nil { add() }
+            _ = try await HTTPSyncTransport(baseURL: url, token: history[u], client: client)
+                .push(PushRequest(deviceId: "history\(u)-d", mutations: mutations))
         }
         // The probe user's own states, after everyone's history.
         var rng = SeededRandom(seed: 4242)

@@ -145,29 +145,16 @@ extension Benchmark {
             let url = server.url
             cpu = cpuMark()
             start = clock.now
-            let results = try await withThrowingTaskGroup(of: [(Double, PushResponse, String)].self) { group in
-                var pending = byDevice.makeIterator()
-                var collected: [(Double, PushResponse, String)] = []
-                func addNext() {
-                    guard let device = pending.next() else { return }
-                    group.addTask {
-                        var out: [(Double, PushResponse, String)] = []
-                        for batch in device {
-                            let transport = HTTPSyncTransport(baseURL: url, token: tokenList[batch.user], client: client)
-                            let t0 = ContinuousClock.now
-                            let response = try await transport.push(batch.request)
-                            out.append((seconds(ContinuousClock.now - t0) * 1000, response.value, batch.device))
-                        }
-                        return out
-                    }
+            let results = try await map(byDevice, concurrency: options.concurrency) { device in
+                var out: [(Double, PushResponse, String)] = []
+                for batch in device {
+                    let transport = HTTPSyncTransport(baseURL: url, token: tokenList[batch.user], client: client)
+                    let t0 = ContinuousClock.now
+                    let response = try await transport.push(batch.request)
+                    out.append((seconds(ContinuousClock.now - t0) * 1000, response.value, batch.device))
                 }
-                for _ in 0..<options.concurrency { addNext() }
-                while let done = try await group.next() {
-                    collected += done
-                    addNext()
-                }
-                return collected
-            }
+                return out
+            }.flatMap { $0 }
             let s3 = seconds(clock.now - start)
             recordCPU(since: cpu, server: "S3.serverCPUSeconds", client: options.inProcess ? nil : "S3.clientCPUSeconds")
             let mutationCount = batches.reduce(0) { $0 + $1.request.mutations.count }

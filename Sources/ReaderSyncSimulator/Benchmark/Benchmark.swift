@@ -191,6 +191,33 @@ public enum Benchmark {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
+    /// Runs `body` on each element, at most `concurrency` at once.
+    static func forEach<T: Sendable>(_ items: [T], concurrency: Int, _ body: @escaping @Sendable (T) async throws -> Void) async throws {
+        _ = try await map(items, concurrency: concurrency) { try await body($0) }
+    }
+
+    /// `body` of each element, at most `concurrency` at once, in the elements' order.
+    static func map<T: Sendable, R: Sendable>(_ items: [T], concurrency: Int,
+                                               _ body: @escaping @Sendable (T) async throws -> R) async throws -> [R] {
+        try await withThrowingTaskGroup(of: (Int, R).self) { group in
+            var results = [R?](repeating: nil, count: items.count)
+            var next = 0
+            func addNext() {
+                guard next < items.count else { return }
+                let index = next
+                let item = items[index]
+                group.addTask { (index, try await body(item)) }
+                next += 1
+            }
+            for _ in 0..<max(concurrency, 1) { addNext() }
+            while let (index, result) = try await group.next() {
+                results[index] = result
+                addNext()
+            }
+            return results.map { $0! }
+        }
+    }
+
     static func percentile(_ values: [Double], _ p: Double) -> Double {
         guard !values.isEmpty else { return 0 }
         let sorted = values.sorted()
