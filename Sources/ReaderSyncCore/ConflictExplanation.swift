@@ -17,7 +17,7 @@ extension ConflictDTO {
             }
             return opening + " For \(field == .read ? "read status" : "reading position") the later change wins, so the change from \(winner.deviceId) was kept and the one from \(loser.deviceId) was not applied."
         case .clockSkew:
-            let adjustment = clockAdjustment ?? ClockAdjustment(deviceHlc: winner.hlc, serverHlc: winner.hlc)
+            let adjustment = stampedAdjustment
             return "\(user)'s device \(winner.deviceId) \(Self.action(field, winner.value, articleId)) (mutation \(winner.mutationId)) "
                 + "with its clock \(Self.offset(millis: adjustment.aheadMillis)) the server's. The change was applied, "
                 + "but ordered by the server's time (\(Self.clock(adjustment.serverHlc))) instead of the device's (\(Self.clock(adjustment.deviceHlc)))."
@@ -79,7 +79,7 @@ extension ConflictDTO {
         case .conflict:
             return nil
         case .clockAdjustment:
-            let adjustment = clockAdjustment ?? ClockAdjustment(deviceHlc: winner.hlc, serverHlc: winner.hlc)
+            let adjustment = stampedAdjustment
             return "clock adjusted: device stamped \(Self.clock(adjustment.deviceHlc)), "
                 + "server time \(Self.clock(adjustment.serverHlc)), \(adjustment.aheadMillis < 0 ? "behind" : "ahead") by "
                 + Self.duration(millis: adjustment.aheadMillis)

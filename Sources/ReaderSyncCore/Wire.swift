@@ -356,8 +356,12 @@ public struct ConflictDTO: Sendable, Hashable, Codable {
 
     /// For a `clock_skew` entry, the device's stamp against the server's time; `nil` for other rules.
     public var clockAdjustment: ClockAdjustment? {
-        guard rule == .clockSkew else { return nil }
-        return ClockAdjustment(deviceHlc: loser?.hlc ?? winner.hlc, serverHlc: winner.hlc)
+        rule == .clockSkew ? stampedAdjustment : nil
+    }
+
+    /// The winner's applied stamp against the stamp it arrived with (the loser's, for `clock_skew`).
+    var stampedAdjustment: ClockAdjustment {
+        ClockAdjustment(deviceHlc: loser?.hlc ?? winner.hlc, serverHlc: winner.hlc)
     }
 
     /// The write that lost, only for entries of kind ``ConflictKind/conflict``.

@@ -51,7 +51,7 @@ extension ReaderSync {
             var total = IngestReport()
             for input in inputs {
                 let report: IngestReport
-                if input.path.lowercased().hasSuffix(".txt") {
+                if Self.isPlainText(input.path) {
                     do {
                         let article = try PlainTextArticle.parse(
                             String(decoding: input.data, as: UTF8.self), fileName: input.path, date: input.modified,
@@ -78,7 +78,7 @@ extension ReaderSync {
                         say("  … and \(report.rejected - report.errors.count) more rejected lines")
                     }
                 }
-                if input.path.lowercased().hasSuffix(".txt"), report.updated > 0 {
+                if Self.isPlainText(input.path), report.updated > 0 {
                     // The one case a derived id cannot tell apart: said, never replaced silently (on
                     // stderr with --json, so that stdout stays one JSON document).
                     let note = "note: an article of this file's name already existed with other text; it was taken as a "
@@ -106,7 +106,7 @@ extension ReaderSync {
         static func refuseSharedNames(_ paths: [String]) throws {
             // Keyed by exact bytes, as the database tells ids apart (see ExactText).
             var first: [ExactText: (path: String, file: String)] = [:]
-            for path in paths where path.lowercased().hasSuffix(".txt") {
+            for path in paths where isPlainText(path) {
                 // A name that cannot be an id is reported with that file's counts, not here.
                 guard let id = try? PlainTextArticle.id(fileName: path) else { continue }
                 // The same file named twice (`a.txt ./a.txt`) is one story, ingested twice.
@@ -119,6 +119,11 @@ extension ReaderSync {
                 }
                 first[id.exact] = first[id.exact] ?? (path, file)
             }
+        }
+
+        /// Whether the file at `path` is a scraped plain-text article (`.txt`, any case) rather than JSON Lines.
+        static func isPlainText(_ path: String) -> Bool {
+            path.lowercased().hasSuffix(".txt")
         }
 
         static func counts(_ r: IngestReport) -> String {

@@ -153,8 +153,8 @@ struct ConflictOutputTests {
             }
             let id = try #require(try await h.store.conflicts(ConflictQuery()).first?.id)
             try await h.store.dbPool.write { db in try db.execute(sql: damage) }
-            await #expect(throws: UnreadableConflict.self, "\(damage)") { try await h.store.conflicts(ConflictQuery()) }
-            let error = await #expect(throws: UnreadableConflict.self, "\(damage)") { try await h.store.conflict(id: id) }
+            await #expect(throws: StoreError.self, "\(damage)") { try await h.store.conflicts(ConflictQuery()) }
+            let error = await #expect(throws: StoreError.self, "\(damage)") { try await h.store.conflict(id: id) }
             #expect(error?.description.hasPrefix("conflict log entry \(id) is unreadable: ") == true)
         }
     }

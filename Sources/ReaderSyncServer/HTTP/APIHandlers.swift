@@ -81,9 +81,8 @@ struct APIHandlers: Sendable {
 
     func metrics(_ request: Request, parameters: URLParameters) async throws -> Response {
         if let metricsTokenHash {
-            let header = request.headers[.authorization] ?? ""
-            let token = header.hasPrefix("Bearer ") ? header.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces) : ""
-            guard !token.isEmpty, Tokens.matches(token, hash: metricsTokenHash) else {
+            guard let token = Tokens.bearer(request.headers[.authorization]), !token.isEmpty,
+                  Tokens.matches(token, hash: metricsTokenHash) else {
                 throw SyncError(.unauthorized, "this server's metrics need 'Authorization: Bearer <metrics token>'")
             }
         }

@@ -38,26 +38,24 @@ struct URLParameters: Sendable {
     ///
     /// - Throws: ``SyncError`` `invalid_request` when the value is not percent-encoded UTF-8.
     func query(_ name: String) throws -> String? {
-        for pair in rawQuery.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            // A key that does not decode cannot be one we know: ignored like any unknown parameter.
-            guard let key = try? Self.percentDecode(parts[0], what: "a query parameter name"), key.isExactly(name) else { continue }
-            return try Self.percentDecode(parts.count > 1 ? parts[1] : "", what: "the query parameter \(name)")
-        }
-        return nil
+        try rawValues(of: name).first.map { try Self.percentDecode($0, what: "the query parameter \(name)") }
     }
 
     /// The decoded values of every `name=` query parameter, in order (`rule=a&rule=b`); empty when absent.
     ///
     /// - Throws: ``SyncError`` `invalid_request` when a value is not percent-encoded UTF-8.
     func queryAll(_ name: String) throws -> [String] {
-        var values: [String] = []
-        for pair in rawQuery.split(separator: "&", omittingEmptySubsequences: true) {
+        try rawValues(of: name).map { try Self.percentDecode($0, what: "the query parameter \(name)") }
+    }
+
+    /// The still-encoded values of every `name=` pair, in order. A key that does not decode cannot
+    /// be one we know: ignored like any unknown parameter.
+    private func rawValues(of name: String) -> [Substring] {
+        rawQuery.split(separator: "&", omittingEmptySubsequences: true).compactMap { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let key = try? Self.percentDecode(parts[0], what: "a query parameter name"), key.isExactly(name) else { continue }
-            values.append(try Self.percentDecode(parts.count > 1 ? parts[1] : "", what: "the query parameter \(name)"))
+            guard let key = try? Self.percentDecode(parts[0], what: "a query parameter name"), key.isExactly(name) else { return nil }
+            return parts.count > 1 ? parts[1] : ""
         }
-        return values
     }
 
     /// Decodes `%XX` escapes into bytes and checks that the bytes are UTF-8 (Foundation's

@@ -50,6 +50,12 @@ enum ArticleLine {
     /// Longest article id accepted.
     static let maxIdLength = 200
 
+    /// Whether `id` may name an article: at most ``maxIdLength`` bytes, no control characters.
+    /// The one rule for ingested ids, from JSON Lines and from `.txt` file names alike.
+    static func isValidId(_ id: String) -> Bool {
+        id.utf8.count <= maxIdLength && !id.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+
     static func parse(_ line: some Collection<UInt8>, decoder: JSONDecoder = JSONDecoder()) -> Result<IngestItem, LineProblem> {
         if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) {
             return .failure(LineProblem(message: "empty line"))
@@ -65,7 +71,7 @@ enum ArticleLine {
         guard let id = fields.id, !id.allSatisfy(\.isWhitespace) else {
             return .failure(LineProblem(message: "missing id"))
         }
-        guard id.utf8.count <= maxIdLength, !id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        guard isValidId(id) else {
             return .failure(LineProblem(message: "id must be at most \(maxIdLength) bytes with no control characters"))
         }
         if fields.deleted == true { return .success(.delete(id: id)) }

@@ -69,8 +69,7 @@ package enum PlainTextArticle {
     package static func id(fileName path: String) throws -> String {
         let name = path.split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? ""
         guard !name.isEmpty else { throw SyncError(.invalidRequest, "the file has no name to make an id from") }
-        guard name.utf8.count <= ArticleLine.maxIdLength,
-              !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        guard ArticleLine.isValidId(name) else {
             throw SyncError(.invalidRequest,
                             "the file's name is its article's id, so it must be at most \(ArticleLine.maxIdLength) bytes with no control characters")
         }

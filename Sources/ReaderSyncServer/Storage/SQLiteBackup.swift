@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ReaderSyncCore
 
 #if canImport(Glibc)
 import Glibc
@@ -241,9 +242,9 @@ package enum SQLiteBackup {
     private static func carryOver(_ credentials: Credentials, into db: Database) throws -> CarriedOver {
         var carried = CarriedOver(updatedUsers: [], addedUsers: [], backupOnlyUsers: [], adminToken: false)
         // Names as bytes, as SQLite compares them (Swift's == would equate canonically equivalent names).
-        let known = Set(credentials.users.map { Array($0.name.utf8) })
+        let known = Set(credentials.users.map(\.name.exact))
         let restoredNames = try String.fetchAll(db, sql: "SELECT name FROM user ORDER BY name")
-        carried.backupOnlyUsers = restoredNames.filter { !known.contains(Array($0.utf8)) }
+        carried.backupOnlyUsers = restoredNames.filter { !known.contains($0.exact) }
         // Replaced tokens first go out of the way, so that a hash moving between two rows (possible
         // only across unrelated databases) cannot meet itself in the UNIQUE index half-way.
         for user in credentials.users {

@@ -183,7 +183,8 @@ extension SQLiteSyncStore {
     /// side it cannot parse) fails the read: it is never shown as something it is not, nor skipped.
     private static func decodeConflict(_ row: Row) throws -> ConflictDTO {
         let id: Int64 = row[0]
-        func unreadable(_ what: String) -> UnreadableConflict { UnreadableConflict(id: id, what: what) }
+        // Names the entry and what is wrong, never the stored values.
+        func unreadable(_ what: String) -> StoreError { StoreError("conflict log entry \(id) is unreadable: \(what)") }
         func write(_ base: Int, _ side: String) throws -> WriteDTO? {
             let text: String? = row[base]
             let wall: Int64? = row[base + 1], counter: Int64? = row[base + 2]
@@ -203,11 +204,4 @@ extension SQLiteSyncStore {
             id: id, user: row[1], articleId: row[2], field: field, rule: rule,
             winner: winner, loser: try write(10, "loser"), baseVersion: row[15], detectedAt: row[16])
     }
-}
-
-/// A conflict log row this version cannot read; says which entry and what is wrong, never the stored values.
-struct UnreadableConflict: Error, CustomStringConvertible {
-    var id: Int64
-    var what: String
-    var description: String { "conflict log entry \(id) is unreadable: \(what)" }
 }

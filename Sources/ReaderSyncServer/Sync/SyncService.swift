@@ -57,10 +57,9 @@ package struct SyncService: Sendable {
     ///
     /// - Throws: ``SyncError`` `unauthorized` when the header is missing, malformed or the token unknown.
     package func authenticate(authorization: String?) async throws -> Principal {
-        guard let authorization, authorization.hasPrefix("Bearer ") else {
+        guard let token = Tokens.bearer(authorization) else {
             throw SyncError(.unauthorized, "send your token as 'Authorization: Bearer <token>'")
         }
-        let token = authorization.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces)
         guard !token.isEmpty, token.utf8.count <= 256 else { throw SyncError(.unauthorized, "the token is not valid") }
         let hash = Tokens.hash(token)
         // One read for both: every request authenticates, and each read is a hop to a reader thread.

@@ -9,6 +9,13 @@ package enum Tokens {
         return "rs_" + (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
     }
 
+    /// The token of an `Authorization: Bearer <token>` header value, spaces around it trimmed;
+    /// `nil` when the value is absent or not of that scheme. An empty token comes back empty.
+    package static func bearer(_ authorization: String?) -> String? {
+        guard let authorization, authorization.hasPrefix("Bearer ") else { return nil }
+        return authorization.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces)
+    }
+
     package static func hash(_ token: String) -> [UInt8] {
         Array(SHA256.hash(data: Array(token.utf8)))
     }
