@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // zlib inflate of whole buffers, for the bench's floor of what the client's HTTP stack does.
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Numbered SQL migrations (server and client store) and the OpenAPI document, embedded in code.
@@ -40,6 +41,7 @@ let package = Package(
                 .embedInCode("m0002_server_token_revocation.sql"),
                 .embedInCode("m0003_server_conflict_rule_index.sql"),
                 .embedInCode("m0001_client_initial.sql"),
+                .embedInCode("m0001_postgres_initial.sql"),
                 .embedInCode("openapi.json"),
             ],
             swiftSettings: swiftSettings
@@ -79,6 +81,19 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The server store on PostgreSQL, for many servers on one database.
+        .target(
+            name: "ReaderSyncPostgres",
+            dependencies: [
+                "ReaderSyncCore",
+                "ReaderSyncSchema",
+                "ReaderSyncServer",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -123,6 +138,7 @@ let package = Package(
             dependencies: [
                 "ReaderSyncCore",
                 "ReaderSyncServer",
+                "ReaderSyncPostgres",
                 "ReaderSyncSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

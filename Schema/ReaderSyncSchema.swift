@@ -14,6 +14,11 @@ package enum ReaderSyncSchema {
         Migration(name: "m0003_server_conflict_rule_index", sql: text(PackageResources.m0003_server_conflict_rule_index_sql)),
     ]
 
+    /// The PostgreSQL server store's migrations, in the order they run (see `Schema/m0001_postgres_initial.sql`).
+    package static let postgresMigrations: [Migration] = [
+        Migration(name: "m0001_postgres_initial", sql: text(PackageResources.m0001_postgres_initial_sql)),
+    ]
+
     /// The client store's migrations, in the order they run.
     package static let clientMigrations: [Migration] = [
         Migration(name: "m0001_client_initial", sql: text(PackageResources.m0001_client_initial_sql)),

@@ -14,6 +14,7 @@ extension ReaderSync {
         var out: String
 
         func run() async throws {
+            try refusePostgres(database, "pg_dump -Fc")
             do {
                 let summary = try SQLiteBackup.backup(databasePath: database.path, to: out)
                 say("backup of \(database.path) written to \(summary.path): \(summary.articles) articles, \(summary.users) users, \(summary.bytes) bytes")
@@ -45,6 +46,7 @@ extension ReaderSync {
         var from: String
 
         func run() async throws {
+            try refusePostgres(database, "pg_restore")
             do {
                 let restored = try SQLiteBackup.restore(from: from, to: database.path)
                 let summary = restored.summary
@@ -73,6 +75,56 @@ extension ReaderSync {
 
         private static func count(_ n: Int, _ noun: String) -> String {
             "\(n) \(noun)\(n == 1 ? "" : "s")"
+        }
+    }
+}
+
+/// Backup and restore copy SQLite files; a PostgreSQL database has its own tools.
+private func refusePostgres(_ database: DatabaseOptions, _ tool: String) throws {
+    if case .postgres = try database.location {
+        throw CLIError("""
+            backup and restore copy SQLite files; for PostgreSQL use \(tool) (docs/RELIABILITY.md), \
+            then start a new epoch with: reader-sync reset-epoch --db …
+            """)
+    }
+}
+
+extension ReaderSync {
+    struct ResetEpoch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-epoch",
+            abstract: "Start a new epoch: every device gives back what the database lacks and pulls from the beginning.",
+            discussion: """
+                restore's other half, for any database: after installing an older copy by other means \
+                (pg_restore, a file copy), run this so no device keeps a cursor past what the database \
+                holds. Every device gets 410 reset_required on its next sync, pushes the changes it \
+                made (the database keeps whatever is newer by the merge rules) and pulls everything \
+                again. Stop every server first and start them after: a server reads the epoch when it \
+                starts. On a SQLite file this refuses while a server runs on it.
+                """)
+
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            if case .sqlite(let path) = try database.location {
+                guard FileManager.default.fileExists(atPath: path) else { throw CLIError("no database at \(path); give its path with --db") }
+                // Exclusive: a running server would go on signing cursors of the old epoch.
+                do {
+                    let lock = try DatabaseFileLock(databasePath: path, exclusive: true)
+                    defer { lock.release() }
+                    let store = try SQLiteSyncStore(path: path)
+                    try store.startNewEpoch()
+                    say("new epoch \(try await store.identity().epoch) for \(path); every device resets on its next sync")
+                } catch let error as SQLiteBackupError {
+                    throw CLIError(error.description)
+                }
+                return
+            }
+            let epoch = try await database.withStore(create: false) { store in
+                try await store.startNewEpoch()
+                return try await store.identity().epoch
+            }
+            say("new epoch \(epoch) for \(database.shown); restart every server, and every device resets on its next sync")
         }
     }
 }

@@ -53,29 +53,30 @@ extension ReaderSync.Conflicts {
         }
 
         func run() async throws {
-            let service = try await database.openService(create: false)
-            var query = ConflictQuery(articleId: article, before: before, limit: limit)
-            query.rules = try ruleFilter()
-            if let user {
-                guard let record = try await service.store.user(named: user) else {
-                    throw CLIError("no user named \(user)")
+            try await database.withService(create: false) { service in
+                var query = ConflictQuery(articleId: article, before: before, limit: limit)
+                query.rules = try ruleFilter()
+                if let user {
+                    guard let record = try await service.store.user(named: user) else {
+                        throw CLIError("no user named \(user)")
+                    }
+                    query.userId = record.id
                 }
-                query.userId = record.id
+                let conflicts = try await service.conflicts(query)
+                if json {
+                    say(try prettyJSON(ConflictsResponse(conflicts: conflicts)))
+                    return
+                }
+                guard !conflicts.isEmpty else {
+                    let rules = query.rules.map(\.rawValue).sorted()
+                    say(terminalSafe("no conflicts logged" + (user.map { " for \($0)" } ?? "") + (article.map { " on \($0)" } ?? "")
+                        + (rules.isEmpty ? "" : " under rule \(rules.joined(separator: ", "))")))
+                    return
+                }
+                say(conflictTable(conflicts))
+                say("")
+                say(terminalSafe("Explain one in words: reader-sync conflicts show ID --db \(database.shown)"))
             }
-            let conflicts = try await service.conflicts(query)
-            if json {
-                say(try prettyJSON(ConflictsResponse(conflicts: conflicts)))
-                return
-            }
-            guard !conflicts.isEmpty else {
-                let rules = query.rules.map(\.rawValue).sorted()
-                say(terminalSafe("no conflicts logged" + (user.map { " for \($0)" } ?? "") + (article.map { " on \($0)" } ?? "")
-                    + (rules.isEmpty ? "" : " under rule \(rules.joined(separator: ", "))")))
-                return
-            }
-            say(conflictTable(conflicts))
-            say("")
-            say(terminalSafe("Explain one in words: reader-sync conflicts show ID --db \(database.path)"))
         }
     }
 
@@ -91,20 +92,21 @@ extension ReaderSync.Conflicts {
         var json = false
 
         func run() async throws {
-            let service = try await database.openService(create: false)
-            guard let conflict = try await service.store.conflict(id: id) else {
-                throw CLIError("no conflict log entry with id \(id)")
-            }
-            if json {
-                struct Explained: Encodable {
-                    var conflict: ConflictDTO
-                    var explanation: String
+            try await database.withService(create: false) { service in
+                guard let conflict = try await service.store.conflict(id: id) else {
+                    throw CLIError("no conflict log entry with id \(id)")
                 }
-                say(try prettyJSON(Explained(conflict: conflict, explanation: conflict.explanation)))
-                return
+                if json {
+                    struct Explained: Encodable {
+                        var conflict: ConflictDTO
+                        var explanation: String
+                    }
+                    say(try prettyJSON(Explained(conflict: conflict, explanation: conflict.explanation)))
+                    return
+                }
+                say(terminalSafe("\(conflictHeading(conflict)) · user \(conflict.user) · article \(conflict.articleId) · \(conflict.field) · rule \(conflict.rule.rawValue) · \(conflict.detectedAt)"))
+                say(terminalSafe(conflict.explanation))
             }
-            say(terminalSafe("\(conflictHeading(conflict)) · user \(conflict.user) · article \(conflict.articleId) · \(conflict.field) · rule \(conflict.rule.rawValue) · \(conflict.detectedAt)"))
-            say(terminalSafe(conflict.explanation))
         }
     }
 }

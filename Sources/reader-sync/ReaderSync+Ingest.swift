@@ -46,57 +46,58 @@ extension ReaderSync {
                 inputs.append((path, data, modified))
             }
             try Self.refuseSharedNames(inputs.map(\.path))
-            let service = try await database.openService(create: true)
-            let progress = isatty(STDERR_FILENO) == 1
-            var total = IngestReport()
-            for input in inputs {
-                let report: IngestReport
-                if Self.isPlainText(input.path) {
-                    do {
-                        let article = try PlainTextArticle.parse(
-                            String(decoding: input.data, as: UTF8.self), fileName: input.path, date: input.modified,
-                            section: section)
-                        report = try await service.ingest([.upsert(article)])
-                    } catch let error as SyncError {
-                        var rejected = IngestReport()
-                        rejected.reject(line: 1, error.message)
-                        report = rejected
+            try await database.withService(create: true) { service in
+                let progress = isatty(STDERR_FILENO) == 1
+                var total = IngestReport()
+                for input in inputs {
+                    let report: IngestReport
+                    if Self.isPlainText(input.path) {
+                        do {
+                            let article = try PlainTextArticle.parse(
+                                String(decoding: input.data, as: UTF8.self), fileName: input.path, date: input.modified,
+                                section: section)
+                            report = try await service.ingest([.upsert(article)])
+                        } catch let error as SyncError {
+                            var rejected = IngestReport()
+                            rejected.reject(line: 1, error.message)
+                            report = rejected
+                        }
+                    } else {
+                        let started = Date()
+                        report = try await service.ingest(jsonLines: input.data) { lines in
+                            guard progress else { return }
+                            let rate = Double(lines) / max(Date().timeIntervalSince(started), 0.001)
+                            warnInline("\(input.path): \(lines) lines (\(Int(rate)) lines/s)")
+                        }
+                        if progress { warnInline(nil) }
                     }
-                } else {
-                    let started = Date()
-                    report = try await service.ingest(jsonLines: input.data) { lines in
-                        guard progress else { return }
-                        let rate = Double(lines) / max(Date().timeIntervalSince(started), 0.001)
-                        warnInline("\(input.path): \(lines) lines (\(Int(rate)) lines/s)")
+                    if !json {
+                        say("\(input.path): \(Self.counts(report))")
+                        for error in report.errors { say("  line \(error.line): \(error.message)") }
+                        if report.rejected > report.errors.count {
+                            say("  … and \(report.rejected - report.errors.count) more rejected lines")
+                        }
                     }
-                    if progress { warnInline(nil) }
-                }
-                if !json {
-                    say("\(input.path): \(Self.counts(report))")
-                    for error in report.errors { say("  line \(error.line): \(error.message)") }
-                    if report.rejected > report.errors.count {
-                        say("  … and \(report.rejected - report.errors.count) more rejected lines")
+                    if Self.isPlainText(input.path), report.updated > 0 {
+                        // The one case a derived id cannot tell apart: said, never replaced silently (on
+                        // stderr with --json, so that stdout stays one JSON document).
+                        let note = "note: an article of this file's name already existed with other text; it was taken as a "
+                            + "correction of that story (readers' read and bookmark marks stay). If it is another story, "
+                            + "give the file another name and ingest it again."
+                        if json { warn("\(input.path): \(note)") } else { say("  " + note) }
                     }
+                    total.add(report)
                 }
-                if Self.isPlainText(input.path), report.updated > 0 {
-                    // The one case a derived id cannot tell apart: said, never replaced silently (on
-                    // stderr with --json, so that stdout stays one JSON document).
-                    let note = "note: an article of this file's name already existed with other text; it was taken as a "
-                        + "correction of that story (readers' read and bookmark marks stay). If it is another story, "
-                        + "give the file another name and ingest it again."
-                    if json { warn("\(input.path): \(note)") } else { say("  " + note) }
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    say(String(decoding: try encoder.encode(total), as: UTF8.self))
+                } else if inputs.count > 1 {
+                    say("total: \(Self.counts(total))")
                 }
-                total.add(report)
-            }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                say(String(decoding: try encoder.encode(total), as: UTF8.self))
-            } else if inputs.count > 1 {
-                say("total: \(Self.counts(total))")
-            }
-            if total.rejected > 0 {
-                throw CLIError("\(total.rejected) line(s) rejected; the other lines were stored")
+                if total.rejected > 0 {
+                    throw CLIError("\(total.rejected) line(s) rejected; the other lines were stored")
+                }
             }
         }
 

@@ -7,10 +7,12 @@ import ReaderSyncServer
 extension ReaderSync {
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run the sync server on a database file (created and migrated if needed).",
+            abstract: "Run the sync server on a SQLite file or a PostgreSQL database (created and migrated if needed).",
             discussion: """
                 On the first start an admin token is generated and printed once; give your own with \
-                --admin-token or READER_SYNC_ADMIN_TOKEN. Stops cleanly on SIGINT or SIGTERM.
+                --admin-token or READER_SYNC_ADMIN_TOKEN. Stops cleanly on SIGINT or SIGTERM. \
+                Many servers may run on one PostgreSQL database (--db postgresql://…) behind a load \
+                balancer; on a SQLite file, one server.
                 """)
 
         @OptionGroup var database: DatabaseOptions
@@ -51,7 +53,7 @@ extension ReaderSync {
         @Option(name: .customLong("log-level"), help: "Log level on stderr: trace, debug (adds an access log), info, notice, warning, error, critical.")
         var logLevel = "info"
 
-        @Option(help: "normal: survives a process crash; full: also a power loss (slower writes).")
+        @Option(help: "SQLite: normal survives a process crash; full also a power loss (slower writes).")
         var durability: String = "normal"
 
         func validate() throws {
@@ -81,55 +83,46 @@ extension ReaderSync {
             var logger = Logger(label: "reader-sync")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
 
-            // Held until the process ends: `restore` refuses to replace a database a server runs on.
-            let lock: DatabaseFileLock
-            do {
-                lock = try DatabaseFileLock(databasePath: database.path, exclusive: false)
-            } catch let error as SQLiteBackupError {
-                throw CLIError(error.description)
-            }
-            defer { lock.release() }
-            let store: SQLiteSyncStore
-            do {
-                store = try SQLiteSyncStore(path: database.path, durability: SQLiteSyncStore.Durability(rawValue: durability) ?? .normal)
-            } catch {
-                throw CLIError("cannot open the database at \(database.path): \(error)")
-            }
-            let givenToken = adminToken ?? ProcessInfo.processInfo.environment["READER_SYNC_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-            var newToken: String?
-            if let givenToken {
-                try await store.setAdminTokenHash(Tokens.hash(givenToken))
-            } else if try await store.adminTokenHash() == nil {
-                let token = Tokens.generate()
-                try await store.setAdminTokenHash(Tokens.hash(token))
-                newToken = token
-            }
+            // On SQLite the database's lock is held shared until the process ends (`restore` refuses
+            // to replace a database a server runs on); on PostgreSQL the pool closes after HTTP drained.
+            let durability = SQLiteSyncStore.Durability(rawValue: durability) ?? .normal
+            try await database.withStore(create: true, durability: durability, logger: logger) { store in
+                let givenToken = adminToken ?? ProcessInfo.processInfo.environment["READER_SYNC_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+                var newToken: String?
+                if let givenToken {
+                    try await store.setAdminTokenHash(Tokens.hash(givenToken))
+                } else if try await store.adminTokenHash() == nil {
+                    let token = Tokens.generate()
+                    try await store.setAdminTokenHash(Tokens.hash(token))
+                    newToken = token
+                }
 
-            var syncConfiguration = SyncConfiguration()
-            syncConfiguration.maxBodyBytes = maxBodyBytes
-            syncConfiguration.maxClockSkewMillis = Int64(maxClockSkew) * 1000
-            let service = try await SyncService(store: store, configuration: syncConfiguration)
-            let host = self.host
-            let shownToken = newToken
-            let path = database.path
-            var serverConfiguration = ServerConfiguration(host: host, port: port, metricsToken: metricsToken, gzipLevel: gzipLevel)
-            serverConfiguration.maxConcurrentRequests = maxConcurrentRequests
-            serverConfiguration.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
-            serverConfiguration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
-            serverConfiguration.responseTimeout = .milliseconds(Int64(responseTimeout * 1000))
-            let app = buildApplication(
-                service: service,
-                configuration: serverConfiguration,
-                logger: logger,
-                onServerRunning: { channel in
-                    let port = channel.localAddress?.port ?? 0
-                    say("reader-sync serving protocol v1 at http://\(host):\(port)")
-                    say("database: \(path)")
-                    if let shownToken {
-                        say("admin token (shown only this once; keep it safe): \(shownToken)")
-                    }
-                })
-            try await app.runService()
+                var syncConfiguration = SyncConfiguration()
+                syncConfiguration.maxBodyBytes = maxBodyBytes
+                syncConfiguration.maxClockSkewMillis = Int64(maxClockSkew) * 1000
+                let service = try await SyncService(store: store, configuration: syncConfiguration)
+                let host = self.host
+                let shownToken = newToken
+                let shown = database.shown
+                var serverConfiguration = ServerConfiguration(host: host, port: port, metricsToken: metricsToken, gzipLevel: gzipLevel)
+                serverConfiguration.maxConcurrentRequests = maxConcurrentRequests
+                serverConfiguration.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
+                serverConfiguration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+                serverConfiguration.responseTimeout = .milliseconds(Int64(responseTimeout * 1000))
+                let app = buildApplication(
+                    service: service,
+                    configuration: serverConfiguration,
+                    logger: logger,
+                    onServerRunning: { channel in
+                        let port = channel.localAddress?.port ?? 0
+                        say("reader-sync serving protocol v1 at http://\(host):\(port)")
+                        say("database: \(shown)")
+                        if let shownToken {
+                            say("admin token (shown only this once; keep it safe): \(shownToken)")
+                        }
+                    })
+                try await app.runService()
+            }
             say("reader-sync stopped")
         }
     }

@@ -35,20 +35,21 @@ extension ReaderSync.Users {
         var json = false
 
         func run() async throws {
-            let service = try await database.openService(create: false)
-            let users = try await service.store.users()
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                say(String(decoding: try encoder.encode(users), as: UTF8.self))
-                return
+            try await database.withService(create: false) { service in
+                let users = try await service.store.users()
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    say(String(decoding: try encoder.encode(users), as: UTF8.self))
+                    return
+                }
+                if users.isEmpty {
+                    say("no users yet; create one with: reader-sync users add NAME --db \(database.shown)")
+                    return
+                }
+                say(TextTable(header: ["NAME", "DEVICES", "CREATED", "TOKEN"],
+                              rows: users.map { [$0.name, String($0.devices), $0.createdAt, $0.revokedAt.map { "revoked \($0)" } ?? "valid"] }).render())
             }
-            if users.isEmpty {
-                say("no users yet; create one with: reader-sync users add NAME --db \(database.path)")
-                return
-            }
-            say(TextTable(header: ["NAME", "DEVICES", "CREATED", "TOKEN"],
-                          rows: users.map { [$0.name, String($0.devices), $0.createdAt, $0.revokedAt.map { "revoked \($0)" } ?? "valid"] }).render())
         }
     }
 

@@ -23,7 +23,7 @@ struct BadInputTests {
         let state = try await h.store.state(userId: user.id, articleId: "art-1")
         #expect(state?.isRead == true && state?.version == 1, sourceLocation: sourceLocation)
         #expect(try await h.store.state(userId: user.id, articleId: "art-2") == nil, sourceLocation: sourceLocation)
-        let page = try await h.store.changes(userId: user.id, after: 0, limit: 100)
+        let page = try await h.store.changes(userId: user.id, after: .start, limit: 100)
         #expect(page.changes.count == 3, sourceLocation: sourceLocation)
     }
 

@@ -99,8 +99,8 @@ struct StoreTests {
         #expect(pages == 5)
 
         // The raw page is in ascending sequence order.
-        let raw = try await h.store.changes(userId: alice.id, after: 0, limit: 1000)
-        #expect(raw.changes.map(\.seq) == raw.changes.map(\.seq).sorted())
+        let raw = try await h.store.changes(userId: alice.id, after: .start, limit: 1000)
+        #expect(raw.changes.map(\.position) == raw.changes.map(\.position).sorted())
     }
 
     @Test("push effects, conflict entries and the device's last mutation id are written in one transaction")

@@ -27,35 +27,25 @@ extension SQLiteSyncStore {
                 WHERE id = ?
                 """)
             for item in items {
-                switch item {
-                case .upsert(let a):
-                    let existing = try Row.fetchOne(select, arguments: [a.id])
+                let effect = IngestEffect(item, stored: try Row.fetchOne(select, arguments: [item.articleId]).map(Self.storedArticle))
+                report.count(effect)
+                switch (item, effect) {
+                case (_, .unchanged):
+                    continue
+                case (.upsert(let a), _):
                     // Article text is bound so that it round-trips exactly (see ExactText).
                     let content: StatementArguments = [
                         a.section.exactDatabaseValue, a.title.exactDatabaseValue, a.summary.exactDatabaseValue,
                         a.body.exactDatabaseValue, a.author.exactDatabaseValue, a.url.exactDatabaseValue,
                         a.publishedAt, a.updatedAt,
                     ]
-                    guard let existing else {
+                    if effect == .insert {
                         try insert.execute(arguments: [a.id] + content + [sequence.next()])
-                        report.inserted += 1
-                        continue
+                    } else {
+                        try update.execute(arguments: content + [sequence.next(), a.id])
                     }
-                    let wasDeleted = existing[9] as String? != nil
-                    if !wasDeleted, Self.sameContent(existing, a) {
-                        report.unchanged += 1
-                        continue
-                    }
-                    try update.execute(arguments: content + [sequence.next(), a.id])
-                    // A new version of a deleted id restores it: new to every device, so counted as inserted.
-                    if wasDeleted { report.inserted += 1 } else { report.updated += 1 }
-                case .delete(let id):
-                    guard let existing = try Row.fetchOne(select, arguments: [id]), existing[9] as String? == nil else {
-                        report.unchanged += 1
-                        continue
-                    }
+                case (.delete(let id), _):
                     try tombstone.execute(arguments: [sequence.next(), now, id])
-                    report.deleted += 1
                 }
             }
             try sequence.save(db)
@@ -63,14 +53,13 @@ extension SQLiteSyncStore {
         }
     }
 
-    /// Whether the stored row holds exactly `a`'s text, byte for byte: a title that changed only
-    /// in Unicode normalization (`é` precomposed or not) is a change to store, as `String ==`
-    /// would not see it (see ``ExactText``).
-    private static func sameContent(_ row: Row, _ a: ArticleContent) -> Bool {
-        row.exactTextIfPresent(0).isExactly(a.section) && row.exactTextIfPresent(1).isExactly(a.title)
-            && row.exactTextIfPresent(2).isExactly(a.summary) && row.exactTextIfPresent(3).isExactly(a.body)
-            && row.exactTextIfPresent(4).isExactly(a.author) && row.exactTextIfPresent(5).isExactly(a.url)
-            && (row[6] as String?).isExactly(a.publishedAt) && (row[7] as String?).isExactly(a.updatedAt)
+    /// A row of the ingest's select, its text read exactly (see ``ExactText``).
+    private static func storedArticle(_ row: Row) -> StoredArticle {
+        if row[9] as String? != nil { return .tombstoned }
+        return .live(ArticleContent(
+            id: "", section: row.exactText(0), title: row.exactText(1), summary: row.exactText(2),
+            body: row.exactText(3), author: row.exactText(4), url: row.exactText(5),
+            publishedAt: row[6] as String? ?? "", updatedAt: row[7] as String? ?? ""))
     }
 
     package func articleExists(id: String) async throws -> Bool {
@@ -179,29 +168,15 @@ extension SQLiteSyncStore {
         }
     }
 
-    /// An entry as stored. A row this version cannot read (an unknown rule or field, a value or
-    /// side it cannot parse) fails the read: it is never shown as something it is not, nor skipped.
+    /// An entry as stored, checked by ``StoredConflict/checked()``.
     private static func decodeConflict(_ row: Row) throws -> ConflictDTO {
-        let id: Int64 = row[0]
-        // Names the entry and what is wrong, never the stored values.
-        func unreadable(_ what: String) -> StoreError { StoreError("conflict log entry \(id) is unreadable: \(what)") }
-        func write(_ base: Int, _ side: String) throws -> WriteDTO? {
-            let text: String? = row[base]
-            let wall: Int64? = row[base + 1], counter: Int64? = row[base + 2]
-            let deviceId: String? = row[base + 3], mutationId: Int64? = row[base + 4]
-            guard let text else {
-                guard wall == nil, counter == nil, deviceId == nil, mutationId == nil else { throw unreadable("its \(side) is partly empty") }
-                return nil
-            }
-            guard let value = FieldValue(storedText: text) else { throw unreadable("its \(side)'s value is not a boolean or number") }
-            guard let wall, let counter, let deviceId, let mutationId else { throw unreadable("its \(side) is partly empty") }
-            return WriteDTO(FieldWrite(value: value, hlc: HLC(wall: wall, counter: counter), deviceId: deviceId, mutationId: mutationId))
+        func side(_ base: Int) -> StoredConflictWrite {
+            StoredConflictWrite(value: row[base], wall: row[base + 1], counter: row[base + 2],
+                                deviceId: row[base + 3], mutationId: row[base + 4])
         }
-        guard let field = StateField(rawValue: row[3]) else { throw unreadable("its field is not one this version knows") }
-        guard let rule = ConflictRule(rawValue: row[4]) else { throw unreadable("its rule is not one this version knows") }
-        guard let winner = try write(5, "winner") else { throw unreadable("it has no winner") }
-        return ConflictDTO(
-            id: id, user: row[1], articleId: row[2], field: field, rule: rule,
-            winner: winner, loser: try write(10, "loser"), baseVersion: row[15], detectedAt: row[16])
+        return try StoredConflict(
+            id: row[0], user: row[1], articleId: row[2], field: row[3], rule: row[4],
+            winner: side(5), loser: side(10), baseVersion: row[15], detectedAt: row[16]
+        ).checked()
     }
 }

@@ -58,41 +58,33 @@ extension SQLiteSyncStore {
         return StatementArguments(values)
     }
 
-    package func changes(userId: Int64, after: Int64, limit: Int) async throws -> ChangePage {
-        try await dbPool.read { db in
+    package func changes(userId: Int64, after: FeedPosition, limit: Int) async throws -> ChangePage {
+        // One writer at a time takes sequence values in commit order: the sequence alone orders the feed.
+        let afterSeq = after.seq
+        return try await dbPool.read { db in
             // Both reads are index range scans (article_on_seq, userArticleState_on_user_seq),
             // in the one snapshot of this read transaction.
-            let articleRows = try Row.fetchAll(
+            let articleRows = try Row.fetchCursor(
                 db.cachedStatement(sql: """
                     SELECT id, section, title, summary, body, author, url, publishedAt, updatedAt, version, seq, deletedAt
                     FROM article WHERE seq > ? ORDER BY seq LIMIT ?
                     """),
-                arguments: [after, limit + 1])
+                arguments: [afterSeq, limit + 1])
+            var articles: [(position: FeedPosition, change: Change)] = []
+            while let row = try articleRows.next() {
+                articles.append((FeedPosition(seq: try row.decode(atIndex: 10)), try Self.decodeArticle(row)))
+            }
             // States are decoded as they are stepped (no copied rows): a caught-up device's pull is
             // mostly states.
-            var states: [(state: UserArticleState, seq: Int64)] = []
+            var states: [(position: FeedPosition, change: Change)] = []
             let stateRows = try Row.fetchCursor(
                 db.cachedStatement(sql: "SELECT \(Self.stateColumns) FROM userArticleState WHERE userId = ? AND seq > ? ORDER BY seq LIMIT ?"),
-                arguments: [userId, after, limit + 1])
-            while let row = try stateRows.next() { states.append(try Self.decodeState(row)) }
-
-            var changes: [(seq: Int64, change: Change)] = []
-            changes.reserveCapacity(min(limit, articleRows.count + states.count))
-            var a = 0
-            var s = 0
-            while changes.count < limit, a < articleRows.count || s < states.count {
-                let articleSeq: Int64 = a < articleRows.count ? articleRows[a][10] : .max
-                let stateSeq: Int64 = s < states.count ? states[s].seq : .max
-                if articleSeq < stateSeq {
-                    changes.append((articleSeq, try Self.decodeArticle(articleRows[a])))
-                    a += 1
-                } else {
-                    changes.append((stateSeq, .state(states[s].state)))
-                    s += 1
-                }
+                arguments: [userId, afterSeq, limit + 1])
+            while let row = try stateRows.next() {
+                let (state, seq) = try Self.decodeState(row)
+                states.append((FeedPosition(seq: seq), .state(state)))
             }
-            let hasMore = a < articleRows.count || s < states.count
-            return ChangePage(changes: changes, lastSeq: changes.last?.seq ?? after, hasMore: hasMore)
+            return ChangePage.merging(articles: articles, states: states, after: after, limit: limit)
         }
     }
 

@@ -91,7 +91,7 @@ package final class SQLiteSyncStore: SyncStore {
     static func fetchAdminTokenHash(_ db: Database) throws -> [UInt8]? {
         // A stored hash that is not hex is an error, not "no admin token".
         try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'adminTokenHash'")).map { text in
-            guard let hash = Self.bytes(hex: text), !hash.isEmpty else {
+            guard let hash = Hex.bytes(text), !hash.isEmpty else {
                 throw StoreError("the stored admin token hash is not hex; set a new admin token with serve --admin-token")
             }
             return hash
@@ -101,22 +101,8 @@ package final class SQLiteSyncStore: SyncStore {
     package func setAdminTokenHash(_ hash: [UInt8]) async throws {
         try await dbPool.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('adminTokenHash', ?)",
-                           arguments: [hash.map { String(format: "%02x", $0) }.joined()])
+                           arguments: [Hex.string(hash)])
         }
-    }
-
-    static func bytes(hex: String) -> [UInt8]? {
-        let chars = Array(hex.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(chars.count / 2)
-        var i = 0
-        while i < chars.count {
-            guard let byte = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
-            out.append(byte)
-            i += 2
-        }
-        return out
     }
 }
 

@@ -8,9 +8,20 @@ package protocol SyncStore: Sendable {
     /// Database-wide facts read once at open: the epoch and the cursor signing secret.
     func identity() async throws -> StoreIdentity
 
-    /// The changes after sequence value `after`, in sequence order, read from one snapshot:
-    /// articles and tombstones of everyone, states of `userId` only.
-    func changes(userId: Int64, after: Int64, limit: Int) async throws -> ChangePage
+    /// Starts a new epoch: every cursor handed out before gets `410 reset_required`, and every
+    /// device gives back what the database lacks (after a restore).
+    func startNewEpoch() async throws
+
+    /// The changes after `after`, in feed order, read from one snapshot: articles and tombstones
+    /// of everyone, states of `userId` only.
+    ///
+    /// **Never skips a change:** every change this method leaves out because it is not yet
+    /// committed (or not yet past the store's horizon) must sort after the page's
+    /// ``ChangePage/last`` once it is served, so a device that moves its cursor to `last` still
+    /// gets it. A store whose sequence values are taken in commit order (one writer, SQLite) gives
+    /// this by the sequence alone; one with concurrent writers orders by transaction first
+    /// (``FeedPosition``).
+    func changes(userId: Int64, after: FeedPosition, limit: Int) async throws -> ChangePage
 
     /// Reads the push's context, lets `plan` decide, then writes the plan, all in one transaction.
     /// If `plan` throws, nothing is written. Article ids are told apart by their exact bytes,
@@ -57,6 +68,11 @@ package struct StoreIdentity: Sendable, Hashable {
     /// Changes whenever the database is reset or restored; cursors of another epoch get `410`.
     package var epoch: String
     package var cursorSecret: [UInt8]
+
+    package init(epoch: String, cursorSecret: [UInt8]) {
+        self.epoch = epoch
+        self.cursorSecret = cursorSecret
+    }
 }
 
 /// One change in a pull page.
@@ -66,13 +82,72 @@ package enum Change: Sendable, Hashable {
     case state(UserArticleState)
 }
 
+/// Where a change sits in the change feed: ordered by the writing transaction, then by the
+/// sequence value it took in that transaction.
+///
+/// On SQLite (one writer at a time, sequence values taken in commit order) `transaction` is
+/// always 0 and the sequence alone orders the feed. On PostgreSQL, where a transaction can take
+/// sequence value 10 and commit after another took 11, `transaction` is the writer's
+/// transaction id (`xid8`) and only transactions below the snapshot's horizon are served, so a
+/// change can never appear behind a cursor that already passed it (docs/PROTOCOL.md, cursors).
+package struct FeedPosition: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The writing transaction's id (PostgreSQL `xid8`); 0 on stores that order by `seq` alone.
+    package var transaction: UInt64
+    package var seq: Int64
+
+    /// Before every change.
+    package static let start = FeedPosition(transaction: 0, seq: 0)
+
+    package init(transaction: UInt64 = 0, seq: Int64) {
+        self.transaction = transaction
+        self.seq = seq
+    }
+
+    package static func < (a: FeedPosition, b: FeedPosition) -> Bool {
+        (a.transaction, a.seq) < (b.transaction, b.seq)
+    }
+
+    package var description: String { transaction == 0 ? "\(seq)" : "\(transaction)/\(seq)" }
+}
+
 /// A page of changes and where it ended.
 package struct ChangePage: Sendable {
-    /// Each change with its sequence value, ascending.
-    package var changes: [(seq: Int64, change: Change)]
-    /// The sequence value of the last change returned (or the requested `after` when none).
-    package var lastSeq: Int64
+    /// Each change with its feed position, ascending.
+    package var changes: [(position: FeedPosition, change: Change)]
+    /// The position of the last change returned (or the requested `after` when none): the next cursor.
+    package var last: FeedPosition
     package var hasMore: Bool
+
+    package init(changes: [(position: FeedPosition, change: Change)], last: FeedPosition, hasMore: Bool) {
+        self.changes = changes
+        self.last = last
+        self.hasMore = hasMore
+    }
+
+    /// Merges a store's two reads of one snapshot, each in feed order and each read with
+    /// `limit + 1` rows, into one page of at most `limit` changes: what every store does with
+    /// its article and state queries.
+    package static func merging(
+        articles: [(position: FeedPosition, change: Change)],
+        states: [(position: FeedPosition, change: Change)],
+        after: FeedPosition, limit: Int
+    ) -> ChangePage {
+        var changes: [(position: FeedPosition, change: Change)] = []
+        changes.reserveCapacity(min(limit, articles.count + states.count))
+        var a = 0
+        var s = 0
+        while changes.count < limit, a < articles.count || s < states.count {
+            if s == states.count || (a < articles.count && articles[a].position < states[s].position) {
+                changes.append(articles[a])
+                a += 1
+            } else {
+                changes.append(states[s])
+                s += 1
+            }
+        }
+        let hasMore = a < articles.count || s < states.count
+        return ChangePage(changes: changes, last: changes.last?.position ?? after, hasMore: hasMore)
+    }
 }
 
 /// A push as written: the plan with sequence values and conflict ids assigned.
@@ -82,6 +157,12 @@ package struct CommittedPush: Sendable {
     package var seqByArticle: [ExactText: Int64]
     /// The id each planned conflict got, in plan order.
     package var conflictIds: [Int64]
+
+    package init(plan: PushPlan, seqByArticle: [ExactText: Int64], conflictIds: [Int64]) {
+        self.plan = plan
+        self.seqByArticle = seqByArticle
+        self.conflictIds = conflictIds
+    }
 }
 
 /// An article's content as ingested.
@@ -95,6 +176,19 @@ package struct ArticleContent: Sendable, Hashable {
     package var url: String
     package var publishedAt: String
     package var updatedAt: String
+
+    package init(id: String, section: String, title: String, summary: String, body: String,
+                 author: String, url: String, publishedAt: String, updatedAt: String) {
+        self.id = id
+        self.section = section
+        self.title = title
+        self.summary = summary
+        self.body = body
+        self.author = author
+        self.url = url
+        self.publishedAt = publishedAt
+        self.updatedAt = updatedAt
+    }
 }
 
 /// One line of an ingest.
@@ -106,6 +200,11 @@ package enum IngestItem: Sendable, Hashable {
 package struct UserRecord: Sendable, Hashable {
     package var id: Int64
     package var name: String
+
+    package init(id: Int64, name: String) {
+        self.id = id
+        self.name = name
+    }
 }
 
 package struct UserSummary: Sendable, Hashable, Codable {
@@ -114,6 +213,13 @@ package struct UserSummary: Sendable, Hashable, Codable {
     package var devices: Int
     /// When the user's token was revoked; `nil` while it is valid.
     package var revokedAt: String?
+
+    package init(name: String, createdAt: String, devices: Int, revokedAt: String?) {
+        self.name = name
+        self.createdAt = createdAt
+        self.devices = devices
+        self.revokedAt = revokedAt
+    }
 }
 
 /// A filter on the conflict log.

@@ -81,10 +81,10 @@ package struct SyncService: Sendable {
         guard (1...configuration.maxPullLimit).contains(limit) else {
             throw SyncError(.limitOutOfRange, "limit must be from 1 to \(configuration.maxPullLimit), got \(limit)")
         }
-        let after = try cursor.map { (c) throws(SyncError) in try cursors.decode(c) } ?? 0
+        let after = try cursor.map { (c) throws(SyncError) in try cursors.decode(c) } ?? .start
         let page = try await store.changes(userId: user.id, after: after, limit: limit)
         var response = PullResponse(articles: [], deletedArticleIds: [], states: [],
-                                    cursor: cursors.encode(seq: page.lastSeq), hasMore: page.hasMore, epoch: epoch)
+                                    cursor: cursors.encode(page.last), hasMore: page.hasMore, epoch: epoch)
         for (_, change) in page.changes {
             switch change {
             case .article(let article): response.articles.append(article)

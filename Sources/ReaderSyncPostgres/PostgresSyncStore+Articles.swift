@@ -1,0 +1,152 @@
+import Foundation
+import PostgresNIO
+import ReaderSyncCore
+import ReaderSyncServer
+
+extension PostgresSyncStore {
+    /// Applies a batch in one transaction. The batch's existing articles are locked in id order
+    /// (`FOR UPDATE`), so a racing push waits and then sees a delete, and two ingests never
+    /// deadlock; each line is classified as on SQLite (``IngestEffect``), then every written
+    /// article is stored by one multi-row upsert with a new sequence value.
+    package func ingest(_ items: [IngestItem], now: String) async throws -> IngestReport {
+        let nowDate = try Self.date(now)
+        let ids = Array(Set(items.map { $0.articleId.exact })).sorted().map(\.string)
+        return try await transaction { connection in
+            var stored: [ExactText: StoredArticle] = [:]
+            let rows = try await connection.query("""
+                SELECT id, section, title, summary, body, author, url, published_at, updated_at, deleted_at IS NOT NULL
+                FROM article WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE
+                """, logger: self.logger)
+            for try await row in rows {
+                let cells = row.makeRandomAccess()
+                let id = try cells[0].decode(String.self)
+                if try cells[9].decode(Bool.self) {
+                    stored[id.exact] = .tombstoned
+                    continue
+                }
+                func text(_ i: Int) throws -> String { try cells[i].decode(ByteBuffer?.self).map { String(buffer: $0) } ?? "" }
+                func date(_ i: Int) throws -> String { try cells[i].decode(Date?.self).map(Timestamp.format) ?? "" }
+                stored[id.exact] = .live(ArticleContent(
+                    id: id, section: try text(1), title: try text(2), summary: try text(3), body: try text(4),
+                    author: try text(5), url: try text(6), publishedAt: try date(7), updatedAt: try date(8)))
+            }
+
+            // Each line against what the lines before it left, as SQLite applies them one by one;
+            // an id written twice in a batch is stored once, as its last write, its version
+            // growing by the number of writes.
+            var report = IngestReport()
+            var written: [ExactText: (item: IngestItem, writes: Int64)] = [:]
+            for item in items {
+                let id = item.articleId.exact
+                let effect = IngestEffect(item, stored: stored[id])
+                report.count(effect)
+                guard effect.writes else { continue }
+                switch item {
+                case .upsert(let content): stored[id] = .live(content)
+                case .delete: stored[id] = .tombstoned
+                }
+                written[id, default: (item, 0)].writes += 1
+                written[id]?.item = item
+            }
+            guard !written.isEmpty else { return report }
+
+            let order = written.keys.sorted()
+            let seqs = try await Self.nextValues(connection, sequence: "change_seq", count: order.count, logger: self.logger)
+            var binds = PostgresBindings(capacity: order.count * 12)
+            var values: [String] = []
+            for (index, id) in order.enumerated() {
+                guard let (item, writes) = written[id] else { continue }
+                let base = binds.count
+                values.append("(" + (1...12).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
+                binds.append(id.string)
+                switch item {
+                case .upsert(let a):
+                    for text in [a.section, a.title, a.summary, a.body, a.author, a.url] {
+                        binds.append(ByteBuffer(string: text))
+                    }
+                    binds.append(try Self.date(a.publishedAt))
+                    binds.append(try Self.date(a.updatedAt))
+                    binds.appendNull()
+                case .delete:
+                    for _ in 0..<8 { binds.appendNull() }
+                    binds.append(nowDate)
+                }
+                binds.append(writes)
+                binds.append(seqs[index])
+            }
+            try await connection.query(PostgresQuery(unsafeSQL: """
+                INSERT INTO article (id, section, title, summary, body, author, url, published_at, updated_at, deleted_at, version, seq)
+                VALUES \(values.joined(separator: ", "))
+                ON CONFLICT (id) DO UPDATE SET section = EXCLUDED.section, title = EXCLUDED.title, summary = EXCLUDED.summary,
+                    body = EXCLUDED.body, author = EXCLUDED.author, url = EXCLUDED.url, published_at = EXCLUDED.published_at,
+                    updated_at = EXCLUDED.updated_at, deleted_at = EXCLUDED.deleted_at,
+                    version = article.version + EXCLUDED.version, seq = EXCLUDED.seq, xid = pg_current_xact_id()
+                """, binds: binds), logger: self.logger)
+            return report
+        }
+    }
+
+    package func articleExists(id: String) async throws -> Bool {
+        try await !query("SELECT 1 FROM article WHERE id = \(id)").isEmpty
+    }
+
+    // MARK: Conflict log
+
+    static let conflictColumns = """
+        conflict.id, users.name, article_id, field, rule,
+        winner_value, winner_hlc_wall, winner_hlc_counter, winner_device_id, winner_mutation_id,
+        loser_value, loser_hlc_wall, loser_hlc_counter, loser_device_id, loser_mutation_id,
+        base_version, detected_at
+        """
+
+    package func conflicts(_ query: ConflictQuery) async throws -> [ConflictDTO] {
+        // Fixed SQL fragments; every value is bound.
+        var conditions: [String] = []
+        var binds = PostgresBindings()
+        if let userId = query.userId {
+            binds.append(userId)
+            conditions.append("conflict.user_id = $\(binds.count)")
+        }
+        if let articleId = query.articleId {
+            binds.append(articleId)
+            conditions.append("conflict.article_id = $\(binds.count)")
+        }
+        if let before = query.before {
+            binds.append(before)
+            conditions.append("conflict.id < $\(binds.count)")
+        }
+        if !query.rules.isEmpty {
+            binds.append(query.rules.map(\.rawValue).sorted())
+            conditions.append("conflict.rule = ANY($\(binds.count))")
+        }
+        binds.append(query.limit)
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        return try await self.query(PostgresQuery(unsafeSQL: """
+            SELECT \(Self.conflictColumns) FROM conflict JOIN users ON users.id = conflict.user_id
+            \(whereClause) ORDER BY conflict.id DESC LIMIT $\(binds.count)
+            """, binds: binds)).map { try Self.decodeConflict($0) }
+    }
+
+    package func conflict(id: Int64) async throws -> ConflictDTO? {
+        try await query("""
+            SELECT \(unescaped: Self.conflictColumns) FROM conflict JOIN users ON users.id = conflict.user_id WHERE conflict.id = \(id)
+            """).first.map { try Self.decodeConflict($0) }
+    }
+
+    /// An entry as stored, checked by ``StoredConflict/checked()``.
+    static func decodeConflict(_ row: PostgresRow) throws -> ConflictDTO {
+        let cells = row.makeRandomAccess()
+        func side(_ base: Int) throws -> StoredConflictWrite {
+            StoredConflictWrite(
+                value: try cells[base].decode(String?.self), wall: try cells[base + 1].decode(Int64?.self),
+                counter: try cells[base + 2].decode(Int64?.self), deviceId: try cells[base + 3].decode(String?.self),
+                mutationId: try cells[base + 4].decode(Int64?.self))
+        }
+        return try StoredConflict(
+            id: try cells[0].decode(Int64.self), user: try cells[1].decode(String.self),
+            articleId: try cells[2].decode(String.self), field: try cells[3].decode(String.self),
+            rule: try cells[4].decode(String.self), winner: try side(5), loser: try side(10),
+            baseVersion: try cells[15].decode(Int64.self), detectedAt: Timestamp.format(try cells[16].decode(Date.self))
+        ).checked()
+    }
+}

@@ -1,0 +1,313 @@
+import Foundation
+import PostgresNIO
+import ReaderSyncCore
+import ReaderSyncServer
+
+extension PostgresSyncStore {
+    /// Column list of the state reads below: article_id, version, xid, seq, then six per field.
+    static let stateColumns = """
+        article_id, version, xid::text, seq,
+        read_value, read_hlc_wall, read_hlc_counter, read_device_id, read_mutation_id, read_version,
+        bookmarked_value, bookmarked_hlc_wall, bookmarked_hlc_counter, bookmarked_device_id, bookmarked_mutation_id, bookmarked_version,
+        progress_value, progress_hlc_wall, progress_hlc_counter, progress_device_id, progress_mutation_id, progress_version
+        """
+
+    static let articleColumns = """
+        id, section, title, summary, body, author, url, published_at, updated_at, version, xid::text, seq, deleted_at IS NOT NULL
+        """
+
+    /// Reads the pull page.
+    ///
+    /// The horizon is read once, in the first statement's snapshot, and bound into the second:
+    /// every transaction below it has ended, so the rows below it are final in both reads; a
+    /// change of a transaction at or above it is served by a later pull, at a position after
+    /// this page's last (transaction ids only grow). Two reads with two horizons could return a
+    /// state past an article the other read had not seen yet.
+    package func changes(userId: Int64, after: FeedPosition, limit: Int) async throws -> ChangePage {
+        let afterTransaction = String(after.transaction)
+        let rowLimit = limit + 1
+        return try await client.withConnection { connection in
+            let articleQuery: PostgresQuery
+            switch feedOrder {
+            case .transactionThenSequence:
+                articleQuery = """
+                    WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon)
+                    SELECT h.horizon::text, a.* FROM h LEFT JOIN LATERAL (
+                        SELECT \(unescaped: Self.articleColumns) FROM article
+                        WHERE (xid, seq) > (\(afterTransaction)::xid8, \(after.seq)) AND xid < h.horizon
+                        ORDER BY xid, seq LIMIT \(rowLimit)
+                    ) a ON true
+                    """
+            case .sequenceAloneForTesting:
+                // Transaction ids read as 0: the cursor holds the sequence alone.
+                articleQuery = """
+                    SELECT '0', \(unescaped: Self.articleColumns.replacingOccurrences(of: "xid::text", with: "'0'"))
+                    FROM article WHERE seq > \(after.seq) ORDER BY seq LIMIT \(rowLimit)
+                    """
+            }
+            var horizon = "0"
+            var articles: [(position: FeedPosition, change: Change)] = []
+            for try await row in try await connection.query(articleQuery, logger: self.logger) {
+                let cells = row.makeRandomAccess()
+                horizon = try cells[0].decode(String.self)
+                if try cells[1].decode(String?.self) == nil { continue } // no article below the horizon
+                articles.append(try Self.decodeArticle(cells, offset: 1))
+            }
+
+            let stateQuery: PostgresQuery
+            switch feedOrder {
+            case .transactionThenSequence:
+                stateQuery = """
+                    SELECT \(unescaped: Self.stateColumns) FROM user_article_state
+                    WHERE user_id = \(userId) AND (xid, seq) > (\(afterTransaction)::xid8, \(after.seq)) AND xid < \(horizon)::xid8
+                    ORDER BY xid, seq LIMIT \(rowLimit)
+                    """
+            case .sequenceAloneForTesting:
+                stateQuery = """
+                    SELECT \(unescaped: Self.stateColumns.replacingOccurrences(of: "xid::text", with: "'0'")) FROM user_article_state
+                    WHERE user_id = \(userId) AND seq > \(after.seq) ORDER BY seq LIMIT \(rowLimit)
+                    """
+            }
+            var states: [(position: FeedPosition, change: Change)] = []
+            for try await row in try await connection.query(stateQuery, logger: self.logger) {
+                let (state, position) = try Self.decodeState(row.makeRandomAccess())
+                states.append((position, .state(state)))
+            }
+            return ChangePage.merging(articles: articles, states: states, after: after, limit: limit)
+        }
+    }
+
+    /// One article row of ``articleColumns`` starting at `offset`: a tombstone, or every column
+    /// of a live article, none defaulted.
+    static func decodeArticle(_ cells: PostgresRandomAccessRow, offset: Int) throws -> (position: FeedPosition, change: Change) {
+        let id = try cells[offset].decode(String.self)
+        let position = try Self.position(transaction: cells[offset + 10].decode(String.self), seq: cells[offset + 11].decode(Int64.self))
+        if try cells[offset + 12].decode(Bool.self) { return (position, .tombstone(id: id)) }
+        func text(_ index: Int) throws -> String {
+            guard let buffer = try cells[offset + index].decode(ByteBuffer?.self) else {
+                throw StoreError("article \(id) has no column \(index)")
+            }
+            return String(buffer: buffer)
+        }
+        func date(_ index: Int) throws -> String {
+            guard let date = try cells[offset + index].decode(Date?.self) else { throw StoreError("article \(id) has no column \(index)") }
+            return Timestamp.format(date)
+        }
+        return (position, .article(ArticleDTO(
+            id: id, section: try text(1), title: try text(2), summary: try text(3), body: try text(4),
+            author: try text(5), url: try text(6), publishedAt: try date(7), updatedAt: try date(8),
+            version: try cells[offset + 9].decode(Int64.self))))
+    }
+
+    /// A feed position from the row's `xid::text` and `seq`.
+    static func position(transaction: String, seq: Int64) throws -> FeedPosition {
+        guard let transaction = UInt64(transaction) else { throw StoreError("a row's transaction id '\(transaction)' is not a number") }
+        return FeedPosition(transaction: transaction, seq: seq)
+    }
+
+    /// One state row of ``stateColumns``. A field whose HLC wall is NULL was never written.
+    /// - Throws: ``StoreError`` when a written field misses a column (a row no version writes).
+    static func decodeState(_ cells: PostgresRandomAccessRow) throws -> (UserArticleState, FeedPosition) {
+        let articleId = try cells[0].decode(String.self)
+        var state = UserArticleState(articleId: articleId, version: try cells[1].decode(Int64.self))
+        for (i, field) in StateField.allCases.enumerated() {
+            let base = 4 + i * 6
+            guard let wall = try cells[base + 1].decode(Int64?.self) else { continue }
+            let value: FieldValue?
+            if field == .progress {
+                value = try cells[base].decode(Double?.self).map(FieldValue.number)
+            } else {
+                value = try cells[base].decode(Bool?.self).map(FieldValue.bool)
+            }
+            guard let value, let counter = try cells[base + 2].decode(Int64?.self),
+                  let deviceId = try cells[base + 3].decode(String?.self),
+                  let mutationId = try cells[base + 4].decode(Int64?.self),
+                  let setAtVersion = try cells[base + 5].decode(Int64?.self)
+            else {
+                // The message names the row, never its values.
+                throw StoreError("a user_article_state row cannot be read: a column of a written field is NULL")
+            }
+            state[field] = FieldCell(
+                write: FieldWrite(value: value, hlc: HLC(wall: wall, counter: counter), deviceId: deviceId, mutationId: mutationId),
+                setAtVersion: setAtVersion)
+        }
+        let seq = try cells[3].decode(Int64.self)
+        let position = try Self.position(transaction: cells[2].decode(String.self), seq: seq)
+        return (state, position)
+    }
+
+    package func state(userId: Int64, articleId: String) async throws -> UserArticleState? {
+        try await client.withConnection { connection in
+            try await Self.fetchStates(connection, userId: userId, articleIds: [articleId], logger: self.logger)[ExactText(articleId)]
+        }
+    }
+
+    static func fetchStates(_ connection: PostgresConnection, userId: Int64, articleIds: [String], logger: Logger) async throws -> [ExactText: UserArticleState] {
+        var states: [ExactText: UserArticleState] = [:]
+        let rows = try await connection.query("""
+            SELECT \(unescaped: stateColumns) FROM user_article_state WHERE user_id = \(userId) AND article_id = ANY(\(articleIds))
+            """, logger: logger)
+        for try await row in rows {
+            let (state, _) = try decodeState(row.makeRandomAccess())
+            states[ExactText(state.articleId)] = state
+        }
+        return states
+    }
+
+    /// A push in one READ COMMITTED transaction holding the user's advisory lock: the device's
+    /// last mutation id and the user's states are read fresh under it, so the same push sent to
+    /// two servers at once is applied by one and answered `duplicate` by the other. The
+    /// articles are share-locked in id order, so an ingest deleting one waits for the push (or
+    /// the push sees the delete).
+    package func push(
+        userId: Int64,
+        deviceId: String,
+        articleIds: Set<ExactText>,
+        now: String,
+        plan makePlan: @Sendable (PushContext) throws -> PushPlan
+    ) async throws -> CommittedPush {
+        let nowDate = try Self.date(now)
+        let ids = articleIds.map(\.string)
+        return try await transaction { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(userId))", logger: self.logger)
+            var deviceOwner: Int64?
+            var lastMutationId: Int64 = 0
+            for try await (owner, last) in try await connection.query(
+                "SELECT user_id, last_mutation_id FROM device WHERE id = \(deviceId)", logger: self.logger
+            ).decode((Int64, Int64).self) {
+                deviceOwner = owner
+                lastMutationId = last
+            }
+            var articles: [ExactText: ArticleAvailability] = [:]
+            for try await (id, deleted) in try await connection.query(
+                "SELECT id, deleted_at IS NOT NULL FROM article WHERE id = ANY(\(ids)) ORDER BY id FOR SHARE", logger: self.logger
+            ).decode((String, Bool).self) {
+                articles[ExactText(id)] = deleted ? .deleted : .live
+            }
+            let states = try await Self.fetchStates(
+                connection, userId: userId, articleIds: articles.keys.map(\.string), logger: self.logger)
+            let plan = try makePlan(PushContext(deviceOwner: deviceOwner, lastMutationId: lastMutationId, articles: articles, states: states))
+
+            let changed = plan.changeOrder.compactMap { id in plan.changedStates[id].map { (id, $0) } }
+            var seqByArticle: [ExactText: Int64] = [:]
+            if !changed.isEmpty {
+                let seqs = try await Self.nextValues(connection, sequence: "change_seq", count: changed.count, logger: self.logger)
+                var binds = PostgresBindings(capacity: changed.count * 22)
+                var rows: [String] = []
+                for (index, (articleId, state)) in changed.enumerated() {
+                    seqByArticle[articleId] = seqs[index]
+                    let base = binds.count
+                    rows.append("(" + (1...22).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
+                    binds.append(userId)
+                    binds.append(state.articleId)
+                    binds.append(state.version)
+                    binds.append(seqs[index])
+                    for field in StateField.allCases {
+                        Self.appendCell(state[field], field: field, to: &binds)
+                    }
+                }
+                let fieldColumns = StateField.allCases.map(\.columnPrefix).flatMap { p in
+                    ["\(p)_value", "\(p)_hlc_wall", "\(p)_hlc_counter", "\(p)_device_id", "\(p)_mutation_id", "\(p)_version"]
+                }
+                let updates = (["version", "seq"] + fieldColumns).map { "\($0) = EXCLUDED.\($0)" } + ["xid = pg_current_xact_id()"]
+                try await connection.query(PostgresQuery(unsafeSQL: """
+                    INSERT INTO user_article_state (user_id, article_id, version, seq, \(fieldColumns.joined(separator: ", ")))
+                    VALUES \(rows.joined(separator: ", "))
+                    ON CONFLICT (user_id, article_id) DO UPDATE SET \(updates.joined(separator: ", "))
+                    """, binds: binds), logger: self.logger)
+            }
+
+            var conflictIds: [Int64] = []
+            if !plan.conflicts.isEmpty {
+                conflictIds = try await Self.nextValues(
+                    connection, sequence: "conflict_id_seq", count: plan.conflicts.count, logger: self.logger)
+                var binds = PostgresBindings(capacity: plan.conflicts.count * 17)
+                var rows: [String] = []
+                for (index, planned) in plan.conflicts.enumerated() {
+                    let base = binds.count
+                    rows.append("(" + (1...17).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
+                    let w = planned.conflict.winner
+                    let l = planned.conflict.loser
+                    binds.append(conflictIds[index])
+                    binds.append(userId)
+                    binds.append(planned.articleId)
+                    binds.append(planned.field.rawValue)
+                    binds.append(planned.conflict.rule.rawValue)
+                    binds.append(w.value.description)
+                    binds.append(w.hlc.wall)
+                    binds.append(w.hlc.counter)
+                    binds.append(w.deviceId)
+                    binds.append(w.mutationId)
+                    binds.append(l?.value.description)
+                    binds.append(l?.hlc.wall)
+                    binds.append(l?.hlc.counter)
+                    binds.append(l?.deviceId)
+                    binds.append(l?.mutationId)
+                    binds.append(planned.baseVersion)
+                    binds.append(nowDate)
+                }
+                try await connection.query(PostgresQuery(unsafeSQL: """
+                    INSERT INTO conflict (id, user_id, article_id, field, rule,
+                        winner_value, winner_hlc_wall, winner_hlc_counter, winner_device_id, winner_mutation_id,
+                        loser_value, loser_hlc_wall, loser_hlc_counter, loser_device_id, loser_mutation_id,
+                        base_version, detected_at)
+                    VALUES \(rows.joined(separator: ", "))
+                    """, binds: binds), logger: self.logger)
+            }
+
+            if plan.bindsDevice {
+                // A device id another user's push bound meanwhile fails the key: the retry reads the owner.
+                try await connection.query("""
+                    INSERT INTO device (id, user_id, last_mutation_id, first_seen_at, last_seen_at)
+                    VALUES (\(deviceId), \(userId), \(plan.lastMutationId), \(nowDate), \(nowDate))
+                    """, logger: self.logger)
+            } else {
+                try await connection.query("""
+                    UPDATE device SET last_mutation_id = \(plan.lastMutationId), last_seen_at = \(nowDate) WHERE id = \(deviceId)
+                    """, logger: self.logger)
+            }
+            return CommittedPush(plan: plan, seqByArticle: seqByArticle, conflictIds: conflictIds)
+        }
+    }
+
+    /// `count` values of `sequence`, ascending, in one statement.
+    static func nextValues(_ connection: PostgresConnection, sequence: String, count: Int, logger: Logger) async throws -> [Int64] {
+        var values: [Int64] = []
+        values.reserveCapacity(count)
+        for try await value in try await connection.query(
+            "SELECT nextval(\(sequence)::regclass) FROM generate_series(1, \(count))", logger: logger
+        ).decode(Int64.self) {
+            values.append(value)
+        }
+        return values.sorted()
+    }
+
+    /// Appends a field's six columns: value, HLC wall and counter, device, mutation, version.
+    static func appendCell(_ cell: FieldCell?, field: StateField, to binds: inout PostgresBindings) {
+        guard let cell else {
+            for _ in 0..<6 { binds.appendNull() }
+            return
+        }
+        switch cell.write.value {
+        case .bool(let b): binds.append(b)
+        case .number(let d): binds.append(d)
+        case .unsupported: binds.appendNull()
+        }
+        binds.append(cell.write.hlc.wall)
+        binds.append(cell.write.hlc.counter)
+        binds.append(cell.write.deviceId)
+        binds.append(cell.write.mutationId)
+        binds.append(cell.setAtVersion)
+    }
+}
+
+extension StateField {
+    /// The prefix of the field's columns in `user_article_state`.
+    var columnPrefix: String {
+        switch self {
+        case .read: "read"
+        case .bookmarked: "bookmarked"
+        case .progress: "progress"
+        }
+    }
+}

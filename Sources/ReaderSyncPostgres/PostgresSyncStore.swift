@@ -1,0 +1,310 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ReaderSyncCore
+import ReaderSyncSchema
+import ReaderSyncServer
+
+/// The server store on PostgreSQL: many stateless `reader-sync serve` processes on one database.
+///
+/// Holds a `PostgresClient` connection pool, which runs while the store is used: open it with
+/// ``withStore(url:options:logger:feedOrder:_:)``, which runs the pool, migrates, lends the store
+/// and closes the pool when the body returns (for `serve`: after HTTP has drained).
+///
+/// ```swift
+/// try await PostgresSyncStore.withStore(url: try PostgresDatabaseURL("postgresql://rs@db/news")) { store in
+///     let service = try await SyncService(store: store)
+/// }
+/// ```
+///
+/// Guarantees beyond ``SyncStore``'s (docs/ARCHITECTURE.md):
+/// - the change feed never skips a change: every row carries the id of the transaction that
+///   wrote it, pulls serve only transactions below the snapshot's horizon
+///   (`pg_snapshot_xmin(pg_current_snapshot())`) and page by (transaction, sequence);
+/// - a push runs in one READ COMMITTED transaction holding the user's advisory lock, so two
+///   servers given the same push apply it once;
+/// - transactions that fail with a serialization failure, a deadlock or a lost unique-key race
+///   are run again, a bounded number of times, with jitter.
+package final class PostgresSyncStore: SyncStore {
+    package let client: PostgresClient
+    package let url: PostgresDatabaseURL
+    package let options: PostgresStoreOptions
+    let logger: Logger
+    /// How pulls order the feed; only the out-of-order-commit test sets anything but the default.
+    let feedOrder: FeedOrder
+
+    /// How a pull orders and pages the change feed.
+    package enum FeedOrder: Sendable {
+        /// (transaction, sequence), below the snapshot's horizon: never skips a change.
+        case transactionThenSequence
+        /// Sequence alone, as on SQLite: skips a change whose transaction took its sequence value
+        /// first and committed last. Reachable only from tests, as the negative control.
+        case sequenceAloneForTesting
+    }
+
+    /// Creates the store; nothing connects until the pool runs and a statement is sent.
+    package init(url: PostgresDatabaseURL, options: PostgresStoreOptions = .init(), logger: Logger,
+                 feedOrder: FeedOrder = .transactionThenSequence) {
+        self.url = url
+        self.options = options
+        self.logger = logger
+        self.feedOrder = feedOrder
+        // The pool's own log at error level only: it warns when a lease comes before run() has
+        // started, which withStore's first query can race with harmlessly (the lease waits).
+        var poolLogger = logger
+        poolLogger.logLevel = max(logger.logLevel, .error)
+        client = PostgresClient(configuration: url.clientConfiguration(options), backgroundLogger: poolLogger)
+    }
+
+    /// Runs the pool, migrates, and lends the store to `body`; the pool closes when it returns.
+    ///
+    /// - Throws: what ``migrate()`` or `body` throws.
+    package static func withStore<Result: Sendable>(
+        url: PostgresDatabaseURL, options: PostgresStoreOptions = .init(),
+        logger: Logger = Logger(label: "reader-sync.postgres"),
+        feedOrder: FeedOrder = .transactionThenSequence,
+        _ body: (PostgresSyncStore) async throws -> Result
+    ) async throws -> Result {
+        let store = PostgresSyncStore(url: url, options: options, logger: logger, feedOrder: feedOrder)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await store.client.run() }
+            defer { group.cancelAll() }
+            try await store.migrate()
+            return try await body(store)
+        }
+    }
+
+    // MARK: Migrations
+
+    /// The advisory lock key migrations hold (a constant no user id takes: user ids are positive).
+    static let migrationLockKey: Int64 = -0x5253_4D49_4752 // "RSMIGR"
+
+    /// Creates or upgrades the schema and the database's identity, in one transaction under an
+    /// advisory lock, so servers started at once on an empty database do not race: the first
+    /// migrates, the others wait and find it done.
+    ///
+    /// - Throws: `PSQLError` when the database cannot be reached or a migration fails (nothing
+    ///   of that migration run is kept); ``StoreError`` when the database holds migrations this
+    ///   version does not know (a newer ReaderSync wrote it).
+    package func migrate() async throws {
+        try await transaction { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", logger: self.logger)
+            try await connection.query("""
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    name text COLLATE "C" PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())
+                """, logger: self.logger)
+            var applied: Set<String> = []
+            for try await name in try await connection.query("SELECT name FROM schema_migrations", logger: self.logger).decode(String.self) {
+                applied.insert(name)
+            }
+            let known = Set(ReaderSyncSchema.postgresMigrations.map(\.name))
+            if let unknown = applied.subtracting(known).sorted().first {
+                throw StoreError("the database has migration \(unknown), which this version of reader-sync does not know; run a newer reader-sync")
+            }
+            for migration in ReaderSyncSchema.postgresMigrations where !applied.contains(migration.name) {
+                for statement in Self.statements(of: migration.sql) {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                }
+                try await connection.query("INSERT INTO schema_migrations (name) VALUES (\(migration.name))", logger: self.logger)
+            }
+            for (key, bytes) in [("epoch", 8), ("cursorSecret", 32)] {
+                try await connection.query(
+                    "INSERT INTO meta (key, value) VALUES (\(key), \(Self.randomHex(bytes: bytes))) ON CONFLICT (key) DO NOTHING",
+                    logger: self.logger)
+            }
+        }
+    }
+
+    /// The statements of a migration file, one by one (the extended query protocol runs one
+    /// statement per query): lines starting with `--` are comments, and a statement ends with a
+    /// line ending in `;`. Migration files keep to that shape (no `;` inside a statement).
+    static func statements(of sql: String) -> [String] {
+        var statements: [String] = []
+        var current: [Substring] = []
+        for line in sql.split(separator: "\n", omittingEmptySubsequences: false) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("--") { continue }
+            current.append(line)
+            if trimmed.hasSuffix(";") {
+                statements.append(current.joined(separator: "\n"))
+                current.removeAll()
+            }
+        }
+        if !current.isEmpty { statements.append(current.joined(separator: "\n")) }
+        return statements
+    }
+
+    static func randomHex(bytes: Int) -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in one transaction (READ COMMITTED, PostgreSQL's default), committing when it
+    /// returns and rolling back when it throws. A serialization failure, deadlock or unique-key
+    /// race runs the whole transaction again (``PostgresStoreOptions/maxTransactionAttempts``).
+    /// A commit whose outcome is unknown (the connection broke) is not retried here: the error
+    /// reaches the caller, and a push is safe to send again because of its mutation ids.
+    func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+        var attempt = 1
+        while true {
+            do {
+                return try await client.withConnection { connection in
+                    try await connection.query("BEGIN", logger: self.logger)
+                    let result: Result
+                    do {
+                        result = try await body(connection)
+                    } catch {
+                        _ = try? await connection.query("ROLLBACK", logger: self.logger)
+                        throw error
+                    }
+                    try await connection.query("COMMIT", logger: self.logger)
+                    return result
+                }
+            } catch let error as PSQLError where attempt < options.maxTransactionAttempts && Self.isRetryable(error) {
+                logger.debug("transaction retried", metadata: ["attempt": "\(attempt)", "sqlstate": "\(error.serverInfo?[.sqlState] ?? "")"])
+                // Jittered, growing back-off so two retrying servers do not collide again.
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...10) * attempt))
+                attempt += 1
+            }
+        }
+    }
+
+    /// SQLSTATE 40001 (serialization failure), 40P01 (deadlock), 23505 (unique violation: two
+    /// transactions inserted the same new key; the retry sees the winner's row).
+    static func isRetryable(_ error: PSQLError) -> Bool {
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40001" || state == "40P01" || state == "23505"
+    }
+
+    /// A one-line explanation of a PostgreSQL error for a person: the server's message and
+    /// SQLSTATE, or what failed on the connection. (`PSQLError`'s own description hides both,
+    /// so that logs never leak query data.)
+    package static func describe(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        if let message = error.serverInfo?[.message] {
+            return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
+        }
+        if let underlying = error.underlying { return "\(error.code): \(underlying)" }
+        return "\(error.code)"
+    }
+
+    /// A statement run outside an explicit transaction.
+    @discardableResult
+    func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await client.query(query, logger: logger).collect()
+    }
+
+    // MARK: Identity and credentials
+
+    package func identity() async throws -> StoreIdentity {
+        var values: [String: String] = [:]
+        for try await (key, value) in try await client.query(
+            "SELECT key, value FROM meta WHERE key IN ('epoch', 'cursorSecret')", logger: logger
+        ).decode((String, String).self) {
+            values[key] = value
+        }
+        // Never defaulted: an empty cursor secret would sign cursors anyone can forge.
+        guard let epoch = values["epoch"], !epoch.isEmpty else {
+            throw StoreError("the database has no epoch (meta 'epoch'); it is not a migrated ReaderSync database")
+        }
+        guard let secret = values["cursorSecret"], !secret.isEmpty else {
+            throw StoreError("the database has no cursor secret (meta 'cursorSecret'); it is not a migrated ReaderSync database")
+        }
+        return StoreIdentity(epoch: epoch, cursorSecret: Array(secret.utf8))
+    }
+
+    /// Starts a new epoch: every cursor handed out before gets `410 reset_required`, and every
+    /// device gives back what the database lacks (`reader-sync reset-epoch`, after a restore).
+    /// Servers read the epoch at start: restart them afterwards.
+    package func startNewEpoch() async throws {
+        try await query("UPDATE meta SET value = \(Self.randomHex(bytes: 8)) WHERE key = 'epoch'")
+    }
+
+    package func adminTokenHash() async throws -> [UInt8]? {
+        try await client.withConnection { try await Self.fetchAdminTokenHash($0, logger: self.logger) }
+    }
+
+    static func fetchAdminTokenHash(_ connection: PostgresConnection, logger: Logger) async throws -> [UInt8]? {
+        for try await text in try await connection.query("SELECT value FROM meta WHERE key = 'adminTokenHash'", logger: logger).decode(String.self) {
+            // A stored hash that is not hex is an error, not "no admin token".
+            guard let hash = Hex.bytes(text), !hash.isEmpty else {
+                throw StoreError("the stored admin token hash is not hex; set a new admin token with serve --admin-token")
+            }
+            return hash
+        }
+        return nil
+    }
+
+    package func credentials(tokenHash: [UInt8]) async throws -> (adminTokenHash: [UInt8]?, user: UserRecord?) {
+        // One statement, one snapshot: the admin hash and the user holding the token.
+        let rows = try await query("""
+            SELECT (SELECT value FROM meta WHERE key = 'adminTokenHash'),
+                   (SELECT id FROM users WHERE token_hash = \(Data(tokenHash)) AND revoked_at IS NULL),
+                   (SELECT name FROM users WHERE token_hash = \(Data(tokenHash)) AND revoked_at IS NULL)
+            """)
+        guard let row = rows.first else { return (nil, nil) }
+        let (adminText, userId, userName) = try row.decode((String?, Int64?, String?).self)
+        var admin: [UInt8]?
+        if let adminText {
+            guard let hash = Hex.bytes(adminText), !hash.isEmpty else {
+                throw StoreError("the stored admin token hash is not hex; set a new admin token with serve --admin-token")
+            }
+            admin = hash
+        }
+        let user = userId.flatMap { id in userName.map { UserRecord(id: id, name: $0) } }
+        return (admin, user)
+    }
+
+    package func setAdminTokenHash(_ hash: [UInt8]) async throws {
+        try await query("""
+            INSERT INTO meta (key, value) VALUES ('adminTokenHash', \(Hex.string(hash)))
+            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
+            """)
+    }
+
+    // MARK: Users
+
+    package func createUser(name: String, tokenHash: [UInt8], now: String) async throws -> UserRecord {
+        let rows = try await query("""
+            INSERT INTO users (name, token_hash, created_at) VALUES (\(name), \(Data(tokenHash)), \(try Self.date(now)))
+            ON CONFLICT (name) DO NOTHING RETURNING id
+            """)
+        guard let row = rows.first else { throw SyncError(.alreadyExists, "a user named \(name) already exists") }
+        return UserRecord(id: try row.decode(Int64.self), name: name)
+    }
+
+    package func user(named name: String) async throws -> UserRecord? {
+        try await query("SELECT id FROM users WHERE name = \(name)").first.map { UserRecord(id: try $0.decode(Int64.self), name: name) }
+    }
+
+    package func users() async throws -> [UserSummary] {
+        try await query("""
+            SELECT name, created_at, (SELECT count(*) FROM device WHERE device.user_id = users.id), revoked_at
+            FROM users ORDER BY name
+            """).map { row in
+            let (name, createdAt, devices, revokedAt) = try row.decode((String, Date, Int64, Date?).self)
+            return UserSummary(name: name, createdAt: Timestamp.format(createdAt), devices: Int(devices),
+                               revokedAt: revokedAt.map(Timestamp.format))
+        }
+    }
+
+    package func revokeToken(userName: String, now: String) async throws -> Bool {
+        // A second revoke keeps the first one's time.
+        try await !query("""
+            UPDATE users SET revoked_at = coalesce(revoked_at, \(try Self.date(now))) WHERE name = \(userName) RETURNING id
+            """).isEmpty
+    }
+
+    package func replaceToken(userName: String, tokenHash: [UInt8]) async throws -> Bool {
+        try await !query("UPDATE users SET token_hash = \(Data(tokenHash)), revoked_at = NULL WHERE name = \(userName) RETURNING id").isEmpty
+    }
+
+    /// A canonical RFC 3339 text as a `Date` for a `timestamptz` column.
+    /// - Throws: ``StoreError`` for text that is not one (a caller's bug: the service passes canonical text).
+    static func date(_ text: String) throws -> Date {
+        guard let date = Timestamp.parse(text) else { throw StoreError("'\(text)' is not an RFC 3339 date-time") }
+        return date
+    }
+}

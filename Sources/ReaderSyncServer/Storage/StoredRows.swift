@@ -1,0 +1,158 @@
+import Foundation
+import ReaderSyncCore
+
+extension IngestItem {
+    /// The id of the article this line writes or deletes.
+    package var articleId: String {
+        switch self {
+        case .upsert(let content): content.id
+        case .delete(let id): id
+        }
+    }
+}
+
+/// An article as a store holds it, for deciding what an ingest line does to it.
+package enum StoredArticle: Sendable, Hashable {
+    case live(ArticleContent)
+    case tombstoned
+}
+
+/// What one ingest line does to the article stored under its id: the one classification every
+/// store applies, so that SQLite and PostgreSQL count and write alike.
+package enum IngestEffect: Sendable, Hashable {
+    /// A new id.
+    case insert
+    /// A tombstoned id gets content again: new to every device, so counted as inserted.
+    case restore
+    /// Different content, compared byte for byte (see ``ExactText``): a title changed only in
+    /// Unicode normalization is a change.
+    case update
+    /// A live article is deleted.
+    case tombstone
+    /// The same content again, or a delete of an id that is tombstoned or was never ingested.
+    case unchanged
+
+    package init(_ item: IngestItem, stored: StoredArticle?) {
+        switch (item, stored) {
+        case (.upsert, nil): self = .insert
+        case (.upsert, .tombstoned): self = .restore
+        case (.upsert(let new), .live(let old)): self = old.hasExactlyTheContent(of: new) ? .unchanged : .update
+        case (.delete, .live): self = .tombstone
+        case (.delete, _): self = .unchanged
+        }
+    }
+
+    /// Whether the store writes the article (and so gives it a new sequence value).
+    package var writes: Bool { self != .unchanged }
+}
+
+extension IngestReport {
+    /// Counts one line's effect.
+    package mutating func count(_ effect: IngestEffect) {
+        switch effect {
+        case .insert, .restore: inserted += 1
+        case .update: updated += 1
+        case .tombstone: deleted += 1
+        case .unchanged: unchanged += 1
+        }
+    }
+}
+
+extension ArticleContent {
+    /// Whether every text field holds exactly `other`'s bytes (the id is not compared).
+    package func hasExactlyTheContent(of other: ArticleContent) -> Bool {
+        section.isExactly(other.section) && title.isExactly(other.title) && summary.isExactly(other.summary)
+            && body.isExactly(other.body) && author.isExactly(other.author) && url.isExactly(other.url)
+            && publishedAt.isExactly(other.publishedAt) && updatedAt.isExactly(other.updatedAt)
+    }
+}
+
+/// One side of a conflict log entry as stored: every column may be NULL in the database.
+package struct StoredConflictWrite: Sendable {
+    package var value: String?
+    package var wall: Int64?
+    package var counter: Int64?
+    package var deviceId: String?
+    package var mutationId: Int64?
+
+    package init(value: String?, wall: Int64?, counter: Int64?, deviceId: String?, mutationId: Int64?) {
+        self.value = value
+        self.wall = wall
+        self.counter = counter
+        self.deviceId = deviceId
+        self.mutationId = mutationId
+    }
+}
+
+/// A conflict log entry as stored, before it is checked: what every store reads.
+package struct StoredConflict: Sendable {
+    package var id: Int64
+    package var user: String
+    package var articleId: String
+    package var field: String
+    package var rule: String
+    package var winner: StoredConflictWrite
+    package var loser: StoredConflictWrite
+    package var baseVersion: Int64
+    package var detectedAt: String
+
+    package init(id: Int64, user: String, articleId: String, field: String, rule: String,
+                 winner: StoredConflictWrite, loser: StoredConflictWrite, baseVersion: Int64, detectedAt: String) {
+        self.id = id
+        self.user = user
+        self.articleId = articleId
+        self.field = field
+        self.rule = rule
+        self.winner = winner
+        self.loser = loser
+        self.baseVersion = baseVersion
+        self.detectedAt = detectedAt
+    }
+
+    /// The entry as shown. A row this version cannot read (an unknown rule or field, a value or
+    /// side it cannot parse) fails the read: it is never shown as something it is not, nor skipped.
+    ///
+    /// - Throws: ``StoreError`` naming the entry and what is wrong, never the stored values.
+    package func checked() throws -> ConflictDTO {
+        func unreadable(_ what: String) -> StoreError { StoreError("conflict log entry \(id) is unreadable: \(what)") }
+        func write(_ side: StoredConflictWrite, _ name: String) throws -> WriteDTO? {
+            guard let text = side.value else {
+                guard side.wall == nil, side.counter == nil, side.deviceId == nil, side.mutationId == nil else {
+                    throw unreadable("its \(name) is partly empty")
+                }
+                return nil
+            }
+            guard let value = FieldValue(storedText: text) else { throw unreadable("its \(name)'s value is not a boolean or number") }
+            guard let wall = side.wall, let counter = side.counter, let deviceId = side.deviceId, let mutationId = side.mutationId else {
+                throw unreadable("its \(name) is partly empty")
+            }
+            return WriteDTO(FieldWrite(value: value, hlc: HLC(wall: wall, counter: counter), deviceId: deviceId, mutationId: mutationId))
+        }
+        guard let field = StateField(rawValue: field) else { throw unreadable("its field is not one this version knows") }
+        guard let rule = ConflictRule(rawValue: rule) else { throw unreadable("its rule is not one this version knows") }
+        guard let winner = try write(winner, "winner") else { throw unreadable("it has no winner") }
+        return ConflictDTO(id: id, user: user, articleId: articleId, field: field, rule: rule,
+                           winner: winner, loser: try write(loser, "loser"), baseVersion: baseVersion, detectedAt: detectedAt)
+    }
+}
+
+/// Hexadecimal text of bytes, as `meta` stores hashes.
+package enum Hex {
+    package static func string(_ bytes: [UInt8]) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    package static func bytes(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(chars.count / 2)
+        var i = 0
+        while i < chars.count {
+            guard let byte = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
+            out.append(byte)
+            i += 2
+        }
+        return out
+    }
+}
