@@ -117,6 +117,7 @@ let package = Package(
             dependencies: [
                 "ReaderSyncCore",
                 "ReaderSyncServer",
+                "ReaderSyncPostgres",
                 "ReaderSyncClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -192,6 +193,8 @@ let package = Package(
             dependencies: [
                 "ReaderSyncTestSupport",
                 "ReaderSyncServer",
+                "ReaderSyncPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 "ReaderSyncCore",
                 "ReaderSyncSchema",
                 "ReaderSyncSQLite",

@@ -138,3 +138,58 @@ package struct PostgresStoreOptions: Sendable, Hashable {
 
     package init() {}
 }
+
+extension PostgresDatabaseURL {
+    /// The same server and credentials, another database.
+    package func database(_ name: String) -> PostgresDatabaseURL {
+        var url = self
+        url.database = name
+        return url
+    }
+
+    /// The URL as `--db` takes it, password included (for a child process this program starts).
+    package var connectionString: String {
+        func escaped(_ text: String) -> String { text.addingPercentEncoding(withAllowedCharacters: .urlUserAllowed.subtracting([":", "@"])) ?? text }
+        let credentials = escaped(user) + (password.map { ":" + escaped($0) } ?? "")
+        let databaseName = database.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? database
+        var query = ["sslmode=\(tls.rawValue)"]
+        if let socketDirectory {
+            query += ["host=\(socketDirectory.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(["&", "="])) ?? socketDirectory)",
+                      "port=\(port)"]
+            return "postgresql://\(credentials)@/\(databaseName)?" + query.joined(separator: "&")
+        }
+        return "postgresql://\(credentials)@\(host):\(port)/\(databaseName)?" + query.joined(separator: "&")
+    }
+}
+
+extension PostgresSyncStore {
+    /// Creates an empty database `name` on the server `url` points at (connecting to `url`'s
+    /// database to do it; needs the `CREATEDB` privilege) and returns its URL: a scratch
+    /// database for one benchmark run, never one that holds anything.
+    ///
+    /// - Throws: `PSQLError` (e.g. the database exists, or no privilege).
+    package static func createDatabase(named name: String, on url: PostgresDatabaseURL, logger: Logger) async throws -> PostgresDatabaseURL {
+        try await administer(url, logger: logger) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \"\(name)\" TEMPLATE template0 ENCODING 'UTF8'"), logger: logger)
+        }
+        return url.database(name)
+    }
+
+    /// Drops database `name` on the server `url` points at, closing its sessions (PostgreSQL 13+).
+    package static func dropDatabase(named name: String, on url: PostgresDatabaseURL, logger: Logger) async throws {
+        try await administer(url, logger: logger) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \"\(name)\" WITH (FORCE)"), logger: logger)
+        }
+    }
+
+    private static func administer(_ url: PostgresDatabaseURL, logger: Logger, _ body: (PostgresClient) async throws -> Void) async throws {
+        var options = PostgresStoreOptions()
+        options.poolSize = 1
+        let client = PostgresClient(configuration: url.clientConfiguration(options), backgroundLogger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            try await body(client)
+        }
+    }
+}

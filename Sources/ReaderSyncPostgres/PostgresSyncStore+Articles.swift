@@ -10,7 +10,8 @@ extension PostgresSyncStore {
     /// article is stored by one multi-row upsert with a new sequence value.
     package func ingest(_ items: [IngestItem], now: String) async throws -> IngestReport {
         let nowDate = try Self.date(now)
-        let ids = Array(Set(items.map { $0.articleId.exact })).sorted().map(\.string)
+        // An id holding NUL is never stored (see ``canName(_:)``): deleting one is unchanged, as on SQLite.
+        let ids = Array(Set(items.map { $0.articleId.exact })).sorted().map(\.string).filter(Self.canName)
         return try await transaction { connection in
             var stored: [ExactText: StoredArticle] = [:]
             let rows = try await connection.query("""
@@ -35,7 +36,11 @@ extension PostgresSyncStore {
             // an id written twice in a batch is stored once, as its last write, its version
             // growing by the number of writes.
             var report = IngestReport()
-            var written: [ExactText: (item: IngestItem, writes: Int64)] = [:]
+            // Each write takes the next sequence value, as on SQLite, and an article keeps its
+            // last write's: a pull serves the batch in the order it was written, and the values
+            // are SQLite's when nothing else writes meanwhile.
+            var written: [ExactText: (item: IngestItem, writes: Int64, lastWrite: Int)] = [:]
+            var writeCount = 0
             for item in items {
                 let id = item.articleId.exact
                 let effect = IngestEffect(item, stored: stored[id])
@@ -45,17 +50,21 @@ extension PostgresSyncStore {
                 case .upsert(let content): stored[id] = .live(content)
                 case .delete: stored[id] = .tombstoned
                 }
-                written[id, default: (item, 0)].writes += 1
+                written[id, default: (item, 0, writeCount)].writes += 1
                 written[id]?.item = item
+                written[id]?.lastWrite = writeCount
+                writeCount += 1
             }
             guard !written.isEmpty else { return report }
 
+            // The rows are written in id order, the order the locks above were taken in.
             let order = written.keys.sorted()
-            let seqs = try await Self.nextValues(connection, sequence: "change_seq", count: order.count, logger: self.logger)
+            let seqs = try await Self.nextValues(connection, sequence: "change_seq", count: writeCount, logger: self.logger)
             var binds = PostgresBindings(capacity: order.count * 12)
             var values: [String] = []
-            for (index, id) in order.enumerated() {
-                guard let (item, writes) = written[id] else { continue }
+            for id in order {
+                guard let (item, writes, lastWrite) = written[id] else { continue }
+                let seq = seqs[lastWrite]
                 let base = binds.count
                 values.append("(" + (1...12).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
                 binds.append(id.string)
@@ -72,7 +81,7 @@ extension PostgresSyncStore {
                     binds.append(nowDate)
                 }
                 binds.append(writes)
-                binds.append(seqs[index])
+                binds.append(seq)
             }
             try await connection.query(PostgresQuery(unsafeSQL: """
                 INSERT INTO article (id, section, title, summary, body, author, url, published_at, updated_at, deleted_at, version, seq)
@@ -87,7 +96,8 @@ extension PostgresSyncStore {
     }
 
     package func articleExists(id: String) async throws -> Bool {
-        try await !query("SELECT 1 FROM article WHERE id = \(id)").isEmpty
+        guard Self.canName(id) else { return false }
+        return try await !query("SELECT 1 FROM article WHERE id = \(id)").isEmpty
     }
 
     // MARK: Conflict log
@@ -108,6 +118,7 @@ extension PostgresSyncStore {
             conditions.append("conflict.user_id = $\(binds.count)")
         }
         if let articleId = query.articleId {
+            guard Self.canName(articleId) else { return [] }
             binds.append(articleId)
             conditions.append("conflict.article_id = $\(binds.count)")
         }

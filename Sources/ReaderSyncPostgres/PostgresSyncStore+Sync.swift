@@ -5,24 +5,55 @@ import ReaderSyncServer
 
 extension PostgresSyncStore {
     /// Column list of the state reads below: article_id, version, xid, seq, then six per field.
+    ///
+    /// The transaction id is read as text under a name of its own, `xid_text`: an output column
+    /// named `xid` would be what `ORDER BY xid` sorts by (output names come first in ORDER BY),
+    /// as text, so 1000 would come before 999 and a page could pass changes it never served.
     static let stateColumns = """
-        article_id, version, xid::text, seq,
+        article_id, version, xid::text AS xid_text, seq,
         read_value, read_hlc_wall, read_hlc_counter, read_device_id, read_mutation_id, read_version,
         bookmarked_value, bookmarked_hlc_wall, bookmarked_hlc_counter, bookmarked_device_id, bookmarked_mutation_id, bookmarked_version,
         progress_value, progress_hlc_wall, progress_hlc_counter, progress_device_id, progress_mutation_id, progress_version
         """
 
     static let articleColumns = """
-        id, section, title, summary, body, author, url, published_at, updated_at, version, xid::text, seq, deleted_at IS NOT NULL
+        id, section, title, summary, body, author, url, published_at, updated_at, version, xid::text AS xid_text, seq, deleted_at IS NOT NULL
+        """
+
+    /// The horizon of the statement's snapshot, as a one-row CTE `h (horizon)`: the oldest
+    /// transaction that was still running when the snapshot was taken and may write to this
+    /// database, or the snapshot's `xmax` when none was. Every transaction of this database
+    /// below it has ended, so its rows are final.
+    ///
+    /// Transaction ids are cluster-wide, and a snapshot lists the running transactions of every
+    /// database of the cluster: `pg_snapshot_xmin` alone would let any transaction on another
+    /// database (or an autovacuum worker, which never writes these tables) hold back every pull
+    /// here, so a change already committed would not be served. A running transaction is passed
+    /// over only when `pg_stat_activity` shows its backend on another database, or as an
+    /// autovacuum worker; one it does not show (ended since the snapshot, or hidden) still holds
+    /// the horizon. A transaction that starts later gets an id at or above `xmax`.
+    static let horizonCTE = """
+        WITH s AS (SELECT pg_current_snapshot() AS snap),
+        passed_over AS (
+            SELECT backend_xid FROM pg_stat_activity
+            WHERE backend_xid IS NOT NULL
+              AND ((datid IS NOT NULL AND datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))
+                   OR backend_type = 'autovacuum worker')
+        ),
+        h AS (
+            SELECT coalesce(
+                (SELECT min(x) FROM s, pg_snapshot_xip(s.snap) AS x WHERE x::xid NOT IN (SELECT backend_xid FROM passed_over)),
+                (SELECT pg_snapshot_xmax(snap) FROM s)) AS horizon
+        )
         """
 
     /// Reads the pull page.
     ///
-    /// The horizon is read once, in the first statement's snapshot, and bound into the second:
-    /// every transaction below it has ended, so the rows below it are final in both reads; a
-    /// change of a transaction at or above it is served by a later pull, at a position after
-    /// this page's last (transaction ids only grow). Two reads with two horizons could return a
-    /// state past an article the other read had not seen yet.
+    /// The horizon (``horizonCTE``) is read once, in the first statement's snapshot, and bound
+    /// into the second: every transaction below it has ended, so the rows below it are final in
+    /// both reads; a change of a transaction at or above it is served by a later pull, at a
+    /// position after this page's last (transaction ids only grow). Two reads with two horizons
+    /// could return a state past an article the other read had not seen yet.
     package func changes(userId: Int64, after: FeedPosition, limit: Int) async throws -> ChangePage {
         let afterTransaction = String(after.transaction)
         let rowLimit = limit + 1
@@ -31,7 +62,7 @@ extension PostgresSyncStore {
             switch feedOrder {
             case .transactionThenSequence:
                 articleQuery = """
-                    WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon)
+                    \(unescaped: Self.horizonCTE)
                     SELECT h.horizon::text, a.* FROM h LEFT JOIN LATERAL (
                         SELECT \(unescaped: Self.articleColumns) FROM article
                         WHERE (xid, seq) > (\(afterTransaction)::xid8, \(after.seq)) AND xid < h.horizon
@@ -41,7 +72,7 @@ extension PostgresSyncStore {
             case .sequenceAloneForTesting:
                 // Transaction ids read as 0: the cursor holds the sequence alone.
                 articleQuery = """
-                    SELECT '0', \(unescaped: Self.articleColumns.replacingOccurrences(of: "xid::text", with: "'0'"))
+                    SELECT '0', \(unescaped: Self.articleColumns.replacingOccurrences(of: "xid::text AS xid_text", with: "'0'"))
                     FROM article WHERE seq > \(after.seq) ORDER BY seq LIMIT \(rowLimit)
                     """
             }
@@ -64,7 +95,7 @@ extension PostgresSyncStore {
                     """
             case .sequenceAloneForTesting:
                 stateQuery = """
-                    SELECT \(unescaped: Self.stateColumns.replacingOccurrences(of: "xid::text", with: "'0'")) FROM user_article_state
+                    SELECT \(unescaped: Self.stateColumns.replacingOccurrences(of: "xid::text AS xid_text", with: "'0'")) FROM user_article_state
                     WHERE user_id = \(userId) AND seq > \(after.seq) ORDER BY seq LIMIT \(rowLimit)
                     """
             }
@@ -137,7 +168,8 @@ extension PostgresSyncStore {
     }
 
     package func state(userId: Int64, articleId: String) async throws -> UserArticleState? {
-        try await client.withConnection { connection in
+        guard Self.canName(articleId) else { return nil }
+        return try await client.withConnection { connection in
             try await Self.fetchStates(connection, userId: userId, articleIds: [articleId], logger: self.logger)[ExactText(articleId)]
         }
     }

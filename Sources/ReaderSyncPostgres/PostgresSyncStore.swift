@@ -19,8 +19,9 @@ import ReaderSyncServer
 ///
 /// Guarantees beyond ``SyncStore``'s (docs/ARCHITECTURE.md):
 /// - the change feed never skips a change: every row carries the id of the transaction that
-///   wrote it, pulls serve only transactions below the snapshot's horizon
-///   (`pg_snapshot_xmin(pg_current_snapshot())`) and page by (transaction, sequence);
+///   wrote it, pulls serve only transactions below the snapshot's horizon (the oldest
+///   transaction still running that may write this database, ``horizonCTE``) and page by
+///   (transaction, sequence);
 /// - a push runs in one READ COMMITTED transaction holding the user's advisory lock, so two
 ///   servers given the same push apply it once;
 /// - transactions that fail with a serialization failure, a deadlock or a lost unique-key race
@@ -218,8 +219,36 @@ package final class PostgresSyncStore: SyncStore {
     /// Starts a new epoch: every cursor handed out before gets `410 reset_required`, and every
     /// device gives back what the database lacks (`reader-sync reset-epoch`, after a restore).
     /// Servers read the epoch at start: restart them afterwards.
+    ///
+    /// Also restamps rows whose transaction id is not below this transaction's: `pg_restore` of
+    /// a dump taken on a busier cluster brings transaction ids this cluster has not reached, and
+    /// pulls serve only rows below the horizon, so those rows would stay unseen until it did.
+    /// Every device pulls from the beginning in the new epoch, so their order among themselves
+    /// (kept by `seq`) is all that matters.
     package func startNewEpoch() async throws {
-        try await query("UPDATE meta SET value = \(Self.randomHex(bytes: 8)) WHERE key = 'epoch'")
+        try await transaction { connection in
+            for table in ["article", "user_article_state"] {
+                try await connection.query(PostgresQuery(unsafeSQL:
+                    "UPDATE \(table) SET xid = pg_current_xact_id() WHERE xid >= pg_current_xact_id()"), logger: self.logger)
+            }
+            try await connection.query("UPDATE meta SET value = \(Self.randomHex(bytes: 8)) WHERE key = 'epoch'", logger: self.logger)
+        }
+    }
+
+    /// `oldest_writing_transaction_seconds`: how long the oldest transaction on the PostgreSQL
+    /// server that has written (holds a transaction id) has been open, 0 when none. Every pull
+    /// serves only changes below the horizon it holds, so this is how far behind the newest
+    /// changes pulls can be (docs/ARCHITECTURE.md, "The change sequence"). The horizon is the
+    /// whole server's, so this counts every database and every client, not only ReaderSync's.
+    package func gauges() async throws -> [StoreGauge] {
+        let rows = try await query("""
+            SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8 FROM pg_stat_activity
+            WHERE backend_xid IS NOT NULL
+            """)
+        let seconds = try rows.first?.decode(Double.self) ?? 0
+        return [StoreGauge(name: "oldest_writing_transaction", unit: "seconds",
+                           help: "Age of the oldest open transaction that has written to the database; pulls wait for it",
+                           value: max(0, seconds))]
     }
 
     package func adminTokenHash() async throws -> [UInt8]? {
@@ -276,7 +305,8 @@ package final class PostgresSyncStore: SyncStore {
     }
 
     package func user(named name: String) async throws -> UserRecord? {
-        try await query("SELECT id FROM users WHERE name = \(name)").first.map { UserRecord(id: try $0.decode(Int64.self), name: name) }
+        guard Self.canName(name) else { return nil }
+        return try await query("SELECT id FROM users WHERE name = \(name)").first.map { UserRecord(id: try $0.decode(Int64.self), name: name) }
     }
 
     package func users() async throws -> [UserSummary] {
@@ -291,14 +321,25 @@ package final class PostgresSyncStore: SyncStore {
     }
 
     package func revokeToken(userName: String, now: String) async throws -> Bool {
+        guard Self.canName(userName) else { return false }
         // A second revoke keeps the first one's time.
-        try await !query("""
+        return try await !query("""
             UPDATE users SET revoked_at = coalesce(revoked_at, \(try Self.date(now))) WHERE name = \(userName) RETURNING id
             """).isEmpty
     }
 
     package func replaceToken(userName: String, tokenHash: [UInt8]) async throws -> Bool {
-        try await !query("UPDATE users SET token_hash = \(Data(tokenHash)), revoked_at = NULL WHERE name = \(userName) RETURNING id").isEmpty
+        guard Self.canName(userName) else { return false }
+        return try await !query("UPDATE users SET token_hash = \(Data(tokenHash)), revoked_at = NULL WHERE name = \(userName) RETURNING id").isEmpty
+    }
+
+    /// Whether `text` can name a stored id or user name. PostgreSQL's `text` cannot hold NUL, so
+    /// sending one is an error (SQLSTATE 22021); no stored id or name holds one (the service
+    /// refuses control characters in them), so a lookup by such text finds nothing without
+    /// asking, as the same lookup on SQLite does (`%00` in `DELETE /v1/admin/articles/{id}`,
+    /// `?user=`, `?article=`).
+    static func canName(_ text: String) -> Bool {
+        !text.utf8.contains(0)
     }
 
     /// A canonical RFC 3339 text as a `Date` for a `timestamptz` column.

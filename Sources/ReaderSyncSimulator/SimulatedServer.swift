@@ -98,15 +98,18 @@ final class InProcessServer: SimulatedServer {
     }
 }
 
-/// A running `reader-sync serve`, over real HTTP.
+/// Running `reader-sync serve` processes on one database, over real HTTP.
 final class RemoteServer: SimulatedServer {
+    /// Where admin requests go: the first server.
     let baseURL: String
+    let baseURLs: [String]
     let adminToken: String
     /// Its own client, with a connection for every device that may sync at once.
     let client: HTTPClient
 
-    init(baseURL: String, adminToken: String, connections: Int) {
-        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+    init(baseURLs: [String], adminToken: String, connections: Int) {
+        self.baseURLs = baseURLs.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        baseURL = self.baseURLs[0]
         self.adminToken = adminToken
         var configuration = HTTPClient.Configuration(
             timeout: .init(connect: .seconds(10), read: .seconds(120)),
@@ -116,7 +119,8 @@ final class RemoteServer: SimulatedServer {
     }
 
     func transport(token: String) -> any SyncTransport {
-        HTTPSyncTransport(baseURL: baseURL, token: token, client: client)
+        let transports = baseURLs.map { HTTPSyncTransport(baseURL: $0, token: token, client: client) }
+        return transports.count == 1 ? transports[0] : RoundRobinTransport(transports)
     }
 
     func shutdown() async throws {
@@ -169,5 +173,31 @@ final class VirtualClock: Sendable {
 
     func advance(millis delta: Int64) {
         millis.withLock { $0 += delta }
+    }
+}
+
+/// Sends each request to the next of several servers in turn, as a load balancer without
+/// session affinity does: a device's pull may go to one server and its next push to another.
+final class RoundRobinTransport: SyncTransport {
+    private let transports: [any SyncTransport]
+    private let next = Mutex(0)
+
+    init(_ transports: [any SyncTransport]) {
+        self.transports = transports
+    }
+
+    private func pick() -> any SyncTransport {
+        transports[next.withLock { index in
+            defer { index = (index + 1) % transports.count }
+            return index
+        }]
+    }
+
+    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
+        try await pick().pull(cursor: cursor, limit: limit)
+    }
+
+    func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
+        try await pick().push(request)
     }
 }

@@ -108,14 +108,15 @@ final class Runner {
         case .inProcess:
             clock = VirtualClock(startMillis: 1_764_547_200_000, real: false)  // 2025-12-01T00:00:00Z
             server = try await InProcessServer(directory: options.dataDirectory, clock: clock, configuration: configuration)
-        case .remote(let url, let adminToken):
+        case .remote(let urls, let adminToken):
+            guard !urls.isEmpty else { throw SimulationError("a remote simulation needs at least one server URL") }
             clock = VirtualClock(startMillis: 0, real: true)
-            server = RemoteServer(baseURL: url, adminToken: adminToken, connections: options.concurrency)
+            server = RemoteServer(baseURLs: urls, adminToken: adminToken, connections: options.concurrency)
         }
         let serverName: String
         switch options.server {
         case .inProcess: serverName = "in-process server"
-        case .remote(let url, _): serverName = "server \(url)"
+        case .remote(let urls, _): serverName = urls.count == 1 ? "server \(urls[0])" : "servers \(urls.joined(separator: ", "))"
         }
         report = SimulationReport(seed: options.seed, server: serverName, users: options.users,
                                   devices: options.users * options.devicesPerUser, steps: options.steps, articles: options.articles)

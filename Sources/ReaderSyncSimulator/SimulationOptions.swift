@@ -22,8 +22,15 @@ public enum FaultKind: String, Sendable, Hashable, CaseIterable, Codable {
 public enum SimulationServer: Sendable, Hashable {
     /// A server in this process on a temporary database, driven through its real router, on a virtual clock.
     case inProcess
-    /// A running `reader-sync serve`, over HTTP; users are created through the admin API.
-    case remote(url: String, adminToken: String)
+    /// Running `reader-sync serve` processes on one database, over HTTP: each device sends its
+    /// requests to the servers in turn, as a load balancer without affinity would; users are
+    /// created and articles published through the first server's admin API.
+    case remote(urls: [String], adminToken: String)
+
+    /// One running server.
+    public static func remote(url: String, adminToken: String) -> Self {
+        .remote(urls: [url], adminToken: adminToken)
+    }
 }
 
 /// Deliberately broken variants, to prove the oracle catches what it claims to.
@@ -68,7 +75,7 @@ public struct SimulationOptions: Sendable {
         var parts = ["reader-sync simulate", "--seed \(seed)", "--users \(users)", "--devices \(devicesPerUser)", "--steps \(steps)",
                      "--offline-rate \(offlineRate)", "--fault-rate \(faultRate)", "--articles \(articles)", "--churn \(churn)"]
         if concurrency > 1 { parts.append("--concurrency \(concurrency)") }
-        if case .remote(let url, _) = server { parts.append("--server \(url) --admin-token …") }
+        if case .remote(let urls, _) = server { parts.append(urls.map { "--server \($0)" }.joined(separator: " ") + " --admin-token …") }
         return parts.joined(separator: " ")
     }
 }

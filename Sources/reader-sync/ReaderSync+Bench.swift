@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ReaderSyncPostgres
 import ReaderSyncSimulator
 
 extension ReaderSync {
@@ -26,6 +27,10 @@ extension ReaderSync {
         var workDir: String?
         @Option(help: "The server's durability: normal (survives a process crash) or full (also a power loss).")
         var durability = "normal"
+        @Option(name: .customLong("db"), help: "Run on PostgreSQL: a URL of any database on the server (default: $READER_SYNC_DB when it is a PostgreSQL URL, else SQLite files in the work directory). Each run creates a scratch database beside it (needs CREATEDB) and drops it at the end.")
+        var database: String?
+        @Option(help: "Server processes on the one database; the devices are spread over them in turn.")
+        var servers = 1
 
         @Flag(help: "Print the figures as one JSON object.")
         var json = false
@@ -37,6 +42,14 @@ extension ReaderSync {
             }
             if delta != nil && corpus == nil { throw ValidationError("--delta needs --corpus") }
             guard ["normal", "full"].contains(durability) else { throw ValidationError("--durability must be normal or full") }
+            guard (1...16).contains(servers) else { throw ValidationError("--servers must be from 1 to 16") }
+            if let postgresURL {
+                do { _ = try PostgresDatabaseURL(postgresURL) } catch let error as PostgresURLError { throw ValidationError("--db: \(error.description)") }
+                if inProcess { throw ValidationError("--in-process runs on SQLite only; leave it out with --db postgresql://…") }
+            } else if let database {
+                throw ValidationError("--db must be a PostgreSQL URL (postgresql://…); on SQLite the bench makes its own files, got \(database)")
+            }
+            if servers > 1 && inProcess { throw ValidationError("--servers needs server processes; leave out --in-process") }
         }
 
         func run() async throws {
@@ -49,6 +62,8 @@ extension ReaderSync {
             options.delta = delta.map { URL(fileURLWithPath: $0) }
             options.inProcess = inProcess
             options.durability = durability
+            options.postgresURL = postgresURL
+            options.servers = servers
             // S1–S4 build on S0; a scenario list selects what is reported beyond that.
             options.scenarios = Set(scenarios)
             let verbose = !json
@@ -57,6 +72,13 @@ extension ReaderSync {
             defer { if workDir == nil { try? FileManager.default.removeItem(at: directory) } }
             let report = try await Benchmark.run(options) { line in if verbose { warn(line) } }
             say(json ? try prettyJSON(report) : report.text)
+        }
+
+        /// `--db`, else `READER_SYNC_DB` when it names PostgreSQL.
+        var postgresURL: String? {
+            if let database { return PostgresDatabaseURL.isPostgresURL(database) ? database : nil }
+            let environment = ProcessInfo.processInfo.environment["READER_SYNC_DB"] ?? ""
+            return PostgresDatabaseURL.isPostgresURL(environment) ? environment : nil
         }
     }
 }

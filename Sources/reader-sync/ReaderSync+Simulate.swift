@@ -21,7 +21,7 @@ extension ReaderSync {
         @Option(help: "Probability per step of a newsroom publish, correction or retraction (0…1).") var churn = 0.05
         @Option(help: "Seed for the random choices (default: random, printed).") var seed: UInt64?
         @Option(name: .customLong("data-dir"), help: "Where device stores live (default: a new temporary directory).") var dataDir: String?
-        @Option(help: "A running server's URL (default: an in-process server on a temporary database).") var server: String?
+        @Option(help: "A running server's URL (default: an in-process server on a temporary database). Give it several times for several servers on one database: each device sends its requests to them in turn; the first one also takes the admin requests.") var server: [String] = []
         @Option(name: .customLong("admin-token"), help: "The admin token of --server (default: $READER_SYNC_ADMIN_TOKEN).") var adminToken: String?
         @Option(help: "Devices syncing at once. 1: one device acts or syncs per step; more: each step is a round in which every online device syncs, this many at a time.") var concurrency = 1
         @Flag(help: "Print the report as JSON.") var json = false
@@ -33,7 +33,7 @@ extension ReaderSync {
             for (name, value) in [("--offline-rate", offlineRate), ("--fault-rate", faultRate), ("--churn", churn)] where !(0...1).contains(value) {
                 throw ValidationError("\(name) must be from 0 to 1")
             }
-            if server != nil && resolvedAdminToken == nil {
+            if !server.isEmpty && resolvedAdminToken == nil {
                 throw ValidationError("--server needs --admin-token (or READER_SYNC_ADMIN_TOKEN)")
             }
         }
@@ -56,7 +56,7 @@ extension ReaderSync {
             options.churn = churn
             options.seed = seed
             options.concurrency = concurrency
-            if let server, let token = resolvedAdminToken { options.server = .remote(url: server, adminToken: token) }
+            if !server.isEmpty, let token = resolvedAdminToken { options.server = .remote(urls: server, adminToken: token) }
             if !json { say("seed \(seed) · data in \(directory.path)") }
 
             let showProgress = isatty(STDERR_FILENO) == 1 && !json

@@ -41,37 +41,18 @@ struct BackupRestoreTests {
         let url = try server.baseURL()
         let port = try #require(Int(url.split(separator: ":").last ?? ""))
 
-        // Three devices, each with its own ten articles, so what each device did is the expected state.
-        var devices: [(user: Int, store: ReaderStore, engine: SyncEngine)] = []
-        for (n, user) in [0, 0, 1].enumerated() {
-            let store = try ReaderStore(path: dir.appendingPathComponent("device\(n).sqlite").path, deviceId: "device\(n)")
-            devices.append((user, store, SyncEngine(store: store, transport: HTTPSyncTransport(baseURL: url, token: tokens[user]), pushBatchSize: 4)))
-        }
-        var expected: [[String: (read: Bool, bookmarked: Bool, progress: Double)]] = [[:], [:]]
-        func act(_ round: Int) throws {
-            for (n, device) in devices.enumerated() {
-                for k in 1...10 {
-                    let article = "art-\(n * 10 + k)"
-                    let value = (read: (k + round) % 2 == 0, bookmarked: (k + round) % 3 == 0, progress: Double(k * round % 10) / 10)
-                    try device.store.markRead(article, value.read)
-                    try device.store.setBookmarked(article, value.bookmarked)
-                    try device.store.setProgress(article, value.progress)
-                    expected[device.user][article] = value
-                }
-            }
-        }
-
-        try act(1)
-        for device in devices { _ = try await device.engine.sync() }
+        let devices = try RestoreDevices(directory: dir, url: url, tokens: tokens)
+        try devices.act(1)
+        try await devices.syncAll()
         let made = try CLI.run(["backup", "--db", db, "--out", backup])
         #expect(made.status == 0 && made.stdout.contains("30 articles, 2 users"))
         let again = try CLI.run(["backup", "--db", db, "--out", backup])
         #expect(again.status != 0 && again.stderr.contains("already exists"))
 
         // After the backup: synced changes the backup lacks, and offline ones.
-        try act(2)
-        for device in devices { _ = try await device.engine.sync() }
-        try act(3)
+        try devices.act(2)
+        try await devices.syncAll()
+        try devices.act(3)
 
         let refused = try CLI.run(["restore", "--from", backup, "--db", db])
         #expect(refused.status != 0 && refused.stderr.contains("a server is running"))
@@ -82,12 +63,56 @@ struct BackupRestoreTests {
 
         server = try ServerProcess(arguments: arguments(port))
         _ = try server.baseURL()
+        try await devices.expectEverythingGivenBack()
+        #expect(server.stop() == 0)
+    }
+}
+
+/// Three HTTP devices of two users, each acting on its own ten articles, so what each device did
+/// is the expected state: the devices of a restore test, on either store.
+final class RestoreDevices {
+    let url: String
+    let tokens: [String]
+    var devices: [(user: Int, store: ReaderStore, engine: SyncEngine)] = []
+    var expected: [[String: (read: Bool, bookmarked: Bool, progress: Double)]] = [[:], [:]]
+
+    /// - Parameter tokens: the tokens of the two users (devices 0 and 1 are the first's, 2 the second's).
+    init(directory: URL, url: String, tokens: [String]) throws {
+        self.url = url
+        self.tokens = tokens
+        for (n, user) in [0, 0, 1].enumerated() {
+            let store = try ReaderStore(path: directory.appendingPathComponent("device\(n).sqlite").path, deviceId: "device\(n)")
+            devices.append((user, store, SyncEngine(store: store, transport: HTTPSyncTransport(baseURL: url, token: tokens[user]), pushBatchSize: 4)))
+        }
+    }
+
+    /// Every device sets all three fields of its ten articles (`art-1` … `art-30`), differently each round.
+    func act(_ round: Int) throws {
+        for (n, device) in devices.enumerated() {
+            for k in 1...10 {
+                let article = "art-\(n * 10 + k)"
+                let value = (read: (k + round) % 2 == 0, bookmarked: (k + round) % 3 == 0, progress: Double(k * round % 10) / 10)
+                try device.store.markRead(article, value.read)
+                try device.store.setBookmarked(article, value.bookmarked)
+                try device.store.setProgress(article, value.progress)
+                expected[device.user][article] = value
+            }
+        }
+    }
+
+    func syncAll() async throws {
+        for device in devices { _ = try await device.engine.sync() }
+    }
+
+    /// After the database went back in time under a new epoch: every device notices the reset
+    /// once and gives back what it did, so the server and every device hold the expected state.
+    func expectEverythingGivenBack(sourceLocation: SourceLocation = #_sourceLocation) async throws {
         var resets = 0
         for _ in 0..<2 {
             for device in devices where try await device.engine.sync().serverWasReset { resets += 1 }
         }
-        #expect(resets == devices.count, "every device noticed the restore once")
-        // A device of another user proves what the server holds, through the protocol.
+        #expect(resets == devices.count, "every device noticed the restore once", sourceLocation: sourceLocation)
+        // A fresh pull of each user proves what the server holds, through the protocol.
         for (user, token) in tokens.enumerated() {
             var cursor: String?
             var states: [String: StateDTO] = [:]
@@ -96,20 +121,20 @@ struct BackupRestoreTests {
                 for state in page.states { states[state.articleId] = state }
                 cursor = page.hasMore ? page.cursor : nil
             } while cursor != nil
-            #expect(states.count == expected[user].count)
+            #expect(states.count == expected[user].count, sourceLocation: sourceLocation)
             for (article, value) in expected[user] {
                 let state = states[article]
                 #expect(state?.read == value.read && state?.bookmarked == value.bookmarked && state?.progress == value.progress,
-                        "\(article) of user \(user) after the restore")
+                        "\(article) of user \(user) after the restore", sourceLocation: sourceLocation)
             }
         }
         for device in devices {
-            #expect(try device.store.pendingChangeCount() == 0)
+            #expect(try device.store.pendingChangeCount() == 0, sourceLocation: sourceLocation)
             for state in try device.store.allStates() where expected[device.user][state.articleId] != nil {
                 let value = expected[device.user][state.articleId]!
-                #expect(state.isRead == value.read && state.isBookmarked == value.bookmarked && state.progress == value.progress)
+                #expect(state.isRead == value.read && state.isBookmarked == value.bookmarked && state.progress == value.progress,
+                        sourceLocation: sourceLocation)
             }
         }
-        #expect(server.stop() == 0)
     }
 }

@@ -11,8 +11,8 @@ import Testing
 @Suite("Bad input gets a clear 4xx and stores nothing")
 struct BadInputTests {
     /// A harness with one article, one user and one applied mutation, to check nothing is lost.
-    func prepared(_ configuration: SyncConfiguration = SyncConfiguration()) async throws -> (Harness, UserRecord, String) {
-        let h = try await Harness(configuration: configuration)
+    func prepared(_ backend: Backend, _ configuration: SyncConfiguration = SyncConfiguration()) async throws -> (Harness, UserRecord, String) {
+        let h = try await Harness(backend: backend, configuration: configuration)
         try await h.seedArticles(2)
         let (user, token) = try await h.createUser("alice")
         _ = try await h.service.push(user: user, request: PushRequest(deviceId: "phone", mutations: [mutation(1, "art-1", .read, .bool(true))]))
@@ -29,9 +29,9 @@ struct BadInputTests {
 
     static let validPush = #"{"deviceId":"phone","mutations":[{"id":2,"articleId":"art-2","field":"read","value":true,"hlc":{"wall":1,"counter":0},"baseVersion":0}]}"#
 
-    @Test("a missing or wrong token is 401", arguments: [nil, "Bearer nope", "Basic abc", "Bearer "])
-    func unauthorized(header: String?) async throws {
-        let (h, user, _) = try await prepared()
+    @Test("a missing or wrong token is 401", arguments: Backend.available, [nil, "Bearer nope", "Basic abc", "Bearer "])
+    func unauthorized(backend: Backend, header: String?) async throws {
+        let (h, user, _) = try await prepared(backend)
         try await h.withClient { client in
             var headers: HTTPFields = [:]
             if let header { headers[.authorization] = header }
@@ -45,9 +45,9 @@ struct BadInputTests {
         try await expectUnchanged(h, user)
     }
 
-    @Test("a user's token on admin routes is 403, and the admin token cannot sync")
-    func forbidden() async throws {
-        let (h, user, token) = try await prepared()
+    @Test("a user's token on admin routes is 403, and the admin token cannot sync", arguments: Backend.available)
+    func forbidden(backend: Backend) async throws {
+        let (h, user, token) = try await prepared(backend)
         try await h.withClient { client in
             let routes: [(HTTPRequest.Method, String, String?)] = [
                 (.get, "/v1/admin/conflicts", nil), (.post, "/v1/admin/users", #"{"name":"mallory"}"#),
@@ -66,7 +66,7 @@ struct BadInputTests {
         #expect(try await h.store.articleExists(id: "x") == false)
     }
 
-    @Test("malformed pushes are 400 with a code that says which", arguments: [
+    @Test("malformed pushes are 400 with a code that says which", arguments: Backend.available, [
         ("{\"deviceId\":", "invalid_json"),
         ("[]", "invalid_request"),
         (#"{"deviceId":"phone"}"#, "invalid_request"),
@@ -78,8 +78,9 @@ struct BadInputTests {
         (#"{"deviceId":"phone","mutations":[{"id":3,"articleId":"art-2","field":"read","value":true,"hlc":{"wall":1,"counter":0},"baseVersion":0},{"id":2,"articleId":"art-2","field":"read","value":false,"hlc":{"wall":1,"counter":0},"baseVersion":0}]}"#, "invalid_request"),
         (#"{"deviceId":"phone","mutations":[{"id":2,"articleId":"art-2","field":"read","value":true,"hlc":{"wall":-5,"counter":0},"baseVersion":0}]}"#, "invalid_request"),
     ])
-    func malformedPush(body: String, code: String) async throws {
-        let (h, user, token) = try await prepared()
+    func malformedPush(backend: Backend, push: (body: String, code: String)) async throws {
+        let (body, code) = push
+        let (h, user, token) = try await prepared(backend)
         try await h.withClient { client in
             let r = try await call(client, .post, "/v1/sync/push", token: token, body: ByteBuffer(string: body))
             #expect(r.status == .badRequest)
@@ -90,9 +91,9 @@ struct BadInputTests {
         try await expectUnchanged(h, user)
     }
 
-    @Test("a push of more than 1000 mutations is 400 too_many_mutations, and none of it is applied")
-    func tooManyMutations() async throws {
-        let (h, user, token) = try await prepared()
+    @Test("a push of more than 1000 mutations is 400 too_many_mutations, and none of it is applied", arguments: Backend.available)
+    func tooManyMutations(backend: Backend) async throws {
+        let (h, user, token) = try await prepared(backend)
         let mutations = (2...1002).map { mutation(Int64($0), "art-2", .progress, .number(0.5)) }
         try await h.withClient { client in
             let r = try await call(client, .post, "/v1/sync/push", token: token, body: try jsonBody(PushRequest(deviceId: "phone", mutations: mutations)))
@@ -101,11 +102,11 @@ struct BadInputTests {
         try await expectUnchanged(h, user)
     }
 
-    @Test("a body over the size limit is 413 payload_too_large")
-    func bodyTooLarge() async throws {
+    @Test("a body over the size limit is 413 payload_too_large", arguments: Backend.available)
+    func bodyTooLarge(backend: Backend) async throws {
         var configuration = SyncConfiguration()
         configuration.maxBodyBytes = 2048
-        let (h, user, token) = try await prepared(configuration)
+        let (h, user, token) = try await prepared(backend, configuration)
         let mutations = (2...100).map { mutation(Int64($0), "art-2", .progress, .number(0.5)) }
         try await h.withClient { client in
             let r = try await call(client, .post, "/v1/sync/push", token: token, body: try jsonBody(PushRequest(deviceId: "phone", mutations: mutations)))
@@ -118,12 +119,12 @@ struct BadInputTests {
         #expect(try await h.store.articleExists(id: "big") == false)
     }
 
-    @Test("a limit out of range or not a number is 400", arguments: [
+    @Test("a limit out of range or not a number is 400", arguments: Backend.available, [
         "/v1/sync/pull?limit=0", "/v1/sync/pull?limit=1001", "/v1/sync/pull?limit=ten", "/v1/sync/pull?limit=-3",
         "/v1/conflicts?limit=0", "/v1/conflicts?limit=5000", "/v1/conflicts?before=yesterday",
     ])
-    func badLimits(uri: String) async throws {
-        let (h, _, token) = try await prepared()
+    func badLimits(backend: Backend, uri: String) async throws {
+        let (h, _, token) = try await prepared(backend)
         try await h.withClient { client in
             let r = try await call(client, .get, uri, token: token)
             #expect(r.status == .badRequest)
@@ -131,19 +132,25 @@ struct BadInputTests {
         }
     }
 
-    @Test("a garbled or forged cursor is 400 invalid_cursor")
-    func invalidCursor() async throws {
-        let (h, _, token) = try await prepared()
+    @Test("a garbled or forged cursor is 400 invalid_cursor", arguments: Backend.available)
+    func invalidCursor(backend: Backend) async throws {
+        let (h, _, token) = try await prepared(backend)
         try await h.withClient { client in
             let good = try await call(client, .get, "/v1/sync/pull?limit=1", token: token).decode(PullResponse.self).cursor
-            // Forged: same epoch, different position, signature copied from the real one.
+            // Forged: same version and epoch, sequence 0, signature copied from the real one. The
+            // version is the store's: `1:<epoch>:<seq>` on SQLite, `2:<epoch>:<transaction>:<seq>`
+            // on PostgreSQL; a payload of the other version, otherwise the same, is forged too.
             let payload = String(decoding: CursorCodec.unbase64url(good.split(separator: ".")[0])!, as: UTF8.self)
-            let parts = payload.split(separator: ":")
-            let forgedPayload = CursorCodec.base64url(Array("1:\(parts[1]):0".utf8))
-            let forged = forgedPayload + "." + good.split(separator: ".")[1]
+            let parts = payload.split(separator: ":").map(String.init)
+            try #require(parts.first == (backend == .sqlite ? "1" : "2") && parts.count == (backend == .sqlite ? 3 : 4), "\(payload)")
+            #expect(parts.last != "0", "the real cursor must sit past sequence 0 for the forgery to differ")
+            let signature = good.split(separator: ".")[1]
+            let sameVersion = (parts.dropLast() + ["0"]).joined(separator: ":")
+            let otherVersion = backend == .sqlite ? "2:\(parts[1]):1:\(parts[2])" : "1:\(parts[1]):\(parts[3])"
+            let forged = [sameVersion, otherVersion].map { CursorCodec.base64url(Array($0.utf8)) + "." + signature }
             var flipped = Array(good)
             flipped[flipped.count - 2] = flipped[flipped.count - 2] == "A" ? "B" : "A"
-            for cursor in ["garbage", "", "a.b.c", forged, String(flipped), good + "x", "v2.\(good)"] {
+            for cursor in ["garbage", "", "a.b.c", String(flipped), good + "x", "v2.\(good)"] + forged {
                 guard !cursor.isEmpty else { continue }
                 let escaped = cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor
                 let r = try await call(client, .get, "/v1/sync/pull?cursor=\(escaped)", token: token)
@@ -155,11 +162,11 @@ struct BadInputTests {
         }
     }
 
-    @Test("a cursor from another database epoch is 410 reset_required")
-    func otherEpoch() async throws {
-        let (h, user, token) = try await prepared()
+    @Test("a cursor from another database epoch is 410 reset_required", arguments: Backend.available)
+    func otherEpoch(backend: Backend) async throws {
+        let (h, user, token) = try await prepared(backend)
         let cursor = try await h.service.pull(user: user, cursor: nil, limit: nil).cursor
-        try h.store.startNewEpoch()
+        try await h.store.startNewEpoch()
         // A server started on the restored database (new epoch).
         let restarted = try await SyncService(store: h.store)
         let app = buildApplication(service: restarted, configuration: .init(port: 0), logger: .init(label: "test"))
@@ -174,9 +181,9 @@ struct BadInputTests {
         try await expectUnchanged(h, user)
     }
 
-    @Test("an unknown route is 404 with the error body")
-    func unknownRoute() async throws {
-        let (h, _, token) = try await prepared()
+    @Test("an unknown route is 404 with the error body", arguments: Backend.available)
+    func unknownRoute(backend: Backend) async throws {
+        let (h, _, token) = try await prepared(backend)
         try await h.withClient { client in
             for (method, uri) in [(HTTPRequest.Method.get, "/v2/sync/pull"), (.get, "/nothing"), (.get, "/v1/admin/articles/x/y")] {
                 let r = try await client.executeRequest(uri: uri, method: method, headers: .bearer(token), body: nil)
@@ -186,9 +193,9 @@ struct BadInputTests {
         }
     }
 
-    @Test("a known route asked with another method is 405 with Allow and the error body")
-    func wrongMethod() async throws {
-        let (h, _, token) = try await prepared()
+    @Test("a known route asked with another method is 405 with Allow and the error body", arguments: Backend.available)
+    func wrongMethod(backend: Backend) async throws {
+        let (h, _, token) = try await prepared(backend)
         try await h.withClient { client in
             for (method, uri, allow) in [(HTTPRequest.Method.put, "/v1/sync/push", "POST"), (.trace, "/v1/sync/pull", "GET"),
                                          (.get, "/v1/admin/articles/some-id", "DELETE"), (.delete, "/metrics", "GET")] {
@@ -200,9 +207,9 @@ struct BadInputTests {
         }
     }
 
-    @Test("mutations that cannot apply are rejected with a reason and do not block the rest")
-    func rejectedMutations() async throws {
-        let (h, user, token) = try await prepared()
+    @Test("mutations that cannot apply are rejected with a reason and do not block the rest", arguments: Backend.available)
+    func rejectedMutations(backend: Backend) async throws {
+        let (h, user, token) = try await prepared(backend)
         let body = #"{"deviceId":"phone","mutations":[{"id":2,"articleId":"ghost","field":"read","value":true,"hlc":{"wall":1,"counter":0},"baseVersion":0},{"id":3,"articleId":"art-2","field":"read","value":0.5,"hlc":{"wall":1,"counter":0},"baseVersion":0},{"id":4,"articleId":"art-2","field":"progress","value":2,"hlc":{"wall":1,"counter":0},"baseVersion":0},{"id":5,"articleId":"art-2","field":"bookmarked","value":"yes","hlc":{"wall":1,"counter":0},"baseVersion":0},{"id":6,"articleId":"art-2","field":"progress","value":0.25,"hlc":{"wall":1,"counter":0},"baseVersion":0}]}"#
         try await h.withClient { client in
             let r = try await call(client, .post, "/v1/sync/push", token: token, body: ByteBuffer(string: body))
@@ -274,9 +281,9 @@ struct OpenAPIValidatorTests {
         #expect(minted.isEmpty, "add the code to SyncError.Code's list instead of Code(rawValue:) in \(minted)")
     }
 
-    @Test("every route the router serves is in the document, and every documented path is served")
-    func routesMatch() async throws {
-        let h = try await Harness()
+    @Test("every route the router serves is in the document, and every documented path is served", arguments: Backend.available)
+    func routesMatch(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         let documented = Set(openAPI.paths.keys)
         let served: Set<String> = ["/v1/health", "/v1/sync/pull", "/v1/sync/push", "/v1/conflicts", "/v1/admin/conflicts",
                                    "/v1/admin/users", "/v1/admin/articles", "/v1/admin/articles/{id}", "/v1/openapi.json", "/metrics"]

@@ -22,9 +22,9 @@ struct ConflictOutputTests {
         var clockAdjustment: ClockAdjustment?
     }
 
-    @Test("the issue's push (wall 9223372036854775296) and Int64.max stamps show in both conflict APIs as clock adjustments, valid against the document")
-    func extremeWallsThroughTheAPI() async throws {
-        let h = try await Harness()
+    @Test("the issue's push (wall 9223372036854775296) and Int64.max stamps show in both conflict APIs as clock adjustments, valid against the document", arguments: Backend.available)
+    func extremeWallsThroughTheAPI(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(1)
         let (_, token) = try await h.createUser("alice")
         try await h.withClient { client in
@@ -84,9 +84,9 @@ struct ConflictOutputTests {
         ]
     }
 
-    @Test("?rule= filters both conflict logs, repeated or comma-separated; an unknown rule is 400 invalid_request listing the valid ones")
-    func ruleFilter() async throws {
-        let h = try await Harness()
+    @Test("?rule= filters both conflict logs, repeated or comma-separated; an unknown rule is 400 invalid_request listing the valid ones", arguments: Backend.available)
+    func ruleFilter(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(2)
         let (_, token) = try await h.createUser("alice")
         try await h.withClient { client in
@@ -122,9 +122,9 @@ struct ConflictOutputTests {
         }
     }
 
-    @Test("each kind of entry, encoded as the CLI's --json encodes it, matches the Conflict schema")
-    func jsonMatchesDocument() async throws {
-        let h = try await Harness()
+    @Test("each kind of entry, encoded as the CLI's --json encodes it, matches the Conflict schema", arguments: Backend.available)
+    func jsonMatchesDocument(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(2)
         let (_, token) = try await h.createUser("alice")
         try await h.withClient { client in _ = try await logOneOfEach(h, client, token: token) }
@@ -152,7 +152,7 @@ struct ConflictOutputTests {
                 ])))
             }
             let id = try #require(try await h.store.conflicts(ConflictQuery()).first?.id)
-            try await h.store.dbPool.write { db in try db.execute(sql: damage) }
+            try await h.sqlite.dbPool.write { db in try db.execute(sql: damage) }
             await #expect(throws: StoreError.self, "\(damage)") { try await h.store.conflicts(ConflictQuery()) }
             let error = await #expect(throws: StoreError.self, "\(damage)") { try await h.store.conflict(id: id) }
             #expect(error?.description.hasPrefix("conflict log entry \(id) is unreadable: ") == true)

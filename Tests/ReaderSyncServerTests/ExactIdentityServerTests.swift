@@ -15,9 +15,9 @@ struct ExactIdentityServerTests {
     static let precomposed = "caf\u{E9}"
     static let decomposed = "cafe\u{301}"
 
-    @Test("read on café (U+00E9) and bookmark on café (e + U+0301) in one push land on their own articles")
-    func canonicallyEquivalentArticles() async throws {
-        let h = try await Harness()
+    @Test("read on café (U+00E9) and bookmark on café (e + U+0301) in one push land on their own articles", arguments: Backend.available)
+    func canonicallyEquivalentArticles(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         let lines = [Self.precomposed, Self.decomposed].map { Harness.articleLine(id: $0, title: "Caf\u{E9} \($0.utf8.count)") }
         let report = try await h.service.ingest(jsonLines: Array(lines.joined(separator: "\n").utf8))
         #expect(report.inserted == 2)
@@ -49,9 +49,9 @@ struct ExactIdentityServerTests {
         #expect(second.isBookmarked && !second.isRead)
     }
 
-    @Test("re-ingesting a title that changed only in normalization stores the new bytes (updated, not unchanged)")
-    func contentComparedByBytes() async throws {
-        let h = try await Harness()
+    @Test("re-ingesting a title that changed only in normalization stores the new bytes (updated, not unchanged)", arguments: Backend.available)
+    func contentComparedByBytes(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         let before = Harness.articleLine(id: "a-1", title: "Le " + Self.precomposed)
         let after = Harness.articleLine(id: "a-1", title: "Le " + Self.decomposed)
         #expect(try await h.service.ingest(jsonLines: Array(before.utf8)).inserted == 1)
@@ -66,9 +66,9 @@ struct ExactIdentityServerTests {
         #expect(try await h.service.ingest(jsonLines: Array(after.utf8)).unchanged == 1)
     }
 
-    @Test("a device id canonically equal to another device's is a different device (bound to its own user)")
-    func canonicallyEquivalentDevices() async throws {
-        let h = try await Harness()
+    @Test("a device id canonically equal to another device's is a different device (bound to its own user)", arguments: Backend.available)
+    func canonicallyEquivalentDevices(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(1)
         let (_, alice) = try await h.createUser("alice")
         let (_, bob) = try await h.createUser("bob")
@@ -86,13 +86,13 @@ struct ExactIdentityServerTests {
     @Test("a store whose epoch, cursor secret or change sequence is missing fails with an error, never a default")
     func missingMetaIsAnError() async throws {
         let h = try await Harness()
-        try await h.store.dbPool.write { db in try db.execute(sql: "DELETE FROM meta WHERE key = 'cursorSecret'") }
+        try await h.sqlite.dbPool.write { db in try db.execute(sql: "DELETE FROM meta WHERE key = 'cursorSecret'") }
         await #expect(throws: StoreError.self) { try await h.store.identity() }
-        try await h.store.dbPool.write { db in
+        try await h.sqlite.dbPool.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('adminTokenHash', 'not hex')")
         }
         await #expect(throws: StoreError.self) { try await h.store.adminTokenHash() }
-        try await h.store.dbPool.write { db in try db.execute(sql: "DELETE FROM changeSequence") }
+        try await h.sqlite.dbPool.write { db in try db.execute(sql: "DELETE FROM changeSequence") }
         await #expect(throws: StoreError.self) {
             try await h.store.ingest([.delete(id: "nothing")], now: "2026-11-30T00:00:00Z")
         }

@@ -5,6 +5,8 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import ReaderSyncCore
+import PostgresNIO
+import ReaderSyncPostgres
 import Synchronization
 import ReaderSyncTestSupport
 import Testing
@@ -19,26 +21,97 @@ final class TestClock: Sendable {
     func advance(millis delta: Int64) { millis.withLock { $0 += delta } }
 }
 
-/// A real server stack on a real SQLite file in a temporary directory.
+/// The stores a test runs on: SQLite always, PostgreSQL when its server binaries are installed
+/// (CI installs them; elsewhere one line says the PostgreSQL cases are skipped).
+enum Backend: String, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    var testDescription: String { rawValue }
+
+    /// Every backend this machine can run.
+    static let available: [Backend] = {
+        let cluster = try? PostgresCluster.shared()
+        return cluster == nil ? [.sqlite] : [.sqlite, .postgres]
+    }()
+}
+
+/// A PostgreSQL store on a fresh database of the test cluster, its pool running until this
+/// object goes away (the harness that holds it). Holds ``PostgresTestLock`` as long, so the
+/// test's pulls meet no other test's open transactions.
+final class PostgresTestStore: Sendable {
+    let store: PostgresSyncStore
+    let url: String
+    private let pool: Task<Void, Never>
+
+    init(feedOrder: PostgresSyncStore.FeedOrder = .transactionThenSequence, poolSize: Int = 4) async throws {
+        guard let cluster = try PostgresCluster.shared() else { throw PostgresUnavailable() }
+        await PostgresTestLock.shared.acquire()
+        do {
+            url = try cluster.createDatabase()
+        } catch {
+            PostgresTestLock.shared.release()
+            throw error
+        }
+        var options = PostgresStoreOptions()
+        options.poolSize = poolSize
+        var logger = Logger(label: "test.postgres")
+        logger.logLevel = .error
+        let store = PostgresSyncStore(url: try! PostgresDatabaseURL(url), options: options, logger: logger, feedOrder: feedOrder)
+        self.store = store
+        pool = Task { await store.client.run() }
+        try await store.migrate()
+    }
+
+    deinit {
+        pool.cancel()
+        PostgresTestLock.shared.release()
+    }
+}
+
+/// PostgreSQL was asked for on a machine without it (``Backend/available`` never does that).
+struct PostgresUnavailable: Error {}
+
+/// A real server stack on a real store: a SQLite file in a temporary directory, or a fresh
+/// database on the test PostgreSQL cluster.
 struct Harness {
     static let adminToken = "test-admin-token-0123456789"
 
+    let backend: Backend
     let directory: URL
-    let store: SQLiteSyncStore
+    let store: any SyncStore
     let service: SyncService
     let clock: TestClock
+    /// Keeps the PostgreSQL pool running as long as the harness lives.
+    let postgres: PostgresTestStore?
 
-    /// - Parameter trace: receives the SQL of every statement the store runs.
-    init(configuration: SyncConfiguration = SyncConfiguration(), trace: (@Sendable (String) -> Void)? = nil) async throws {
+    /// - Parameter trace: receives the SQL of every statement the store runs (SQLite only).
+    init(backend: Backend = .sqlite, configuration: SyncConfiguration = SyncConfiguration(),
+         trace: (@Sendable (String) -> Void)? = nil) async throws {
+        self.backend = backend
         directory = try TestDirectory.make("server")
-        store = try SQLiteSyncStore(path: directory.appendingPathComponent("server.sqlite").path, trace: trace)
+        switch backend {
+        case .sqlite:
+            store = try SQLiteSyncStore(path: directory.appendingPathComponent("server.sqlite").path, trace: trace)
+            postgres = nil
+        case .postgres:
+            let postgres = try await PostgresTestStore()
+            store = postgres.store
+            self.postgres = postgres
+        }
         try await store.setAdminTokenHash(Tokens.hash(Self.adminToken))
         let clock = TestClock()
         self.clock = clock
         service = try await SyncService(store: store, configuration: configuration, now: { clock.now })
     }
 
-    var databasePath: String { store.path }
+    /// The SQLite store, for tests of SQLite itself (its file, its query plans).
+    var sqlite: SQLiteSyncStore {
+        guard let store = store as? SQLiteSyncStore else { preconditionFailure("a SQLite-only test ran on \(backend)") }
+        return store
+    }
+
+    var databasePath: String { sqlite.path }
 
     func application(_ configuration: ServerConfiguration = ServerConfiguration(host: "127.0.0.1", port: 0)) -> some ApplicationProtocol {
         buildApplication(service: service, configuration: configuration, logger: Logger(label: "test"))

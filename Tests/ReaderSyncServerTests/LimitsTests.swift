@@ -59,9 +59,9 @@ struct LimitsTests {
         }
     }
 
-    @Test("a client sending its headers byte by byte is disconnected by the idle timeout before it finishes")
-    func slowHeaders() async throws {
-        let h = try await Harness()
+    @Test("a client sending its headers byte by byte is disconnected by the idle timeout before it finishes", arguments: Backend.available)
+    func slowHeaders(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.idleTimeout = .milliseconds(300)
         try await h.application(configuration).test(.live) { client in
@@ -81,9 +81,9 @@ struct LimitsTests {
         }
     }
 
-    @Test("a body that does not arrive within the request timeout gets 408 request_timeout and frees its slot")
-    func slowBody() async throws {
-        let h = try await Harness()
+    @Test("a body that does not arrive within the request timeout gets 408 request_timeout and frees its slot", arguments: Backend.available)
+    func slowBody(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         let (_, token) = try await h.createUser("alice")
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.requestTimeout = .milliseconds(300)
@@ -110,9 +110,9 @@ struct LimitsTests {
 }
 
 extension LimitsTests {
-    @Test("a client that stops reading its large response is disconnected by the response timeout")
-    func unreadResponse() async throws {
-        let h = try await Harness()
+    @Test("a client that stops reading its large response is disconnected by the response timeout", arguments: Backend.available)
+    func unreadResponse(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         let (_, token) = try await h.createUser("alice")
         let body = String(repeating: "A long article body that nobody will read. ", count: 12_000)  // about 500 KB
         let lines = (1...40).map { Harness.articleLine(id: "big-\($0)", title: "Big \($0)", body: body) }

@@ -10,9 +10,9 @@ import Testing
 
 @Suite("End to end on a loopback port")
 struct LiveServerTests {
-    @Test("two devices push and pull over real HTTP, with gzip, and converge on the server's state")
-    func endToEnd() async throws {
-        let h = try await Harness()
+    @Test("two devices push and pull over real HTTP, with gzip, and converge on the server's state", arguments: Backend.available)
+    func endToEnd(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(120)
         let (_, token) = try await h.createUser("alice")
         try await h.application().test(.live) { testClient in

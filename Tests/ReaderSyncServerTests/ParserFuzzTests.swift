@@ -72,7 +72,7 @@ struct ParserFuzzTests {
                 #expect((1...lineCount).contains(problem.line) && !problem.message.isEmpty)
             }
         }
-        let integrity = try await h.store.dbPool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+        let integrity = try await h.sqlite.dbPool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
         #expect(integrity == ["ok"])
     }
 

@@ -10,9 +10,9 @@ import Testing
 
 @Suite("Protocol v1 through the real router")
 struct RouterTests {
-    @Test("health needs no token and states the protocol version")
-    func health() async throws {
-        let h = try await Harness()
+    @Test("health needs no token and states the protocol version", arguments: Backend.available)
+    func health(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.withClient { client in
             let r = try await call(client, .get, "/v1/health")
             #expect(r.status == .ok)
@@ -21,9 +21,9 @@ struct RouterTests {
         }
     }
 
-    @Test("a device pushes, then pulls its own state back with the articles")
-    func pushThenPull() async throws {
-        let h = try await Harness()
+    @Test("a device pushes, then pulls its own state back with the articles", arguments: Backend.available)
+    func pushThenPull(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(3)
         let (_, token) = try await h.createUser("alice")
         try await h.withClient { client in
@@ -59,9 +59,9 @@ struct RouterTests {
         }
     }
 
-    @Test("the same push twice is duplicate the second time and changes nothing")
-    func idempotentPush() async throws {
-        let h = try await Harness()
+    @Test("the same push twice is duplicate the second time and changes nothing", arguments: Backend.available)
+    func idempotentPush(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(1)
         let (alice, token) = try await h.createUser("alice")
         let push = PushRequest(deviceId: "phone", mutations: [mutation(1, "art-1", .read, .bool(true)), mutation(2, "art-1", .progress, .number(0.5))])
@@ -75,9 +75,9 @@ struct RouterTests {
         }
     }
 
-    @Test("a device id is bound to the first user that pushes with it")
-    func deviceBinding() async throws {
-        let h = try await Harness()
+    @Test("a device id is bound to the first user that pushes with it", arguments: Backend.available)
+    func deviceBinding(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(1)
         let (_, alice) = try await h.createUser("alice")
         let (bobUser, bob) = try await h.createUser("bob")
@@ -92,9 +92,9 @@ struct RouterTests {
         }
     }
 
-    @Test("concurrent writes from two devices are logged with winner, loser and rule")
-    func conflictLog() async throws {
-        let h = try await Harness()
+    @Test("concurrent writes from two devices are logged with winner, loser and rule", arguments: Backend.available)
+    func conflictLog(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(1)
         let (_, token) = try await h.createUser("alice")
         let (_, bob) = try await h.createUser("bob")
@@ -134,9 +134,9 @@ struct RouterTests {
         }
     }
 
-    @Test("conflicts page newest first with limit and before")
-    func conflictPaging() async throws {
-        let h = try await Harness()
+    @Test("conflicts page newest first with limit and before", arguments: Backend.available)
+    func conflictPaging(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(1)
         let (_, token) = try await h.createUser("alice")
         try await h.withClient { client in
@@ -155,9 +155,9 @@ struct RouterTests {
         }
     }
 
-    @Test("admin creates users, ingests JSON Lines and deletes articles")
-    func admin() async throws {
-        let h = try await Harness()
+    @Test("admin creates users, ingests JSON Lines and deletes articles", arguments: Backend.available)
+    func admin(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.withClient { client in
             let created = try await call(client, .post, "/v1/admin/users", token: Harness.adminToken,
                                          body: try jsonBody(CreateUserRequest(name: "alice")))
@@ -190,9 +190,9 @@ struct RouterTests {
         }
     }
 
-    @Test("metrics count requests, mutations by outcome and conflicts by rule")
-    func metrics() async throws {
-        let h = try await Harness()
+    @Test("metrics count requests, mutations by outcome and conflicts by rule", arguments: Backend.available)
+    func metrics(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(1)
         let (_, token) = try await h.createUser("alice")
         try await h.withClient { client in
@@ -216,9 +216,9 @@ struct RouterTests {
 
     /// Issue 10, item 8: the metrics token was compared with `==`; it now goes through
     /// `Tokens.matches` (hash, then constant-time compare) like the admin token.
-    @Test("with a metrics token configured, /metrics needs exactly it")
-    func metricsToken() async throws {
-        let h = try await Harness()
+    @Test("with a metrics token configured, /metrics needs exactly it", arguments: Backend.available)
+    func metricsToken(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         let app = buildApplication(service: h.service, configuration: .init(port: 0, metricsToken: "scrape-secret-123"),
                                    logger: .init(label: "test"))
         try await app.test(.router) { client in
@@ -238,9 +238,9 @@ struct RouterTests {
 
     /// Issue 10, item 8: PROTOCOL.md said an older agreeing write gets `superseded`; the server
     /// answers `applied` without `seq`, and `superseded` always carries a `conflictId`.
-    @Test("a concurrent write that agrees is applied, without seq when its stamp is older; one that loses is superseded with a conflict")
-    func agreeingWriteOutcome() async throws {
-        let h = try await Harness()
+    @Test("a concurrent write that agrees is applied, without seq when its stamp is older; one that loses is superseded with a conflict", arguments: Backend.available)
+    func agreeingWriteOutcome(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(1)
         let (_, token) = try await h.createUser("alice")
         try await h.withClient { client in
@@ -259,9 +259,9 @@ struct RouterTests {
         }
     }
 
-    @Test("responses are gzip-compressed when the request accepts gzip, and only then")
-    func gzip() async throws {
-        let h = try await Harness()
+    @Test("responses are gzip-compressed when the request accepts gzip, and only then", arguments: Backend.available)
+    func gzip(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await h.seedArticles(40)
         let (_, token) = try await h.createUser("alice")
         try await h.withClient { client in

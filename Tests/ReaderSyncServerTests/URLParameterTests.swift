@@ -43,9 +43,9 @@ struct URLParameterTests {
         return (Set(page.articles.map(\.id)), Set(page.deletedArticleIds))
     }
 
-    @Test("each id is deleted through the URL a client library builds for it, and no other article is touched")
-    func deleteByEncodedId() async throws {
-        let h = try await Harness()
+    @Test("each id is deleted through the URL a client library builds for it, and no other article is touched", arguments: Backend.available)
+    func deleteByEncodedId(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await ingest(h, Self.targets + Self.decoys)
         let (_, token) = try await h.createUser("alice")
         try await h.withClient { client in
@@ -62,9 +62,9 @@ struct URLParameterTests {
         }
     }
 
-    @Test("lower-case hex escapes are the same id, and an encoded slash does not split the path")
-    func escapesAreCaseInsensitive() async throws {
-        let h = try await Harness()
+    @Test("lower-case hex escapes are the same id, and an encoded slash does not split the path", arguments: Backend.available)
+    func escapesAreCaseInsensitive(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await ingest(h, ["café", "a/b/c"])
         try await h.withClient { client in
             let cafe = try await call(client, .delete, "/v1/admin/articles/caf%c3%a9", token: Harness.adminToken)
@@ -77,9 +77,9 @@ struct URLParameterTests {
     }
 
     @Test("a malformed escape or bytes that are not UTF-8 are 400 invalid_request and delete nothing",
-          arguments: ["100%", "%zz", "%2", "abc%", "%FF", "%C3", "%C3%28", "%ED%A0%80"])
-    func malformedPathParameter(segment: String) async throws {
-        let h = try await Harness()
+          arguments: Backend.available, ["100%", "%zz", "%2", "abc%", "%FF", "%C3", "%C3%28", "%ED%A0%80"])
+    func malformedPathParameter(backend: Backend, segment: String) async throws {
+        let h = try await Harness(backend: backend)
         try await ingest(h, ["100%", "abc%", "%2", "\u{FFFD}"])
         let (_, token) = try await h.createUser("alice")
         try await h.withClient { client in
@@ -91,9 +91,41 @@ struct URLParameterTests {
         }
     }
 
-    @Test("query values are decoded once too, strictly")
-    func queryParameters() async throws {
-        let h = try await Harness()
+    @Test("an id or name holding NUL (%00) names nothing: 404 for the article and the user, an empty conflict log",
+          arguments: Backend.available)
+    func nulNamesNothing(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
+        try await ingest(h, ["a"])
+        let (_, token) = try await h.createUser("alice")
+        try await h.withClient { client in
+            for id in ["%00", "x%00y"] {
+                let r = try await call(client, .delete, "/v1/admin/articles/\(id)", token: Harness.adminToken)
+                #expect(r.status == .notFound && r.errorCode == "not_found", "DELETE \(id) answered \(r.status)")
+            }
+            let user = try await call(client, .get, "/v1/admin/conflicts?user=al%00ice", token: Harness.adminToken)
+            #expect(user.status == .notFound && user.errorCode == "not_found")
+            for (path, auth) in [("/v1/conflicts?article=%00", token), ("/v1/admin/conflicts?article=a%00", Harness.adminToken)] {
+                let r = try await call(client, .get, path, token: auth)
+                #expect(r.status == .ok, "\(path) answered \(r.status)")
+                #expect(try r.decode(ConflictsResponse.self).conflicts.isEmpty)
+            }
+            #expect(try await liveAndDeleted(client, token: token) == (live: ["a"], deleted: []))
+
+            // `a` followed by NUL is not `a`. SQLite gets it wrong: GRDB binds a String as a C
+            // string (length -1), so the id reaches SQLite as `a`, and article a is deleted.
+            try await withKnownIssue("SQLite reads a NUL in a bound id as its end") {
+                let r = try await call(client, .delete, "/v1/admin/articles/a%00", token: Harness.adminToken)
+                #expect(r.status == .notFound && r.errorCode == "not_found", "DELETE a%00 answered \(r.status)")
+                #expect(try await liveAndDeleted(client, token: token) == (live: ["a"], deleted: []))
+            } when: {
+                backend == .sqlite
+            }
+        }
+    }
+
+    @Test("query values are decoded once too, strictly", arguments: Backend.available)
+    func queryParameters(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         _ = try await h.createUser("alice")
         try await h.withClient { client in
             let found = try await call(client, .get, "/v1/admin/conflicts?user=al%69ce&limit=%31%30", token: Harness.adminToken)
@@ -124,9 +156,9 @@ struct URLParameterTests {
         }
     }
 
-    @Test("over real HTTP, an AsyncHTTPClient request keeps the encoded id intact")
-    func overRealHTTP() async throws {
-        let h = try await Harness()
+    @Test("over real HTTP, an AsyncHTTPClient request keeps the encoded id intact", arguments: Backend.available)
+    func overRealHTTP(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
         try await ingest(h, ["a/b c+d%", "a"])
         try await h.application().test(.live) { testClient in
             let port = try #require(testClient.port)

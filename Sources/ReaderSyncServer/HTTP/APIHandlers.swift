@@ -86,6 +86,7 @@ struct APIHandlers: Sendable {
                 throw SyncError(.unauthorized, "this server's metrics need 'Authorization: Bearer <metrics token>'")
             }
         }
+        metrics.record(try await service.store.gauges())
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                         body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
     }

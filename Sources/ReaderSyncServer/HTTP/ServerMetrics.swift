@@ -28,6 +28,14 @@ package struct ServerMetrics: Sendable {
         ).record(duration)
     }
 
+    /// Sets the store's gauges to the values just read.
+    func record(_ gauges: [StoreGauge]) {
+        for gauge in gauges {
+            registry.makeGauge(descriptor: .init(namespace: "readersync", metricName: gauge.name, unitName: gauge.unit, helpText: gauge.help))
+                .set(gauge.value)
+        }
+    }
+
     func pulled(changes: Int) {
         registry.makeCounter(descriptor: .init(namespace: "readersync", metricName: "pulls", unitName: "total",
                                                helpText: "Pull pages served")).increment()

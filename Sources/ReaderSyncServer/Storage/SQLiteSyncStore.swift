@@ -78,6 +78,9 @@ package final class SQLiteSyncStore: SyncStore {
         }
     }
 
+    /// None: a SQLite writer never holds back a pull (one writer, commit order is sequence order).
+    package func gauges() async throws -> [StoreGauge] { [] }
+
     package func adminTokenHash() async throws -> [UInt8]? {
         try await dbPool.read(Self.fetchAdminTokenHash)
     }

@@ -61,6 +61,26 @@ package protocol SyncStore: Sendable {
 
     /// The user's current state of one article, with the write behind each field.
     func state(userId: Int64, articleId: String) async throws -> UserArticleState?
+
+    /// What the store reports about itself at `GET /metrics`, read at each scrape (none on SQLite).
+    func gauges() async throws -> [StoreGauge]
+}
+
+/// One value a store reports at `GET /metrics`, as a Prometheus gauge `readersync_<name>_<unit>`.
+package struct StoreGauge: Sendable, Hashable {
+    /// The metric's name between `readersync_` and the unit, e.g. `oldest_writing_transaction`.
+    package var name: String
+    /// The unit, e.g. `seconds`.
+    package var unit: String
+    package var help: String
+    package var value: Double
+
+    package init(name: String, unit: String, help: String, value: Double) {
+        self.name = name
+        self.unit = unit
+        self.help = help
+        self.value = value
+    }
 }
 
 /// The database's epoch and cursor secret.

@@ -1,10 +1,54 @@
 import Foundation
 import Hummingbird
 import Logging
+import ReaderSyncPostgres
 import ReaderSyncServer
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
+
+/// Where the bench's server databases go: SQLite files in the work directory, or scratch
+/// databases on a PostgreSQL server (created per run, dropped at the end).
+final class BenchDatabases: Sendable {
+    let options: BenchmarkOptions
+    private let postgres: PostgresDatabaseURL?
+    private let created = Mutex<[String]>([])
+    private let logger: Logger = {
+        var logger = Logger(label: "bench.postgres")
+        logger.logLevel = .error
+        return logger
+    }()
+
+    init(_ options: BenchmarkOptions) throws {
+        self.options = options
+        postgres = try options.postgresURL.map(PostgresDatabaseURL.init)
+    }
+
+    /// Starts the servers on a new database called `name` (a file `name.sqlite`, or a PostgreSQL
+    /// database `readersync_name_<random>`).
+    func startServers(name: String, adminToken: String) async throws -> BenchServer {
+        if let postgres {
+            let databaseName = "readersync_\(name.replacingOccurrences(of: "-", with: "_"))_\(String(UInt32.random(in: .min ... .max), radix: 16))"
+            let url = try await PostgresSyncStore.createDatabase(named: databaseName, on: postgres, logger: logger)
+            created.withLock { $0.append(databaseName) }
+            return try BenchServer.processes(executable: options.serverExecutable, database: url.connectionString,
+                                             count: options.servers, adminToken: adminToken, durability: options.durability)
+        }
+        let path = options.workDirectory.appendingPathComponent("\(name).sqlite").path
+        return options.inProcess
+            ? try await BenchServer.inProcess(databasePath: path, adminToken: adminToken, durability: options.durability)
+            : try BenchServer.processes(executable: options.serverExecutable, database: path, count: options.servers,
+                                        adminToken: adminToken, durability: options.durability)
+    }
+
+    /// Drops the scratch databases (servers stopped first).
+    func dropAll() async {
+        guard let postgres else { return }
+        for name in created.withLock({ $0 }) {
+            try? await PostgresSyncStore.dropDatabase(named: name, on: postgres, logger: logger)
+        }
+    }
+}
 
 /// Resident memory and CPU time of a process, read from /proc (Linux).
 struct ProcessMeter: Sendable {
@@ -36,34 +80,68 @@ struct ProcessMeter: Sendable {
     }
 }
 
-/// The server the benchmark measures: the real `reader-sync serve` in its own process, or in this one.
+/// The servers the benchmark measures: `reader-sync serve` in processes of their own (several on
+/// one PostgreSQL database with `--servers`), or one in this process.
 final class BenchServer: Sendable {
-    let url: String
+    /// Every server's base URL; admin requests and single devices use the first.
+    let urls: [String]
     let adminToken: String
-    let meter: ProcessMeter
+    /// The CPU and memory of every server process together.
+    let meter: ProcessGroupMeter
     private let stopAction: @Sendable () async -> Void
 
-    private init(url: String, adminToken: String, meter: ProcessMeter, stop: @escaping @Sendable () async -> Void) {
-        self.url = url
+    private init(urls: [String], adminToken: String, meter: ProcessGroupMeter, stop: @escaping @Sendable () async -> Void) {
+        self.urls = urls
         self.adminToken = adminToken
         self.meter = meter
         stopAction = stop
     }
 
+    var url: String { urls[0] }
+
+    /// The server device number `index` talks to: the devices are spread over the servers in turn,
+    /// as a load balancer without affinity would.
+    func url(forDevice index: Int) -> String { urls[index % urls.count] }
+
     func stop() async { await stopAction() }
 
-    /// Starts `executable serve` on a free loopback port with a new database at `databasePath`.
-    static func process(executable: String, databasePath: String, adminToken: String, durability: String) throws -> BenchServer {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["serve", "--db", databasePath, "--port", "0", "--admin-token", adminToken, "--durability", durability]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // Read until the banner names the URL (or the process exits).
+    /// Starts `count` processes of `executable serve` on free loopback ports, on the database
+    /// `database` (a SQLite path, or a PostgreSQL URL passed through `READER_SYNC_DB` so its
+    /// password never shows in a process list). The first is started alone, so it creates and
+    /// migrates the database before the others open it.
+    static func processes(executable: String, database: String, count: Int, adminToken: String, durability: String) throws -> BenchServer {
+        var processes: [Process] = []
+        var urls: [String] = []
+        do {
+            for _ in 0..<max(count, 1) {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = ["serve", "--port", "0", "--admin-token", adminToken, "--durability", durability]
+                process.environment = ProcessInfo.processInfo.environment.merging(["READER_SYNC_DB": database]) { $1 }
+                let output = Pipe()
+                process.standardOutput = output
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                processes.append(process)
+                urls.append(try banner(output.fileHandleForReading))
+            }
+        } catch {
+            for process in processes {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            throw error
+        }
+        let box = ProcessBox(processes)
+        return BenchServer(urls: urls, adminToken: adminToken, meter: ProcessGroupMeter(pids: processes.map(\.processIdentifier))) {
+            for process in box.processes { process.terminate() }
+            for process in box.processes { process.waitUntilExit() }
+        }
+    }
+
+    /// Reads a starting server's stdout until the banner names its URL.
+    private static func banner(_ handle: FileHandle) throws -> String {
         var text = ""
-        let handle = output.fileHandleForReading
         while !text.contains("database:") {
             let chunk = handle.availableData
             if chunk.isEmpty { throw SimulationError("the server process exited before it was ready: \(text)") }
@@ -72,14 +150,10 @@ final class BenchServer: Sendable {
         guard let line = text.split(separator: "\n").first(where: { $0.contains("http://") }),
               let url = line.split(separator: " ").last.map(String.init)
         else { throw SimulationError("cannot find the server's URL in: \(text)") }
-        let box = ProcessBox(process)
-        return BenchServer(url: url, adminToken: adminToken, meter: ProcessMeter(pid: process.processIdentifier)) {
-            box.process.terminate()
-            box.process.waitUntilExit()
-        }
+        return url
     }
 
-    /// Starts the server in this process (`--in-process`): one process shares the cores.
+    /// Starts the server in this process (`--in-process`, SQLite only): one process shares the cores.
     static func inProcess(databasePath: String, adminToken: String, durability: String) async throws -> BenchServer {
         let store = try SQLiteSyncStore(path: databasePath, durability: SQLiteSyncStore.Durability(rawValue: durability) ?? .normal)
         try await store.setAdminTokenHash(Tokens.hash(adminToken))
@@ -96,16 +170,38 @@ final class BenchServer: Sendable {
             port = p
             break
         }
-        return BenchServer(url: "http://127.0.0.1:\(port)", adminToken: adminToken, meter: ProcessMeter(pid: getpid())) {
+        return BenchServer(urls: ["http://127.0.0.1:\(port)"], adminToken: adminToken, meter: ProcessGroupMeter(pids: [getpid()])) {
             await group.triggerGracefulShutdown()
             _ = try? await task.value
         }
     }
 }
 
-/// Holds a `Process` for a `Sendable` closure; it is only terminated and awaited once.
+/// Several processes measured as one: CPU seconds and peak resident memory summed.
+struct ProcessGroupMeter: Sendable {
+    let meters: [ProcessMeter]
+
+    init(pids: [Int32]) {
+        meters = pids.map(ProcessMeter.init(pid:))
+    }
+
+    /// The sum of each process's peak since its last reset (an upper bound of the peak of the sum).
+    var peakResidentBytes: Int? {
+        let peaks = meters.compactMap(\.peakResidentBytes)
+        return peaks.isEmpty ? nil : peaks.reduce(0, +)
+    }
+
+    func resetPeak() { meters.forEach { $0.resetPeak() } }
+
+    var cpuSeconds: Double? {
+        let seconds = meters.compactMap(\.cpuSeconds)
+        return seconds.isEmpty ? nil : seconds.reduce(0, +)
+    }
+}
+
+/// Holds `Process`es for a `Sendable` closure; they are only terminated and awaited once.
 private final class ProcessBox: @unchecked Sendable {
     // @unchecked: used from one task at a time (start, then stop).
-    let process: Process
-    init(_ process: Process) { self.process = process }
+    let processes: [Process]
+    init(_ processes: [Process]) { self.processes = processes }
 }

@@ -46,13 +46,13 @@ extension Benchmark {
         }
 
         // Every device pulls from the cursor after S2: exactly its user's states are new there.
-        let devices = tokens.flatMap { token in Array(repeating: token, count: options.devicesPerUser) }
+        let devices = tokens.flatMap { token in Array(repeating: token, count: options.devicesPerUser) }.enumerated().map { (index: $0.offset, token: $0.element) }
         let me = ProcessMeter(pid: getpid())
         let cpu = (server: server.meter.cpuSeconds ?? 0, client: me.cpuSeconds ?? 0)
         let clock = ContinuousClock()
         let start = clock.now
-        let pulls = try await map(devices, concurrency: options.concurrency) { token -> (milliseconds: Double, states: Int, bytes: Int) in
-            let transport = HTTPSyncTransport(baseURL: server.url, token: token, client: client)
+        let pulls = try await map(devices, concurrency: options.concurrency) { device -> (milliseconds: Double, states: Int, bytes: Int) in
+            let transport = HTTPSyncTransport(baseURL: server.url(forDevice: device.index), token: device.token, client: client)
             let t0 = ContinuousClock.now
             var states = 0
             var bytes = 0

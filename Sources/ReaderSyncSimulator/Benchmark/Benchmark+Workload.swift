@@ -142,12 +142,13 @@ extension Benchmark {
             let byDevice = Dictionary(grouping: batches, by: \.device).values.map { $0 }.sorted { $0[0].device < $1[0].device }
             server.meter.resetPeak()
             let tokenList = tokens
-            let url = server.url
+            let devices = byDevice.enumerated().map { (index: $0.offset, batches: $0.element) }
             cpu = cpuMark()
             start = clock.now
-            let results = try await map(byDevice, concurrency: options.concurrency) { device in
+            let results = try await map(devices, concurrency: options.concurrency) { device in
                 var out: [(Double, PushResponse, String)] = []
-                for batch in device {
+                let url = server.url(forDevice: device.index)
+                for batch in device.batches {
                     let transport = HTTPSyncTransport(baseURL: url, token: tokenList[batch.user], client: client)
                     let t0 = ContinuousClock.now
                     let response = try await transport.push(batch.request)
@@ -170,14 +171,14 @@ extension Benchmark {
                 var mismatches = 0
                 var devicesByUser: [Int: [[String: StateDTO]]] = [:]
                 let responsesByDevice = Dictionary(grouping: results, by: \.2)
-                for device in byDevice {
+                for (index, device) in byDevice.enumerated() {
                     // What the device knows: the states its pushes returned, then a pull from where it was
                     // after S2, never going back to an older version.
                     var states: [String: StateDTO] = [:]
                     func take(_ s: StateDTO) { if (states[s.articleId]?.version ?? -1) <= s.version { states[s.articleId] = s } }
                     for (_, response, _) in responsesByDevice[device[0].device] ?? [] { response.states.forEach(take) }
                     let user = device[0].user
-                    let transport = HTTPSyncTransport(baseURL: server.url, token: tokens[user], client: client)
+                    let transport = HTTPSyncTransport(baseURL: server.url(forDevice: index), token: tokens[user], client: client)
                     _ = try await transport.pullUntilCaughtUp(from: afterDelta, limit: 1000) { $0.states.forEach(take) }
                     devicesByUser[user, default: []].append(states)
                 }

@@ -25,6 +25,11 @@ public struct BenchmarkOptions: Sendable {
     public var inProcess = false
     /// The server's `--durability`: `normal` survives a process crash, `full` also a power loss.
     public var durability = "normal"
+    /// A PostgreSQL server to run on instead of SQLite files: its URL (any database on it; the
+    /// bench creates a scratch database beside it for each run and drops it afterwards).
+    public var postgresURL: String?
+    /// Server processes on the one database; devices are spread over them in turn.
+    public var servers = 1
     /// The `reader-sync` binary to start the server with.
     public var serverExecutable: String
     public var workDirectory: URL
@@ -122,11 +127,8 @@ public enum Benchmark {
         if isDebugBuild { report.notes.append("debug build: figures are not representative; use swift run -c release") }
 
         let adminToken = Tokens.generate()
-        let databasePath = options.workDirectory.appendingPathComponent("bench-server.sqlite").path
-        let server = options.inProcess
-            ? try await BenchServer.inProcess(databasePath: databasePath, adminToken: adminToken, durability: options.durability)
-            : try BenchServer.process(executable: options.serverExecutable, databasePath: databasePath, adminToken: adminToken,
-                                      durability: options.durability)
+        let databases = try BenchDatabases(options)
+        let server = try await databases.startServers(name: "bench-server", adminToken: adminToken)
         let client = HTTPClient(eventLoopGroupProvider: .singleton,
                                 configuration: .init(decompression: .enabled(limit: .ratio(100))))
         do {
@@ -134,15 +136,11 @@ public enum Benchmark {
         } catch {
             try? await client.shutdown()
             await server.stop()
+            await databases.dropAll()
             throw error
         }
         if options.runs("scale") {
-            let scaleServer = options.inProcess
-                ? try await BenchServer.inProcess(databasePath: options.workDirectory.appendingPathComponent("bench-scale.sqlite").path,
-                                                  adminToken: adminToken, durability: options.durability)
-                : try BenchServer.process(executable: options.serverExecutable,
-                                          databasePath: options.workDirectory.appendingPathComponent("bench-scale.sqlite").path,
-                                          adminToken: adminToken, durability: options.durability)
+            let scaleServer = try await databases.startServers(name: "bench-scale", adminToken: adminToken)
             do {
                 let probe = try await scaleProbe(articles: options.scaleArticles, users: options.scaleUsers, perUser: 50,
                                                  server: scaleServer, client: client, concurrency: options.concurrency, log: log)
@@ -160,14 +158,18 @@ public enum Benchmark {
                 await scaleServer.stop()
                 try? await client.shutdown()
                 await server.stop()
+                await databases.dropAll()
                 throw error
             }
             await scaleServer.stop()
         }
         try await client.shutdown()
         await server.stop()
+        await databases.dropAll()
         // Last, so that the pages they hold do not count in the workload's peak memory.
-        if options.runs("floors") {
+        if options.postgresURL != nil, options.runs("floors") {
+            report.notes.append("floors: measured on SQLite only (each storage step alone, without HTTP)")
+        } else if options.runs("floors") {
             log("floors: each step alone, without HTTP")
             try await floors(corpus: corpus, options: options, into: &report)
         }

@@ -1,0 +1,116 @@
+import Foundation
+import ReaderSyncTestSupport
+import Testing
+
+/// Many `reader-sync serve` processes on one PostgreSQL database, as a publisher runs them
+/// behind a load balancer.
+@Suite("Many servers on one PostgreSQL database, as processes", .enabled(if: PostgresForCLI.cluster != nil))
+struct MultiServerTests {
+    static let adminToken = "multi-server-admin-token-0123"
+
+    @Test("three servers started at once; devices spread their requests over them while the newsroom ingests through the CLI; one server is SIGKILLed and restarted: every invariant holds")
+    func threeServersOneKilled() async throws {
+        let cluster = try #require(PostgresForCLI.cluster)
+        await PostgresTestLock.shared.acquire()
+        defer { PostgresTestLock.shared.release() }
+        let database = try cluster.createDatabase()
+        let directory = try CLI.temporaryDirectory()
+        let log = directory.appendingPathComponent("servers.log")
+        // Started at once on an empty database: they race to migrate it (advisory lock).
+        var servers = try (0..<3).map { _ in
+            try ServerProcess(arguments: ["--db", database, "--port", "0", "--admin-token", Self.adminToken], stderr: log)
+        }
+        let urls = try servers.map { try $0.baseURL() }
+
+        // The devices: 4 readers × 3 devices, every request to the next server in turn.
+        let simulation = Task.detached {
+            try CLI.run(["simulate", "--users", "4", "--devices", "3", "--steps", "80", "--concurrency", "6", "--seed", "11",
+                         "--articles", "60", "--churn", "0.1", "--fault-rate", "0.05", "--data-dir", directory.appendingPathComponent("devices").path,
+                         "--admin-token", Self.adminToken] + urls.flatMap { ["--server", $0] })
+        }
+
+        // The newsroom publishes through the CLI on the same database while the devices sync.
+        let lines = (1...300).map { i in
+            #"{"id":"wire-\#(i)","section":"wire","title":"Wire story \#(i)","body":"Body \#(i)","publishedAt":"2026-11-30T08:00:00Z"}"#
+        }
+        let feed = directory.appendingPathComponent("wire.jsonl")
+        try lines.joined(separator: "\n").write(to: feed, atomically: true, encoding: .utf8)
+        let ingest = try CLI.run(["ingest", "--db", database, feed.path])
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        #expect(ingest.stdout.contains("inserted 300"), "\(ingest.stdout)")
+
+        // Kill the second server once pushes are flowing, then start it again on its port.
+        let dbName = try #require(URLComponents(string: database)?.path.dropFirst()).description
+        try Self.waitUntil { Int((try? cluster.psql("SELECT count(*) FROM user_article_state", database: dbName)) ?? "0") ?? 0 >= 20 }
+        servers[1].kill()
+        let port = try #require(URLComponents(string: urls[1])?.port)
+        servers[1] = try ServerProcess(arguments: ["--db", database, "--port", String(port), "--admin-token", Self.adminToken], stderr: log)
+        _ = try servers[1].baseURL()
+
+        let result = try await simulation.value
+        #expect(result.status == 0, "simulate failed:\n\(result.stdout)\n\(result.stderr)\nserver log: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        #expect(result.stdout.contains("servers \(urls.joined(separator: ", "))"), "\(result.stdout)")
+
+        // Every server stops cleanly on SIGTERM: HTTP drains, then the pool closes.
+        for server in servers { #expect(server.stop() == 0) }
+    }
+
+    /// Polls `condition` (a database query) until it holds, for at most a minute.
+    static func waitUntil(_ condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(60)
+        while !condition() {
+            guard Date() < deadline else { throw CLIFailure("the condition did not hold within a minute") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+}
+
+/// The test PostgreSQL cluster, or nil (with one printed line) where it cannot run.
+enum PostgresForCLI {
+    static let cluster: PostgresCluster.Server? = try? PostgresCluster.shared()
+}
+
+@Suite("pg_dump, pg_restore and reset-epoch on a real server", .enabled(if: PostgresForCLI.cluster != nil))
+struct PostgresRestoreTests {
+    @Test("pg_dump while serving; pg_restore with the server stopped, then reset-epoch: HTTP devices give back all the dump lacks")
+    func dumpRestoreResetEpoch() async throws {
+        let cluster = try #require(PostgresForCLI.cluster)
+        await PostgresTestLock.shared.acquire()
+        defer { PostgresTestLock.shared.release() }
+        let db = try cluster.createDatabase()
+        let dbName = try #require(URLComponents(string: db)?.path.dropFirst()).description
+        let dir = try CLI.temporaryDirectory()
+        let dump = dir.appendingPathComponent("nightly.dump").path
+        let corpus = dir.appendingPathComponent("articles.jsonl")
+        try (1...30).map { #"{"id":"art-\#($0)","title":"Title \#($0)","publishedAt":"2026-11-20T09:00:00Z"}"# }
+            .joined(separator: "\n").write(to: corpus, atomically: true, encoding: .utf8)
+        #expect(try CLI.run(["ingest", corpus.path, "--db", db]).status == 0)
+        let tokens = try ["ann", "ben"].map { try CLI.run(["users", "add", $0, "--db", db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let arguments = { (port: Int) in ["--db", db, "--port", String(port), "--admin-token", "restore-test-admin-token"] }
+        var server = try ServerProcess(arguments: arguments(0))
+        let url = try server.baseURL()
+        let port = try #require(Int(url.split(separator: ":").last ?? ""))
+
+        let devices = try RestoreDevices(directory: dir, url: url, tokens: tokens)
+        try devices.act(1)
+        try await devices.syncAll()
+        // The documented backup (docs/RELIABILITY.md): pg_dump's custom format, while serving.
+        _ = try cluster.runClient("pg_dump", ["-Fc", "-f", dump, "-d", dbName])
+        let backup = try CLI.run(["backup", "--db", db, "--out", dir.appendingPathComponent("x.sqlite").path])
+        #expect(backup.status != 0 && backup.stderr.contains("pg_dump"), "\(backup.stderr)")
+
+        try devices.act(2)
+        try await devices.syncAll()
+        try devices.act(3)
+
+        #expect(server.stop() == 0)
+        _ = try cluster.runClient("pg_restore", ["--clean", "--if-exists", "--single-transaction", "-d", dbName, dump])
+        let reset = try CLI.run(["reset-epoch", "--db", db])
+        #expect(reset.status == 0 && reset.stdout.contains("new epoch"), "\(reset.stdout)\(reset.stderr)")
+
+        server = try ServerProcess(arguments: arguments(port))
+        _ = try server.baseURL()
+        try await devices.expectEverythingGivenBack()
+        #expect(server.stop() == 0)
+    }
+}
