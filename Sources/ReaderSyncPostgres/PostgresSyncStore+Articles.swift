@@ -10,8 +10,8 @@ extension PostgresSyncStore {
     /// article is stored by one multi-row upsert with a new sequence value.
     package func ingest(_ items: [IngestItem], now: String) async throws -> IngestReport {
         let nowDate = try Self.date(now)
-        // An id holding NUL is never stored (see ``canName(_:)``): deleting one is unchanged, as on SQLite.
-        let ids = Array(Set(items.map { $0.articleId.exact })).sorted().map(\.string).filter(Self.canName)
+        // An id holding NUL is never stored (see ``canBeStoredName(_:)``): deleting one is unchanged, as on SQLite.
+        let ids = Array(Set(items.map { $0.articleId.exact })).sorted().map(\.string).filter(canBeStoredName)
         return try await transaction { connection in
             var stored: [ExactText: StoredArticle] = [:]
             let rows = try await connection.query("""
@@ -96,7 +96,7 @@ extension PostgresSyncStore {
     }
 
     package func articleExists(id: String) async throws -> Bool {
-        guard Self.canName(id) else { return false }
+        guard canBeStoredName(id) else { return false }
         return try await !query("SELECT 1 FROM article WHERE id = \(id)").isEmpty
     }
 
@@ -118,7 +118,7 @@ extension PostgresSyncStore {
             conditions.append("conflict.user_id = $\(binds.count)")
         }
         if let articleId = query.articleId {
-            guard Self.canName(articleId) else { return [] }
+            guard canBeStoredName(articleId) else { return [] }
             binds.append(articleId)
             conditions.append("conflict.article_id = $\(binds.count)")
         }

@@ -168,7 +168,7 @@ extension PostgresSyncStore {
     }
 
     package func state(userId: Int64, articleId: String) async throws -> UserArticleState? {
-        guard Self.canName(articleId) else { return nil }
+        guard canBeStoredName(articleId) else { return nil }
         return try await client.withConnection { connection in
             try await Self.fetchStates(connection, userId: userId, articleIds: [articleId], logger: self.logger)[ExactText(articleId)]
         }

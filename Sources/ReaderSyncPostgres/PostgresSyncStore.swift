@@ -235,19 +235,21 @@ package final class PostgresSyncStore: SyncStore {
         }
     }
 
-    /// `oldest_writing_transaction_seconds`: how long the oldest transaction on the PostgreSQL
-    /// server that has written (holds a transaction id) has been open, 0 when none. Every pull
-    /// serves only changes below the horizon it holds, so this is how far behind the newest
-    /// changes pulls can be (docs/ARCHITECTURE.md, "The change sequence"). The horizon is the
-    /// whole server's, so this counts every database and every client, not only ReaderSync's.
+    /// `oldest_writing_transaction_seconds`: how long the oldest open transaction that holds a
+    /// transaction id and may write this database has been open, 0 when none: the backends
+    /// pulls do not pass over (``horizonCTE``), so this is how far behind the newest changes
+    /// pulls can be (docs/ARCHITECTURE.md, "The change sequence"). Counts every client of the
+    /// database, not only ReaderSync's; prepared (two-phase) transactions, which
+    /// `pg_stat_activity` does not list, hold pulls back without showing here.
     package func gauges() async throws -> [StoreGauge] {
         let rows = try await query("""
             SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8 FROM pg_stat_activity
-            WHERE backend_xid IS NOT NULL
+            WHERE backend_xid IS NOT NULL AND backend_type <> 'autovacuum worker'
+              AND (datid IS NULL OR datid = (SELECT oid FROM pg_database WHERE datname = current_database()))
             """)
         let seconds = try rows.first?.decode(Double.self) ?? 0
         return [StoreGauge(name: "oldest_writing_transaction", unit: "seconds",
-                           help: "Age of the oldest open transaction that has written to the database; pulls wait for it",
+                           help: "Age of the oldest open transaction that may write this database; pulls wait for it",
                            value: max(0, seconds))]
     }
 
@@ -305,7 +307,7 @@ package final class PostgresSyncStore: SyncStore {
     }
 
     package func user(named name: String) async throws -> UserRecord? {
-        guard Self.canName(name) else { return nil }
+        guard canBeStoredName(name) else { return nil }
         return try await query("SELECT id FROM users WHERE name = \(name)").first.map { UserRecord(id: try $0.decode(Int64.self), name: name) }
     }
 
@@ -321,7 +323,7 @@ package final class PostgresSyncStore: SyncStore {
     }
 
     package func revokeToken(userName: String, now: String) async throws -> Bool {
-        guard Self.canName(userName) else { return false }
+        guard canBeStoredName(userName) else { return false }
         // A second revoke keeps the first one's time.
         return try await !query("""
             UPDATE users SET revoked_at = coalesce(revoked_at, \(try Self.date(now))) WHERE name = \(userName) RETURNING id
@@ -329,17 +331,8 @@ package final class PostgresSyncStore: SyncStore {
     }
 
     package func replaceToken(userName: String, tokenHash: [UInt8]) async throws -> Bool {
-        guard Self.canName(userName) else { return false }
+        guard canBeStoredName(userName) else { return false }
         return try await !query("UPDATE users SET token_hash = \(Data(tokenHash)), revoked_at = NULL WHERE name = \(userName) RETURNING id").isEmpty
-    }
-
-    /// Whether `text` can name a stored id or user name. PostgreSQL's `text` cannot hold NUL, so
-    /// sending one is an error (SQLSTATE 22021); no stored id or name holds one (the service
-    /// refuses control characters in them), so a lookup by such text finds nothing without
-    /// asking, as the same lookup on SQLite does (`%00` in `DELETE /v1/admin/articles/{id}`,
-    /// `?user=`, `?article=`).
-    static func canName(_ text: String) -> Bool {
-        !text.utf8.contains(0)
     }
 
     /// A canonical RFC 3339 text as a `Date` for a `timestamptz` column.

@@ -37,8 +37,7 @@ enum Backend: String, Sendable, CustomTestStringConvertible {
 }
 
 /// A PostgreSQL store on a fresh database of the test cluster, its pool running until this
-/// object goes away (the harness that holds it). Holds ``PostgresTestLock`` as long, so the
-/// test's pulls meet no other test's open transactions.
+/// object goes away (the harness that holds it).
 final class PostgresTestStore: Sendable {
     let store: PostgresSyncStore
     let url: String
@@ -46,27 +45,18 @@ final class PostgresTestStore: Sendable {
 
     init(feedOrder: PostgresSyncStore.FeedOrder = .transactionThenSequence, poolSize: Int = 4) async throws {
         guard let cluster = try PostgresCluster.shared() else { throw PostgresUnavailable() }
-        await PostgresTestLock.shared.acquire()
-        do {
-            url = try cluster.createDatabase()
-        } catch {
-            PostgresTestLock.shared.release()
-            throw error
-        }
+        url = try cluster.createDatabase()
         var options = PostgresStoreOptions()
         options.poolSize = poolSize
         var logger = Logger(label: "test.postgres")
         logger.logLevel = .error
-        let store = PostgresSyncStore(url: try! PostgresDatabaseURL(url), options: options, logger: logger, feedOrder: feedOrder)
+        let store = PostgresSyncStore(url: try PostgresDatabaseURL(url), options: options, logger: logger, feedOrder: feedOrder)
         self.store = store
         pool = Task { await store.client.run() }
         try await store.migrate()
     }
 
-    deinit {
-        pool.cancel()
-        PostgresTestLock.shared.release()
-    }
+    deinit { pool.cancel() }
 }
 
 /// PostgreSQL was asked for on a machine without it (``Backend/available`` never does that).

@@ -47,8 +47,7 @@ struct IsolationTests {
         // reports its statements (the trace hook); on PostgreSQL the transcripts are compared.
         let busyStatements = StatementLog()
         let aloneStatements = StatementLog()
-        // The server where Bob is alone first, and gone before the busy one starts: a PostgreSQL
-        // harness holds the tests' PostgresTestLock while it lives, so two at once would wait forever.
+        // The server where Bob is alone first, and gone before the busy one starts.
         let aloneTranscript = try await { () async throws -> [String] in
             let empty = try await Harness(backend: backend, trace: { aloneStatements.record($0) })
             try await empty.seedArticles(3)

@@ -130,8 +130,6 @@ struct PostgresStoreTests {
     @Test("servers started at once on an empty database migrate it once, and reopening changes nothing")
     func concurrentMigrations() async throws {
         let cluster = try #require(try PostgresCluster.shared())
-        await PostgresTestLock.shared.acquire()
-        defer { PostgresTestLock.shared.release() }
         let url = try PostgresDatabaseURL(try cluster.createDatabase())
         let epochs = try await withThrowingTaskGroup(of: String.self) { group in
             for _ in 0..<4 {
@@ -152,8 +150,6 @@ struct PostgresStoreTests {
     @Test("a database holding a migration this version does not know is refused, not written to")
     func unknownMigrationRefused() async throws {
         let cluster = try #require(try PostgresCluster.shared())
-        await PostgresTestLock.shared.acquire()
-        defer { PostgresTestLock.shared.release() }
         let url = try PostgresDatabaseURL(try cluster.createDatabase())
         _ = try await PostgresSyncStore.withStore(url: url, logger: Self.logger) { try await $0.identity() }
         _ = try cluster.psql("INSERT INTO schema_migrations (name) VALUES ('m0099_postgres_future')", database: url.database)

@@ -27,7 +27,9 @@ extension SQLiteSyncStore {
                 WHERE id = ?
                 """)
             for item in items {
-                let effect = IngestEffect(item, stored: try Row.fetchOne(select, arguments: [item.articleId]).map(Self.storedArticle))
+                // An id holding NUL is never stored (``canBeStoredName(_:)``): deleting one changes nothing.
+                let stored = canBeStoredName(item.articleId) ? try Row.fetchOne(select, arguments: [item.articleId]).map(Self.storedArticle) : nil
+                let effect = IngestEffect(item, stored: stored)
                 report.count(effect)
                 switch (item, effect) {
                 case (_, .unchanged):
@@ -63,7 +65,8 @@ extension SQLiteSyncStore {
     }
 
     package func articleExists(id: String) async throws -> Bool {
-        try await dbPool.read { db in
+        guard canBeStoredName(id) else { return false }
+        return try await dbPool.read { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM article WHERE id = ?", arguments: [id]) != nil
         }
     }
@@ -88,7 +91,8 @@ extension SQLiteSyncStore {
     }
 
     package func user(named name: String) async throws -> UserRecord? {
-        try await dbPool.read { db in
+        guard canBeStoredName(name) else { return nil }
+        return try await dbPool.read { db in
             try Row.fetchOne(db, sql: "SELECT id, name FROM user WHERE name = ?", arguments: [name])
                 .map { UserRecord(id: $0[0], name: $0[1]) }
         }
@@ -104,7 +108,8 @@ extension SQLiteSyncStore {
     }
 
     package func revokeToken(userName: String, now: String) async throws -> Bool {
-        try await dbPool.write { db in
+        guard canBeStoredName(userName) else { return false }
+        return try await dbPool.write { db in
             // A second revoke keeps the first one's time.
             try db.execute(sql: "UPDATE user SET revokedAt = coalesce(revokedAt, ?) WHERE name = ?",
                            arguments: [now, userName])
@@ -113,7 +118,8 @@ extension SQLiteSyncStore {
     }
 
     package func replaceToken(userName: String, tokenHash: [UInt8]) async throws -> Bool {
-        try await dbPool.write { db in
+        guard canBeStoredName(userName) else { return false }
+        return try await dbPool.write { db in
             try db.execute(sql: "UPDATE user SET tokenHash = ?, revokedAt = NULL WHERE name = ?",
                            arguments: [Data(tokenHash), userName])
             return db.changesCount > 0
@@ -130,7 +136,8 @@ extension SQLiteSyncStore {
         """
 
     package func conflicts(_ query: ConflictQuery) async throws -> [ConflictDTO] {
-        try await dbPool.read { db in
+        if let articleId = query.articleId, !canBeStoredName(articleId) { return [] }
+        return try await dbPool.read { db in
             // Fixed SQL fragments; every value is bound.
             var conditions: [String] = []
             var arguments: StatementArguments = []

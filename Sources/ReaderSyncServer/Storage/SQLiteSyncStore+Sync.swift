@@ -111,7 +111,8 @@ extension SQLiteSyncStore {
     }
 
     package func state(userId: Int64, articleId: String) async throws -> UserArticleState? {
-        try await dbPool.read { db in
+        guard canBeStoredName(articleId) else { return nil }
+        return try await dbPool.read { db in
             try Self.fetchState(db, userId: userId, articleId: articleId)
         }
     }

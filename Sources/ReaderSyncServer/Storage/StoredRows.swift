@@ -156,3 +156,12 @@ package enum Hex {
         return out
     }
 }
+
+/// Whether `text` can be a stored article id, device id or user name. None holds NUL (ingest and
+/// user creation refuse control characters), and neither store can look one up by it: SQLite
+/// reads a bound NUL as the end of the text (`a\u{0}x` would find `a`), PostgreSQL's `text`
+/// refuses it. So a lookup by such text finds nothing without asking the database
+/// (`%00` in `DELETE /v1/admin/articles/{id}`, `?user=`, `?article=`).
+package func canBeStoredName(_ text: String) -> Bool {
+    !text.utf8.contains(0)
+}
