@@ -60,40 +60,48 @@ extension PostgresSyncStore {
             // The rows are written in id order, the order the locks above were taken in.
             let order = written.keys.sorted()
             let seqs = try await Self.nextValues(connection, sequence: "change_seq", count: writeCount, logger: self.logger)
-            var binds = PostgresBindings(capacity: order.count * 12)
-            var values: [String] = []
-            for id in order {
-                guard let (item, writes, lastWrite) = written[id] else { continue }
-                let seq = seqs[lastWrite]
-                let base = binds.count
-                values.append("(" + (1...12).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
-                binds.append(id.string)
-                switch item {
-                case .upsert(let a):
-                    for text in [a.section, a.title, a.summary, a.body, a.author, a.url] {
-                        binds.append(ByteBuffer(string: text))
+            // At most `upsertRows` rows a statement: a statement takes at most 65,535 parameters.
+            var start = 0
+            while start < order.count {
+                let chunk = order[start..<min(start + Self.upsertRows, order.count)]
+                start = chunk.endIndex
+                var binds = PostgresBindings(capacity: chunk.count * 12)
+                var values: [String] = []
+                for id in chunk {
+                    guard let (item, writes, lastWrite) = written[id] else { continue }
+                    let base = binds.count
+                    values.append("(" + (1...12).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
+                    binds.append(id.string)
+                    switch item {
+                    case .upsert(let a):
+                        for text in [a.section, a.title, a.summary, a.body, a.author, a.url] {
+                            binds.append(ByteBuffer(string: text))
+                        }
+                        binds.append(try Self.date(a.publishedAt))
+                        binds.append(try Self.date(a.updatedAt))
+                        binds.appendNull()
+                    case .delete:
+                        for _ in 0..<8 { binds.appendNull() }
+                        binds.append(nowDate)
                     }
-                    binds.append(try Self.date(a.publishedAt))
-                    binds.append(try Self.date(a.updatedAt))
-                    binds.appendNull()
-                case .delete:
-                    for _ in 0..<8 { binds.appendNull() }
-                    binds.append(nowDate)
+                    binds.append(writes)
+                    binds.append(seqs[lastWrite])
                 }
-                binds.append(writes)
-                binds.append(seq)
+                try await connection.query(PostgresQuery(unsafeSQL: """
+                    INSERT INTO article (id, section, title, summary, body, author, url, published_at, updated_at, deleted_at, version, seq)
+                    VALUES \(values.joined(separator: ", "))
+                    ON CONFLICT (id) DO UPDATE SET section = EXCLUDED.section, title = EXCLUDED.title, summary = EXCLUDED.summary,
+                        body = EXCLUDED.body, author = EXCLUDED.author, url = EXCLUDED.url, published_at = EXCLUDED.published_at,
+                        updated_at = EXCLUDED.updated_at, deleted_at = EXCLUDED.deleted_at,
+                        version = article.version + EXCLUDED.version, seq = EXCLUDED.seq, xid = pg_current_xact_id()
+                    """, binds: binds), logger: self.logger)
             }
-            try await connection.query(PostgresQuery(unsafeSQL: """
-                INSERT INTO article (id, section, title, summary, body, author, url, published_at, updated_at, deleted_at, version, seq)
-                VALUES \(values.joined(separator: ", "))
-                ON CONFLICT (id) DO UPDATE SET section = EXCLUDED.section, title = EXCLUDED.title, summary = EXCLUDED.summary,
-                    body = EXCLUDED.body, author = EXCLUDED.author, url = EXCLUDED.url, published_at = EXCLUDED.published_at,
-                    updated_at = EXCLUDED.updated_at, deleted_at = EXCLUDED.deleted_at,
-                    version = article.version + EXCLUDED.version, seq = EXCLUDED.seq, xid = pg_current_xact_id()
-                """, binds: binds), logger: self.logger)
             return report
         }
     }
+
+    /// Rows of one upsert statement (12 parameters each, well under PostgreSQL's 65,535).
+    static let upsertRows = 1_000
 
     package func articleExists(id: String) async throws -> Bool {
         guard canBeStoredName(id) else { return false }
