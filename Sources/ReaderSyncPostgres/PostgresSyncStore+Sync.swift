@@ -201,7 +201,10 @@ extension PostgresSyncStore {
         let nowDate = try Self.date(now)
         let ids = articleIds.map(\.string)
         return try await transaction { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(userId))", logger: self.logger)
+            // Read to the end: postgres-nio returns a row query before it has run, so an error while
+            // waiting for the lock (statement_timeout) would surface only as the next statement's
+            // "transaction aborted".
+            _ = try await connection.query("SELECT pg_advisory_xact_lock(\(userId))", logger: self.logger).collect()
             var deviceOwner: Int64?
             var lastMutationId: Int64 = 0
             for try await (owner, last) in try await connection.query(

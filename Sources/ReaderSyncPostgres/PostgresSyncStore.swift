@@ -89,7 +89,8 @@ package final class PostgresSyncStore: SyncStore {
     ///   version does not know (a newer ReaderSync wrote it).
     package func migrate() async throws {
         try await transaction { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", logger: self.logger)
+            // Read to the end, so an error while waiting for the lock is this statement's.
+            _ = try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", logger: self.logger).collect()
             try await connection.query("""
                 CREATE TABLE IF NOT EXISTS schema_migrations (
                     name text COLLATE "C" PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())
