@@ -11,6 +11,8 @@ struct MultiServerTests {
     @Test("three servers started at once; devices spread their requests over them while the newsroom ingests through the CLI; one server is SIGKILLed and restarted: every invariant holds")
     func threeServersOneKilled() async throws {
         let cluster = try #require(try PostgresForCLI.cluster)
+        await PostgresTestLock.shared.acquire()
+        defer { PostgresTestLock.shared.release() }
         let database = try cluster.createDatabase()
         let directory = try CLI.temporaryDirectory()
         let log = directory.appendingPathComponent("servers.log")
@@ -93,6 +95,8 @@ struct PostgresRestoreTests {
     @Test("pg_dump while serving; pg_restore with the server stopped, then reset-epoch: HTTP devices give back all the dump lacks")
     func dumpRestoreResetEpoch() async throws {
         let cluster = try #require(try PostgresForCLI.cluster)
+        await PostgresTestLock.shared.acquire()
+        defer { PostgresTestLock.shared.release() }
         let db = try cluster.createDatabase()
         let dbName = try #require(URLComponents(string: db)?.path.dropFirst()).description
         let dir = try CLI.temporaryDirectory()

@@ -50,18 +50,27 @@ final class PostgresTestStore: Sendable {
 
     init(feedOrder: PostgresSyncStore.FeedOrder = .transactionThenSequence, poolSize: Int = 4) async throws {
         guard let cluster = try PostgresCluster.shared() else { throw PostgresUnavailable() }
-        url = try cluster.createDatabase()
+        await PostgresTestLock.shared.acquire()
+        do {
+            url = try cluster.createDatabase()
+        } catch {
+            PostgresTestLock.shared.release()
+            throw error
+        }
         var options = PostgresStoreOptions()
         options.poolSize = poolSize
         var logger = Logger(label: "test.postgres")
         logger.logLevel = .error
-        let store = PostgresSyncStore(url: try PostgresDatabaseURL(url), options: options, logger: logger, feedOrder: feedOrder)
+        let store = PostgresSyncStore(url: try! PostgresDatabaseURL(url), options: options, logger: logger, feedOrder: feedOrder)
         self.store = store
         pool = Task { await store.client.run() }
         try await store.migrate()
     }
 
-    deinit { pool.cancel() }
+    deinit {
+        pool.cancel()
+        PostgresTestLock.shared.release()
+    }
 }
 
 /// PostgreSQL was asked for on a machine without it (``Backend/available`` never does that).

@@ -266,3 +266,35 @@ package struct PostgresClusterError: Error, CustomStringConvertible {
     package var message: String
     package var description: String { message }
 }
+
+/// Lets one PostgreSQL test at a time write to the shared test cluster.
+///
+/// Pulls on PostgreSQL serve only changes below the cluster-wide horizon: a transaction still
+/// open in *any* database of the cluster holds back every pull (docs/ARCHITECTURE.md, "The change
+/// sequence"). Tests running side by side on one cluster would hold back each other's pulls, and a
+/// test expecting its own change in the next pull would see it only once the other test's
+/// transaction ended. Each test that writes and then pulls holds this lock from its start to its
+/// end, so its pulls meet only its own transactions.
+package actor PostgresTestLock {
+    package static let shared = PostgresTestLock()
+    private var held = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Waits until no other test holds the lock, then holds it.
+    package func acquire() async {
+        guard held else {
+            held = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    /// Hands the lock to the next waiting test (callable from `deinit`).
+    package nonisolated func release() {
+        Task { await self.handOver() }
+    }
+
+    private func handOver() {
+        if waiters.isEmpty { held = false } else { waiters.removeFirst().resume() }
+    }
+}
