@@ -13,6 +13,9 @@ let package = Package(
     products: [
         .library(name: "ReaderSyncCore", targets: ["ReaderSyncCore"]),
         .library(name: "ReaderSyncClient", targets: ["ReaderSyncClient"]),
+        .library(name: "ReaderSyncService", targets: ["ReaderSyncService"]),
+        .library(name: "ReaderSyncSQLiteStore", targets: ["ReaderSyncSQLiteStore"]),
+        .library(name: "ReaderSyncPostgres", targets: ["ReaderSyncPostgres"]),
         .library(name: "ReaderSyncServer", targets: ["ReaderSyncServer"]),
         .executable(name: "reader-sync", targets: ["reader-sync"]),
     ],
@@ -66,14 +69,36 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The sync service: auth decisions, cursors, page assembly, ingest parsing and classification,
+        // and the `SyncStore` protocol every store conforms to. No HTTP, no database.
+        .target(
+            name: "ReaderSyncService",
+            dependencies: [
+                "ReaderSyncCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The server store on one SQLite file: the embedded default, with online backup and restore.
+        .target(
+            name: "ReaderSyncSQLiteStore",
+            dependencies: [
+                "ReaderSyncCore",
+                "ReaderSyncSchema",
+                "ReaderSyncService",
+                "ReaderSyncSQLite",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The HTTP layer (Hummingbird): routes, errors, compression, limits, metrics.
         .target(
             name: "ReaderSyncServer",
             dependencies: [
                 "CLibdeflate",
                 "ReaderSyncCore",
                 "ReaderSyncSchema",
-                "ReaderSyncSQLite",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "ReaderSyncService",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -90,7 +115,7 @@ let package = Package(
             dependencies: [
                 "ReaderSyncCore",
                 "ReaderSyncSchema",
-                "ReaderSyncServer",
+                "ReaderSyncService",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -117,6 +142,8 @@ let package = Package(
             dependencies: [
                 "ReaderSyncCore",
                 "ReaderSyncServer",
+                "ReaderSyncService",
+                "ReaderSyncSQLiteStore",
                 "ReaderSyncPostgres",
                 "ReaderSyncClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -139,6 +166,8 @@ let package = Package(
             dependencies: [
                 "ReaderSyncCore",
                 "ReaderSyncServer",
+                "ReaderSyncService",
+                "ReaderSyncSQLiteStore",
                 "ReaderSyncPostgres",
                 "ReaderSyncSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -168,6 +197,8 @@ let package = Package(
                 "ReaderSyncSimulator",
                 "ReaderSyncCore",
                 "ReaderSyncServer",
+                "ReaderSyncService",
+                "ReaderSyncSQLiteStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -182,6 +213,8 @@ let package = Package(
                 "ReaderSyncTestSupport",
                 "ReaderSyncSimulator",
                 "ReaderSyncServer",
+                "ReaderSyncService",
+                "ReaderSyncSQLiteStore",
                 "ReaderSyncCore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -193,6 +226,8 @@ let package = Package(
             dependencies: [
                 "ReaderSyncTestSupport",
                 "ReaderSyncServer",
+                "ReaderSyncService",
+                "ReaderSyncSQLiteStore",
                 "ReaderSyncPostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 "ReaderSyncCore",

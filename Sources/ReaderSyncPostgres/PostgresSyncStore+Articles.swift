@@ -1,7 +1,7 @@
 import Foundation
 import PostgresNIO
 import ReaderSyncCore
-import ReaderSyncServer
+import ReaderSyncService
 
 extension PostgresSyncStore {
     /// Applies a batch in one transaction. The batch's existing articles are locked in id order

@@ -1,7 +1,7 @@
 import Foundation
 import PostgresNIO
 import ReaderSyncCore
-import ReaderSyncServer
+import ReaderSyncService
 
 extension PostgresSyncStore {
     /// Column list of the state reads below: article_id, version, xid, seq, then six per field.

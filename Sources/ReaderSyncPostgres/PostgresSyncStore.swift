@@ -3,7 +3,7 @@ import Logging
 import PostgresNIO
 import ReaderSyncCore
 import ReaderSyncSchema
-import ReaderSyncServer
+import ReaderSyncService
 
 /// The server store on PostgreSQL: many stateless `reader-sync serve` processes on one database.
 ///

@@ -8,7 +8,9 @@ import NIOHTTP1
 import NIOHTTPCompression
 import ReaderSyncClient
 import ReaderSyncCore
+import ReaderSyncSQLiteStore
 import ReaderSyncServer
+import ReaderSyncService
 import Synchronization
 
 /// The server side of a simulation: how devices and the newsroom reach it.

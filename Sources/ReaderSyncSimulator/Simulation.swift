@@ -4,6 +4,7 @@ import NIOHTTP1
 import ReaderSyncClient
 import ReaderSyncCore
 import ReaderSyncServer
+import ReaderSyncService
 import Synchronization
 
 /// Many users with several devices each — every device a real client store in its own file —

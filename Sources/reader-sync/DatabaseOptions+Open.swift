@@ -3,7 +3,9 @@ import Foundation
 import Logging
 import ReaderSyncCore
 import ReaderSyncPostgres
+import ReaderSyncSQLiteStore
 import ReaderSyncServer
+import ReaderSyncService
 import Synchronization
 
 /// The shared database locks this process holds until it exits (the kernel releases them then,

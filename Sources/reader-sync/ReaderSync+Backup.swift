@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import ReaderSyncSQLiteStore
 import ReaderSyncServer
+import ReaderSyncService
 
 extension ReaderSync {
     struct Backup: AsyncParsableCommand {

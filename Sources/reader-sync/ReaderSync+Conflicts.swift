@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ReaderSyncCore
 import ReaderSyncServer
+import ReaderSyncService
 
 extension ReaderSync {
     struct Conflicts: AsyncParsableCommand {
@@ -57,10 +58,7 @@ extension ReaderSync.Conflicts {
                 var query = ConflictQuery(articleId: article, before: before, limit: limit)
                 query.rules = try ruleFilter()
                 if let user {
-                    guard let record = try await service.store.user(named: user) else {
-                        throw CLIError("no user named \(user)")
-                    }
-                    query.userId = record.id
+                    query.userId = try await service.user(named: user).id
                 }
                 let conflicts = try await service.conflicts(query)
                 if json {
@@ -93,7 +91,7 @@ extension ReaderSync.Conflicts {
 
         func run() async throws {
             try await database.withService(create: false) { service in
-                guard let conflict = try await service.store.conflict(id: id) else {
+                guard let conflict = try await service.conflict(id: id) else {
                     throw CLIError("no conflict log entry with id \(id)")
                 }
                 if json {

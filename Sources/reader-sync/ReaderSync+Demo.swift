@@ -3,7 +3,9 @@ import Foundation
 import Hummingbird
 import Logging
 import ReaderSyncCore
+import ReaderSyncSQLiteStore
 import ReaderSyncServer
+import ReaderSyncService
 import ReaderSyncSimulator
 import ServiceLifecycle
 import UnixSignals

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ReaderSyncCore
 import ReaderSyncServer
+import ReaderSyncService
 
 extension ReaderSync {
     struct Ingest: AsyncParsableCommand {

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import ReaderSyncSQLiteStore
 import ReaderSyncServer
+import ReaderSyncService
 
 extension ReaderSync {
     struct Serve: AsyncParsableCommand {

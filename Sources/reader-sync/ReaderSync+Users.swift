@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ReaderSyncCore
 import ReaderSyncServer
+import ReaderSyncService
 
 extension ReaderSync {
     struct Users: AsyncParsableCommand {
@@ -36,7 +37,7 @@ extension ReaderSync.Users {
 
         func run() async throws {
             try await database.withService(create: false) { service in
-                let users = try await service.store.users()
+                let users = try await service.users()
                 if json {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

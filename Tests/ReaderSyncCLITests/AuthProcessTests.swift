@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
 import ReaderSyncCore
+@testable import ReaderSyncService
 import Testing
 
 @Suite("Tokens and logs of a running server", .serialized)

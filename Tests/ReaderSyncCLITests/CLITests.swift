@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import ReaderSyncCore
+@testable import ReaderSyncService
 import Testing
 
 @Suite("The reader-sync command as a process", .serialized)

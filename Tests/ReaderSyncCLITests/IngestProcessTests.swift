@@ -1,5 +1,6 @@
 import Foundation
 import ReaderSyncCore
+@testable import ReaderSyncService
 import Testing
 
 /// `reader-sync ingest` as a user types it: strict dates (issue 10 item 4) and plain-text ids (item 6).

@@ -4,11 +4,13 @@ import Hummingbird
 import Logging
 import ReaderSyncClient
 import ReaderSyncCore
-import Synchronization
-import ReaderSyncTestSupport
-import Testing
+@testable import ReaderSyncSQLiteStore
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
 @testable import ReaderSyncSimulator
+import ReaderSyncTestSupport
+import Synchronization
+import Testing
 
 /// A real server store and router, and devices with real client stores, all on files in a temporary directory.
 final class ClientHarness: Sendable {

@@ -2,8 +2,9 @@ import Foundation
 import GRDB
 import ReaderSyncClient
 import ReaderSyncCore
-import Testing
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
 
 /// Issue 10, items 1 and 10 on the device: ids are told apart by their bytes, and a pending
 /// change is never skipped or dropped.

@@ -2,8 +2,10 @@ import Foundation
 import GRDB
 import ReaderSyncClient
 import ReaderSyncCore
-import Testing
+@testable import ReaderSyncSQLiteStore
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
 
 /// SQL is always bound, never interpolated, and text survives every hop byte for byte:
 /// JSON Lines ingest → server store → pull through the router → client store → the app.

@@ -1,8 +1,10 @@
 import Foundation
 import ReaderSyncClient
 import ReaderSyncCore
-import Testing
+@testable import ReaderSyncSQLiteStore
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
 
 @Suite("Client SDK")
 struct ReaderStoreTests {

@@ -3,9 +3,10 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import ReaderSyncCore
+@testable import ReaderSyncServer
+@testable import ReaderSyncService
 import Synchronization
 import Testing
-@testable import ReaderSyncServer
 
 /// The same requests give the same responses on every store, to the byte: sequence values,
 /// conflict ids, dates, order. Only what names the database differs: the epoch, and the cursor

@@ -4,8 +4,10 @@ import Logging
 import NIOCore
 import PostgresNIO
 import ReaderSyncPostgres
-import Testing
+@testable import ReaderSyncSQLiteStore
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
 
 /// Reads of a store's own rows for the few checks no ``SyncStore`` method can show (what a
 /// tombstone keeps, what is stored for a token), each written once per backend.

@@ -5,8 +5,9 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import ReaderSyncCore
-import Testing
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
 
 @Suite("Bad input gets a clear 4xx and stores nothing")
 struct BadInputTests {

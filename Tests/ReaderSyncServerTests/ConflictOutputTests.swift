@@ -4,8 +4,10 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import ReaderSyncCore
-import Testing
+@testable import ReaderSyncSQLiteStore
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
 
 /// The conflict log through the API: extreme clock values (issue 10 item 5), clock adjustments
 /// told apart from conflicts, and the rule filter (item 7).

@@ -5,8 +5,10 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import ReaderSyncCore
-import Testing
+@testable import ReaderSyncSQLiteStore
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
 
 /// Issue 10, item 1: the server tells ids apart by their bytes, as SQLite does, in every layer
 /// between the router and the database.

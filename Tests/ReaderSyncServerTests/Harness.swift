@@ -4,13 +4,15 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
-import ReaderSyncCore
 import PostgresNIO
+import ReaderSyncCore
 import ReaderSyncPostgres
-import Synchronization
-import ReaderSyncTestSupport
-import Testing
+@testable import ReaderSyncSQLiteStore
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import ReaderSyncTestSupport
+import Synchronization
+import Testing
 
 /// A settable clock for the server under test.
 final class TestClock: Sendable {

@@ -3,8 +3,9 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import ReaderSyncCore
-import Testing
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
 
 @Suite("Ingest")
 struct IngestTests {

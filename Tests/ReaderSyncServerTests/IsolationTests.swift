@@ -4,9 +4,10 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import ReaderSyncCore
+@testable import ReaderSyncServer
+@testable import ReaderSyncService
 import Synchronization
 import Testing
-@testable import ReaderSyncServer
 
 /// User B must never read, change or learn about user A's state or conflicts.
 @Suite("Isolation between users")

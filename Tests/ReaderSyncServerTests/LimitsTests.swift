@@ -5,9 +5,10 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import ReaderSyncCore
+@testable import ReaderSyncServer
+@testable import ReaderSyncService
 import Synchronization
 import Testing
-@testable import ReaderSyncServer
 
 #if canImport(Glibc)
 import Glibc

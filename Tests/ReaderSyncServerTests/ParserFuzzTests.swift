@@ -1,8 +1,10 @@
 import Foundation
 import GRDB
 import ReaderSyncCore
-import Testing
+@testable import ReaderSyncSQLiteStore
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
 
 /// Seeded random and mutated inputs for every parser we own: no crash, no hang, a clear error.
 @Suite("Parsers under seeded random and mutated input")

@@ -3,8 +3,9 @@ import Logging
 import PostgresNIO
 import ReaderSyncCore
 import ReaderSyncPostgres
-import Testing
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
 
 /// The PostgreSQL feed is ordered by (transaction id, sequence) as numbers. The pull queries once
 /// read the transaction id as text into an output column named `xid`, which `ORDER BY xid` then

@@ -5,10 +5,11 @@ import Logging
 import PostgresNIO
 import ReaderSyncCore
 import ReaderSyncPostgres
+@testable import ReaderSyncServer
+@testable import ReaderSyncService
 import ReaderSyncTestSupport
 import Synchronization
 import Testing
-@testable import ReaderSyncServer
 
 /// What only the PostgreSQL store has to prove: concurrent writers on many servers, a change
 /// feed that never skips a change committed late, migrations raced by servers starting at once.

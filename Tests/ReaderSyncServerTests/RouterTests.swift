@@ -5,8 +5,9 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import ReaderSyncCore
-import Testing
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
 
 @Suite("Protocol v1 through the real router")
 struct RouterTests {

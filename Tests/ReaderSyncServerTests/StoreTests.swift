@@ -1,10 +1,12 @@
 import Foundation
 import GRDB
 import ReaderSyncCore
+@testable import ReaderSyncSQLiteStore
 import ReaderSyncSchema
+@testable import ReaderSyncServer
+@testable import ReaderSyncService
 import ReaderSyncTestSupport
 import Testing
-@testable import ReaderSyncServer
 
 @Suite("Server store on a real SQLite file")
 struct StoreTests {

@@ -5,8 +5,9 @@ import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import ReaderSyncCore
-import Testing
 @testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
 
 /// Percent-encodes one path segment or query value as client libraries do for a component
 /// (Python's `quote(s, safe="")`, JavaScript's `encodeURIComponent` plus `!'()*`): every UTF-8

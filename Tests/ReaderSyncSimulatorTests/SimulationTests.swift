@@ -2,10 +2,12 @@ import Foundation
 import HummingbirdTesting
 import Logging
 import ReaderSyncCore
+@testable import ReaderSyncSQLiteStore
+@testable import ReaderSyncServer
+@testable import ReaderSyncService
+@testable import ReaderSyncSimulator
 import ReaderSyncTestSupport
 import Testing
-@testable import ReaderSyncServer
-@testable import ReaderSyncSimulator
 
 func options(seed: UInt64, steps: Int = 250, faults: Set<FaultKind> = Set(FaultKind.allCases), faultRate: Double = 0.2) -> SimulationOptions {
     var o = SimulationOptions(dataDirectory: TestDirectory.path("simulation"))  // the simulator creates it

@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import ReaderSyncCore
+import ReaderSyncService
 
 /// Turns every error into the protocol's `{"error":{"code","message"}}` body, and records metrics.
 ///

@@ -3,6 +3,7 @@ import Hummingbird
 import NIOCore
 import Prometheus
 import ReaderSyncCore
+import ReaderSyncService
 
 /// The route handlers: decode, authorize, call ``SyncService``, encode. No sync rules here.
 struct APIHandlers: Sendable {
@@ -48,10 +49,7 @@ struct APIHandlers: Sendable {
         try await requireAdmin(request)
         var query = try Self.conflictQuery(parameters)
         if let name = try parameters.query("user"), !name.isEmpty {
-            guard let user = try await service.store.user(named: name) else {
-                throw SyncError(.notFound, "no user named \(name)")
-            }
-            query.userId = user.id
+            query.userId = try await service.user(named: name).id
         }
         return try jsonResponse(ConflictsResponse(conflicts: try await service.conflicts(query)))
     }
@@ -86,7 +84,7 @@ struct APIHandlers: Sendable {
                 throw SyncError(.unauthorized, "this server's metrics need 'Authorization: Bearer <metrics token>'")
             }
         }
-        metrics.record(try await service.store.gauges())
+        metrics.record(try await service.gauges())
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                         body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
     }

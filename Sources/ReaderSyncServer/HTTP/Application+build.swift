@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ReaderSyncCore
+import ReaderSyncService
 import ReaderSyncSchema
 
 /// Where and how the HTTP server listens.

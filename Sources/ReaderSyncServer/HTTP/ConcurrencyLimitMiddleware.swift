@@ -1,5 +1,6 @@
 import Hummingbird
 import ReaderSyncCore
+import ReaderSyncService
 import Synchronization
 
 /// Keeps one client, or a crowd, from starving the rest: past `limit` requests in progress, new

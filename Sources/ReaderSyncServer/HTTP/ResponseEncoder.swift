@@ -1,4 +1,5 @@
 import ReaderSyncCore
+import ReaderSyncService
 
 /// Writes the sync responses, pull pages and push results, as JSON straight into bytes: the
 /// document `JSONEncoder` would write (same keys, slashes unescaped, absent values omitted),

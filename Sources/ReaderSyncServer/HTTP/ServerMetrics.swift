@@ -1,5 +1,6 @@
 import Prometheus
 import ReaderSyncCore
+import ReaderSyncService
 
 /// The server's Prometheus metrics, served at `GET /metrics`.
 ///

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import ReaderSyncCore
+import ReaderSyncService
 
 /// A request's path and query parameters, each percent-decoded exactly once, strictly.
 ///

@@ -2,7 +2,9 @@ import Foundation
 import Hummingbird
 import Logging
 import ReaderSyncPostgres
+import ReaderSyncSQLiteStore
 import ReaderSyncServer
+import ReaderSyncService
 import ServiceLifecycle
 import Synchronization
 import UnixSignals

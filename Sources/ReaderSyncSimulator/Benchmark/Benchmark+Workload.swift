@@ -5,6 +5,7 @@ import NIOHTTP1
 import ReaderSyncClient
 import ReaderSyncCore
 import ReaderSyncServer
+import ReaderSyncService
 
 extension Benchmark {
     static func admin(_ client: HTTPClient, _ server: BenchServer, _ method: HTTPMethod, _ path: String, body: Data) async throws -> Data {

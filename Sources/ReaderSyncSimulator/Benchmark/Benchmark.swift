@@ -6,7 +6,9 @@ import NIOHTTP1
 import NIOHTTPCompression
 import ReaderSyncClient
 import ReaderSyncCore
+import ReaderSyncSQLiteStore
 import ReaderSyncServer
+import ReaderSyncService
 
 /// What `reader-sync bench` runs.
 public struct BenchmarkOptions: Sendable {

@@ -1,5 +1,6 @@
 import GRDB
 import ReaderSyncCore
+import ReaderSyncService
 import ReaderSyncSQLite
 
 extension SQLiteSyncStore {

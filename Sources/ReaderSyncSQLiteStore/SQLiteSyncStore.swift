@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ReaderSyncCore
+import ReaderSyncService
 import ReaderSyncSQLite
 import ReaderSyncSchema
 
@@ -134,15 +135,5 @@ struct SequenceAllocator {
     func save(_ db: Database) throws {
         guard value != start else { return }
         try db.execute(sql: "UPDATE changeSequence SET value = ? WHERE id = 1", arguments: [value])
-    }
-}
-
-/// The database does not hold what the store expects (a row or value its migrations always
-/// write is missing or malformed): the operation stops with this error, and nothing is written.
-package struct StoreError: Error, CustomStringConvertible, Sendable {
-    package var description: String
-
-    package init(_ description: String) {
-        self.description = description
     }
 }

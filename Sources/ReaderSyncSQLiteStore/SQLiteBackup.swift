@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ReaderSyncCore
+import ReaderSyncService
 
 #if canImport(Glibc)
 import Glibc

@@ -259,3 +259,13 @@ package struct ConflictQuery: Sendable, Hashable {
         self.limit = limit
     }
 }
+
+/// The database does not hold what the store expects (a row or value its migrations always
+/// write is missing or malformed): the operation stops with this error, and nothing is written.
+package struct StoreError: Error, CustomStringConvertible, Sendable {
+    package var description: String
+
+    package init(_ description: String) {
+        self.description = description
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ReaderSyncCore
+import ReaderSyncService
 import ReaderSyncSQLite
 
 extension SQLiteSyncStore {

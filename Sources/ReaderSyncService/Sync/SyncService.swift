@@ -169,7 +169,32 @@ package struct SyncService: Sendable {
         return try await store.conflicts(query)
     }
 
+    /// One conflict log entry, any user's (admin and CLI only), or `nil` when no entry has this id.
+    package func conflict(id: Int64) async throws -> ConflictDTO? {
+        try await store.conflict(id: id)
+    }
+
     // MARK: Admin
+
+    /// The user with this name.
+    ///
+    /// - Throws: ``SyncError`` `not_found` when no user has this name.
+    package func user(named name: String) async throws -> UserRecord {
+        guard let user = try await store.user(named: name) else {
+            throw SyncError(.notFound, "no user named \(name)")
+        }
+        return user
+    }
+
+    /// Every user with its device count and token dates, by name.
+    package func users() async throws -> [UserSummary] {
+        try await store.users()
+    }
+
+    /// What the store holds that an operator watches (shown in `/metrics`).
+    package func gauges() async throws -> [StoreGauge] {
+        try await store.gauges()
+    }
 
     /// Creates a user and returns its token, which is shown only this once.
     ///
