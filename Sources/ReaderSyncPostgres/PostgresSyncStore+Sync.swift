@@ -138,11 +138,11 @@ extension PostgresSyncStore {
 
     /// One state row of ``stateColumns``. A field whose HLC wall is NULL was never written.
     /// - Throws: ``StoreError`` when a written field misses a column (a row no version writes).
-    static func decodeState(_ cells: PostgresRandomAccessRow) throws -> (UserArticleState, FeedPosition) {
-        let articleId = try cells[0].decode(String.self)
-        var state = UserArticleState(articleId: articleId, version: try cells[1].decode(Int64.self))
+    static func decodeState(_ cells: PostgresRandomAccessRow, offset: Int = 0) throws -> (UserArticleState, FeedPosition) {
+        let articleId = try cells[offset].decode(String.self)
+        var state = UserArticleState(articleId: articleId, version: try cells[offset + 1].decode(Int64.self))
         for (i, field) in StateField.allCases.enumerated() {
-            let base = 4 + i * 6
+            let base = offset + 4 + i * 6
             guard let wall = try cells[base + 1].decode(Int64?.self) else { continue }
             let value: FieldValue?
             if field == .progress {
@@ -162,8 +162,8 @@ extension PostgresSyncStore {
                 write: FieldWrite(value: value, hlc: HLC(wall: wall, counter: counter), deviceId: deviceId, mutationId: mutationId),
                 setAtVersion: setAtVersion)
         }
-        let seq = try cells[3].decode(Int64.self)
-        let position = try Self.position(transaction: cells[2].decode(String.self), seq: seq)
+        let seq = try cells[offset + 3].decode(Int64.self)
+        let position = try Self.position(transaction: cells[offset + 2].decode(String.self), seq: seq)
         return (state, position)
     }
 
@@ -190,7 +190,8 @@ extension PostgresSyncStore {
     /// last mutation id and the user's states are read fresh under it, so the same push sent to
     /// two servers at once is applied by one and answered `duplicate` by the other. The
     /// articles are share-locked in id order, so an ingest deleting one waits for the push (or
-    /// the push sees the delete).
+    /// the push sees the delete). Begin, lock, read, write, commit: five round trips, four of
+    /// them prepared statements (`PostgresPushStatements.swift`).
     package func push(
         userId: Int64,
         deviceId: String,
@@ -204,102 +205,65 @@ extension PostgresSyncStore {
             // Read to the end: postgres-nio returns a row query before it has run, so an error while
             // waiting for the lock (statement_timeout) would surface only as the next statement's
             // "transaction aborted".
-            _ = try await connection.query("SELECT pg_advisory_xact_lock(\(userId))", logger: self.logger).collect()
+            _ = try await connection.execute(PushLockStatement(userId: userId), logger: self.logger)
             var deviceOwner: Int64?
             var lastMutationId: Int64 = 0
-            for try await (owner, last) in try await connection.query(
-                "SELECT user_id, last_mutation_id FROM device WHERE id = \(deviceId)", logger: self.logger
-            ).decode((Int64, Int64).self) {
-                deviceOwner = owner
-                lastMutationId = last
-            }
             var articles: [ExactText: ArticleAvailability] = [:]
-            for try await (id, deleted) in try await connection.query(
-                "SELECT id, deleted_at IS NOT NULL FROM article WHERE id = ANY(\(ids)) ORDER BY id FOR SHARE", logger: self.logger
-            ).decode((String, Bool).self) {
-                articles[ExactText(id)] = deleted ? .deleted : .live
+            var states: [ExactText: UserArticleState] = [:]
+            let read = PushReadStatement(articleIds: ids, deviceId: deviceId, userId: userId)
+            for try await row in try await connection.execute(read, logger: self.logger) {
+                let cells = row.makeRandomAccess()
+                if let owner = try cells[0].decode(Int64?.self) {
+                    deviceOwner = owner
+                    lastMutationId = try cells[1].decode(Int64.self)
+                }
+                guard let id = try cells[2].decode(String?.self) else { continue }
+                articles[ExactText(id)] = try cells[3].decode(Bool.self) ? .deleted : .live
+                if try cells[4].decode(String?.self) != nil {
+                    let (state, _) = try Self.decodeState(cells, offset: 4)
+                    states[ExactText(state.articleId)] = state
+                }
             }
-            let states = try await Self.fetchStates(
-                connection, userId: userId, articleIds: articles.keys.map(\.string), logger: self.logger)
             let plan = try makePlan(PushContext(deviceOwner: deviceOwner, lastMutationId: lastMutationId, articles: articles, states: states))
-
-            let changed = plan.changeOrder.compactMap { id in plan.changedStates[id].map { (id, $0) } }
-            var seqByArticle: [ExactText: Int64] = [:]
-            if !changed.isEmpty {
-                let seqs = try await Self.nextValues(connection, sequence: "change_seq", count: changed.count, logger: self.logger)
-                var binds = PostgresBindings(capacity: changed.count * 22)
-                var rows: [String] = []
-                for (index, (articleId, state)) in changed.enumerated() {
-                    seqByArticle[articleId] = seqs[index]
-                    let base = binds.count
-                    rows.append("(" + (1...22).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
-                    binds.append(userId)
-                    binds.append(state.articleId)
-                    binds.append(state.version)
-                    binds.append(seqs[index])
-                    for field in StateField.allCases {
-                        Self.appendCell(state[field], field: field, to: &binds)
-                    }
-                }
-                let fieldColumns = StateField.allCases.map(\.columnPrefix).flatMap { p in
-                    ["\(p)_value", "\(p)_hlc_wall", "\(p)_hlc_counter", "\(p)_device_id", "\(p)_mutation_id", "\(p)_version"]
-                }
-                let updates = (["version", "seq"] + fieldColumns).map { "\($0) = EXCLUDED.\($0)" } + ["xid = pg_current_xact_id()"]
-                try await connection.query(PostgresQuery(unsafeSQL: """
-                    INSERT INTO user_article_state (user_id, article_id, version, seq, \(fieldColumns.joined(separator: ", ")))
-                    VALUES \(rows.joined(separator: ", "))
-                    ON CONFLICT (user_id, article_id) DO UPDATE SET \(updates.joined(separator: ", "))
-                    """, binds: binds), logger: self.logger)
-            }
-
-            var conflictIds: [Int64] = []
-            if !plan.conflicts.isEmpty {
-                conflictIds = try await Self.nextValues(
-                    connection, sequence: "conflict_id_seq", count: plan.conflicts.count, logger: self.logger)
-                var binds = PostgresBindings(capacity: plan.conflicts.count * 17)
-                var rows: [String] = []
-                for (index, planned) in plan.conflicts.enumerated() {
-                    let base = binds.count
-                    rows.append("(" + (1...17).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
-                    let w = planned.conflict.winner
-                    let l = planned.conflict.loser
-                    binds.append(conflictIds[index])
-                    binds.append(userId)
-                    binds.append(planned.articleId)
-                    binds.append(planned.field.rawValue)
-                    binds.append(planned.conflict.rule.rawValue)
-                    binds.append(w.value.description)
-                    binds.append(w.hlc.wall)
-                    binds.append(w.hlc.counter)
-                    binds.append(w.deviceId)
-                    binds.append(w.mutationId)
-                    binds.append(l?.value.description)
-                    binds.append(l?.hlc.wall)
-                    binds.append(l?.hlc.counter)
-                    binds.append(l?.deviceId)
-                    binds.append(l?.mutationId)
-                    binds.append(planned.baseVersion)
-                    binds.append(nowDate)
-                }
-                try await connection.query(PostgresQuery(unsafeSQL: """
-                    INSERT INTO conflict (id, user_id, article_id, field, rule,
-                        winner_value, winner_hlc_wall, winner_hlc_counter, winner_device_id, winner_mutation_id,
-                        loser_value, loser_hlc_wall, loser_hlc_counter, loser_device_id, loser_mutation_id,
-                        base_version, detected_at)
-                    VALUES \(rows.joined(separator: ", "))
-                    """, binds: binds), logger: self.logger)
-            }
 
             if plan.bindsDevice {
                 // A device id another user's push bound meanwhile fails the key: the retry reads the owner.
-                try await connection.query("""
-                    INSERT INTO device (id, user_id, last_mutation_id, first_seen_at, last_seen_at)
-                    VALUES (\(deviceId), \(userId), \(plan.lastMutationId), \(nowDate), \(nowDate))
-                    """, logger: self.logger)
-            } else {
-                try await connection.query("""
-                    UPDATE device SET last_mutation_id = \(plan.lastMutationId), last_seen_at = \(nowDate) WHERE id = \(deviceId)
-                    """, logger: self.logger)
+                _ = try await connection.execute(
+                    PushBindDeviceStatement(deviceId: deviceId, userId: userId, lastMutationId: plan.lastMutationId, now: nowDate),
+                    logger: self.logger)
+            }
+            let changed = plan.changeOrder.compactMap { plan.changedStates[$0] }
+            let conflicts = plan.conflicts.enumerated().map { index, planned in
+                let w = planned.conflict.winner
+                let l = planned.conflict.loser
+                return PushConflictRow(
+                    ord: index, articleId: planned.articleId, field: planned.field.rawValue, rule: planned.conflict.rule.rawValue,
+                    winnerValue: w.value.description, winnerHlcWall: w.hlc.wall, winnerHlcCounter: w.hlc.counter,
+                    winnerDeviceId: w.deviceId, winnerMutationId: w.mutationId,
+                    loserValue: l?.value.description, loserHlcWall: l?.hlc.wall, loserHlcCounter: l?.hlc.counter,
+                    loserDeviceId: l?.deviceId, loserMutationId: l?.mutationId,
+                    baseVersion: planned.baseVersion)
+            }
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            let write = PushWriteStatement(
+                userId: userId, deviceId: deviceId, now: nowDate,
+                states: String(decoding: try encoder.encode(changed.map(PushStateRow.init)), as: UTF8.self),
+                conflicts: String(decoding: try encoder.encode(conflicts), as: UTF8.self),
+                lastMutationId: plan.lastMutationId)
+            var seqByArticle: [ExactText: Int64] = [:]
+            var conflictIds: [Int64] = []
+            for try await row in try await connection.execute(write, logger: self.logger) {
+                switch (row.kind, row.articleId) {
+                case ("s", let articleId?): seqByArticle[ExactText(articleId)] = row.value
+                case ("c", _): conflictIds.append(row.value)
+                default: throw StoreError("the push's write returned an unexpected row")
+                }
+            }
+            // Identity values are taken in the order the rows were inserted (`ORDER BY ord`).
+            conflictIds.sort()
+            guard seqByArticle.count == changed.count, conflictIds.count == conflicts.count else {
+                throw StoreError("the push's write stored \(seqByArticle.count) of \(changed.count) states and \(conflictIds.count) of \(conflicts.count) conflicts")
             }
             return CommittedPush(plan: plan, seqByArticle: seqByArticle, conflictIds: conflictIds)
         }
@@ -316,24 +280,15 @@ extension PostgresSyncStore {
         }
         return values.sorted()
     }
+}
 
-    /// Appends a field's six columns: value, HLC wall and counter, device, mutation, version.
-    static func appendCell(_ cell: FieldCell?, field: StateField, to binds: inout PostgresBindings) {
-        guard let cell else {
-            for _ in 0..<6 { binds.appendNull() }
-            return
-        }
-        switch cell.write.value {
-        case .bool(let b): binds.append(b)
-        case .number(let d): binds.append(d)
-        case .unsupported: binds.appendNull()
-        }
-        binds.append(cell.write.hlc.wall)
-        binds.append(cell.write.hlc.counter)
-        binds.append(cell.write.deviceId)
-        binds.append(cell.write.mutationId)
-        binds.append(cell.setAtVersion)
-    }
+extension PostgresSyncStore {
+    /// The six columns of each field in `user_article_state`, after the field's prefix, with
+    /// their types (the value's depends on the field).
+    static let cellColumns: [(name: String, type: String)] = [
+        ("value", ""), ("hlc_wall", "bigint"), ("hlc_counter", "bigint"),
+        ("device_id", "text"), ("mutation_id", "bigint"), ("version", "bigint"),
+    ]
 }
 
 extension StateField {

@@ -85,6 +85,35 @@ struct ExactIdentityServerTests {
         }
     }
 
+    /// PostgreSQL's push writes its rows as one JSON document: a double must come back with the
+    /// same bits, a device id with quotes, backslashes and emoji with the same bytes, a
+    /// mutation id at Int64.max unrounded.
+    @Test("progress doubles, device ids and mutation ids written by a push come back exactly", arguments: Backend.available)
+    func pushedValuesRoundTrip(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
+        let progress: [Double] = [0.1, 0.30000000000000004, .leastNonzeroMagnitude, 1.0.nextDown, 1.0 / 3, 2.2250738585072014e-308, 0]
+        try await h.seedArticles(progress.count)
+        let (alice, token) = try await h.createUser("alice")
+        let device = "phone \"quoted\" \\ 📱 \(Self.decomposed)"
+        let mutations = progress.enumerated().map { index, value in
+            mutation(Int64.max - Int64(progress.count) + Int64(index), "art-\(index + 1)", .progress, .number(value))
+        }
+        try await h.withClient { client in
+            let response = try await call(client, .post, "/v1/sync/push", token: token,
+                                          body: try jsonBody(PushRequest(deviceId: device, mutations: mutations)))
+            #expect(response.status == .ok)
+            #expect(try response.decode(PushResponse.self).results.allSatisfy { $0.outcome == .applied })
+        }
+        for (index, value) in progress.enumerated() {
+            let state = try #require(try await h.store.state(userId: alice.id, articleId: "art-\(index + 1)"))
+            let cell = try #require(state[.progress])
+            #expect(cell.write.value == .number(value), "art-\(index + 1)")
+            if case .number(let stored) = cell.write.value { #expect(stored.bitPattern == value.bitPattern) }
+            #expect(cell.write.deviceId.isExactly(device))
+            #expect(cell.write.mutationId == mutations[index].id)
+        }
+    }
+
     @Test("a store whose epoch, cursor secret or change sequence is missing fails with an error, never a default")
     func missingMetaIsAnError() async throws {
         let h = try await Harness()
