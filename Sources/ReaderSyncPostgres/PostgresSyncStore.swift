@@ -111,7 +111,7 @@ package final class PostgresSyncStore: SyncStore {
             }
             for (key, bytes) in [("epoch", 8), ("cursorSecret", 32)] {
                 try await connection.query(
-                    "INSERT INTO meta (key, value) VALUES (\(key), \(Self.randomHex(bytes: bytes))) ON CONFLICT (key) DO NOTHING",
+                    "INSERT INTO meta (key, value) VALUES (\(key), \(Hex.random(bytes: bytes))) ON CONFLICT (key) DO NOTHING",
                     logger: self.logger)
             }
         }
@@ -134,11 +134,6 @@ package final class PostgresSyncStore: SyncStore {
         }
         if !current.isEmpty { statements.append(current.joined(separator: "\n")) }
         return statements
-    }
-
-    static func randomHex(bytes: Int) -> String {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
     }
 
     // MARK: Transactions
@@ -232,7 +227,7 @@ package final class PostgresSyncStore: SyncStore {
                 try await connection.query(PostgresQuery(unsafeSQL:
                     "UPDATE \(table) SET xid = pg_current_xact_id() WHERE xid >= pg_current_xact_id()"), logger: self.logger)
             }
-            try await connection.query("UPDATE meta SET value = \(Self.randomHex(bytes: 8)) WHERE key = 'epoch'", logger: self.logger)
+            try await connection.query("UPDATE meta SET value = \(Hex.random(bytes: 8)) WHERE key = 'epoch'", logger: self.logger)
         }
     }
 
@@ -260,11 +255,7 @@ package final class PostgresSyncStore: SyncStore {
 
     static func fetchAdminTokenHash(_ connection: PostgresConnection, logger: Logger) async throws -> [UInt8]? {
         for try await text in try await connection.query("SELECT value FROM meta WHERE key = 'adminTokenHash'", logger: logger).decode(String.self) {
-            // A stored hash that is not hex is an error, not "no admin token".
-            guard let hash = Hex.bytes(text), !hash.isEmpty else {
-                throw StoreError("the stored admin token hash is not hex; set a new admin token with serve --admin-token")
-            }
-            return hash
+            return try Hex.adminTokenHash(stored: text)
         }
         return nil
     }
@@ -278,13 +269,7 @@ package final class PostgresSyncStore: SyncStore {
             """)
         guard let row = rows.first else { return (nil, nil) }
         let (adminText, userId, userName) = try row.decode((String?, Int64?, String?).self)
-        var admin: [UInt8]?
-        if let adminText {
-            guard let hash = Hex.bytes(adminText), !hash.isEmpty else {
-                throw StoreError("the stored admin token hash is not hex; set a new admin token with serve --admin-token")
-            }
-            admin = hash
-        }
+        let admin = try Hex.adminTokenHash(stored: adminText)
         let user = userId.flatMap { id in userName.map { UserRecord(id: id, name: $0) } }
         return (admin, user)
     }

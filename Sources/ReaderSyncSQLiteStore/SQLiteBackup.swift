@@ -150,7 +150,7 @@ package enum SQLiteBackup {
             let store = try SQLiteSyncStore(path: staging)
             carriedOver = try store.dbPool.write { db in
                 try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'epoch'",
-                               arguments: [SQLiteSyncStore.randomHex(bytes: 8)])
+                               arguments: [Hex.random(bytes: 8)])
                 return try replaced.map { try carryOver($0, into: db) }
             }
             // Everything into the main file: only that file is moved into place.

@@ -50,20 +50,15 @@ package final class SQLiteSyncStore: SyncStore {
 
     private static func ensureIdentity(_ db: Database) throws {
         let insert = "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)"
-        try db.execute(sql: insert, arguments: ["epoch", Self.randomHex(bytes: 8)])
-        try db.execute(sql: insert, arguments: ["cursorSecret", Self.randomHex(bytes: 32)])
+        try db.execute(sql: insert, arguments: ["epoch", Hex.random(bytes: 8)])
+        try db.execute(sql: insert, arguments: ["cursorSecret", Hex.random(bytes: 32)])
     }
 
     /// Starts a new epoch: every cursor handed out before gets `410 reset_required`.
     package func startNewEpoch() throws {
         try dbPool.write { db in
-            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'epoch'", arguments: [Self.randomHex(bytes: 8)])
+            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'epoch'", arguments: [Hex.random(bytes: 8)])
         }
-    }
-
-    static func randomHex(bytes: Int) -> String {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
     }
 
     package func identity() async throws -> StoreIdentity {
@@ -93,13 +88,7 @@ package final class SQLiteSyncStore: SyncStore {
     }
 
     static func fetchAdminTokenHash(_ db: Database) throws -> [UInt8]? {
-        // A stored hash that is not hex is an error, not "no admin token".
-        try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'adminTokenHash'")).map { text in
-            guard let hash = Hex.bytes(text), !hash.isEmpty else {
-                throw StoreError("the stored admin token hash is not hex; set a new admin token with serve --admin-token")
-            }
-            return hash
-        }
+        try Hex.adminTokenHash(stored: String.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'adminTokenHash'")))
     }
 
     package func setAdminTokenHash(_ hash: [UInt8]) async throws {

@@ -31,17 +31,7 @@ struct BackupRestoreTests {
         let dir = try CLI.temporaryDirectory()
         let db = dir.appendingPathComponent("live.sqlite").path
         let backup = dir.appendingPathComponent("backup.sqlite").path
-        let corpus = dir.appendingPathComponent("articles.jsonl")
-        try (1...30).map { #"{"id":"art-\#($0)","title":"Title \#($0)","publishedAt":"2026-11-20T09:00:00Z"}"# }
-            .joined(separator: "\n").write(to: corpus, atomically: true, encoding: .utf8)
-        #expect(try CLI.run(["ingest", corpus.path, "--db", db]).status == 0)
-        let tokens = try ["ann", "ben"].map { try CLI.run(["users", "add", $0, "--db", db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
-        let arguments = { (port: Int) in ["--db", db, "--port", String(port), "--admin-token", "backup-test-admin-token"] }
-        var server = try ServerProcess(arguments: arguments(0))
-        let url = try server.baseURL()
-        let port = try #require(Int(url.split(separator: ":").last ?? ""))
-
-        let devices = try RestoreDevices(directory: dir, url: url, tokens: tokens)
+        let (devices, server, serverArguments) = try RestoreDevices.serving(db: db, directory: dir)
         try devices.act(1)
         try await devices.syncAll()
         let made = try CLI.run(["backup", "--db", db, "--out", backup])
@@ -61,10 +51,10 @@ struct BackupRestoreTests {
         #expect(restored.status == 0 && restored.stdout.contains("new epoch"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).contains { $0.hasPrefix("live.sqlite.before-restore-") })
 
-        server = try ServerProcess(arguments: arguments(port))
-        _ = try server.baseURL()
+        let restarted = try ServerProcess(arguments: serverArguments)
+        _ = try restarted.baseURL()
         try await devices.expectEverythingGivenBack()
-        #expect(server.stop() == 0)
+        #expect(restarted.stop() == 0)
     }
 }
 
@@ -136,5 +126,25 @@ final class RestoreDevices {
                         sourceLocation: sourceLocation)
             }
         }
+    }
+}
+
+extension RestoreDevices {
+    /// A restore test's start on `db` (a SQLite path or a PostgreSQL URL): thirty articles
+    /// ingested by the CLI, users ann and ben, a `serve` process on a free port, and their devices.
+    ///
+    /// - Returns: the devices, their running server, and the arguments that start a server on the
+    ///   same port again after the restore.
+    static func serving(db: String, directory: URL) throws -> (devices: RestoreDevices, server: ServerProcess, serverArguments: [String]) {
+        let corpus = directory.appendingPathComponent("articles.jsonl")
+        try (1...30).map { #"{"id":"art-\#($0)","title":"Title \#($0)","publishedAt":"2026-11-20T09:00:00Z"}"# }
+            .joined(separator: "\n").write(to: corpus, atomically: true, encoding: .utf8)
+        #expect(try CLI.run(["ingest", corpus.path, "--db", db]).status == 0)
+        let tokens = try ["ann", "ben"].map { try CLI.run(["users", "add", $0, "--db", db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let arguments = { (port: Int) in ["--db", db, "--port", String(port), "--admin-token", "restore-test-admin-token"] }
+        let server = try ServerProcess(arguments: arguments(0))
+        let url = try server.baseURL()
+        let port = try #require(Int(url.split(separator: ":").last ?? ""))
+        return (try RestoreDevices(directory: directory, url: url, tokens: tokens), server, arguments(port))
     }
 }

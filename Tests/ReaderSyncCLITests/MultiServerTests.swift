@@ -4,13 +4,13 @@ import Testing
 
 /// Many `reader-sync serve` processes on one PostgreSQL database, as a publisher runs them
 /// behind a load balancer.
-@Suite("Many servers on one PostgreSQL database, as processes", .enabled(if: PostgresForCLI.installed))
+@Suite("Many servers on one PostgreSQL database, as processes", .enabled(if: PostgresCluster.isInstalled))
 struct MultiServerTests {
     static let adminToken = "multi-server-admin-token-0123"
 
     @Test("three servers started at once; devices spread their requests over them while the newsroom ingests through the CLI; one server is SIGKILLed and restarted: every invariant holds")
     func threeServersOneKilled() async throws {
-        let cluster = try #require(try PostgresForCLI.cluster)
+        let cluster = try #require(try PostgresCluster.shared())
         await PostgresTestLock.shared.acquire()
         defer { PostgresTestLock.shared.release() }
         let database = try cluster.createDatabase()
@@ -77,41 +77,18 @@ struct MultiServerTests {
     }
 }
 
-/// The test PostgreSQL cluster.
-enum PostgresForCLI {
-    /// False only where PostgreSQL is not installed (one printed line says so): a cluster that is
-    /// installed but fails to start fails these tests with its error instead of skipping them.
-    static let installed: Bool = {
-        do { return try PostgresCluster.shared() != nil } catch { return true }
-    }()
-
-    static var cluster: PostgresCluster.Server? {
-        get throws { try PostgresCluster.shared() }
-    }
-}
-
-@Suite("pg_dump, pg_restore and reset-epoch on a real server", .enabled(if: PostgresForCLI.installed))
+@Suite("pg_dump, pg_restore and reset-epoch on a real server", .enabled(if: PostgresCluster.isInstalled))
 struct PostgresRestoreTests {
     @Test("pg_dump while serving; pg_restore with the server stopped, then reset-epoch: HTTP devices give back all the dump lacks")
     func dumpRestoreResetEpoch() async throws {
-        let cluster = try #require(try PostgresForCLI.cluster)
+        let cluster = try #require(try PostgresCluster.shared())
         await PostgresTestLock.shared.acquire()
         defer { PostgresTestLock.shared.release() }
         let db = try cluster.createDatabase()
         let dbName = try #require(URLComponents(string: db)?.path.dropFirst()).description
         let dir = try CLI.temporaryDirectory()
         let dump = dir.appendingPathComponent("nightly.dump").path
-        let corpus = dir.appendingPathComponent("articles.jsonl")
-        try (1...30).map { #"{"id":"art-\#($0)","title":"Title \#($0)","publishedAt":"2026-11-20T09:00:00Z"}"# }
-            .joined(separator: "\n").write(to: corpus, atomically: true, encoding: .utf8)
-        #expect(try CLI.run(["ingest", corpus.path, "--db", db]).status == 0)
-        let tokens = try ["ann", "ben"].map { try CLI.run(["users", "add", $0, "--db", db]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
-        let arguments = { (port: Int) in ["--db", db, "--port", String(port), "--admin-token", "restore-test-admin-token"] }
-        var server = try ServerProcess(arguments: arguments(0))
-        let url = try server.baseURL()
-        let port = try #require(Int(url.split(separator: ":").last ?? ""))
-
-        let devices = try RestoreDevices(directory: dir, url: url, tokens: tokens)
+        let (devices, server, serverArguments) = try RestoreDevices.serving(db: db, directory: dir)
         try devices.act(1)
         try await devices.syncAll()
         // The documented backup (docs/RELIABILITY.md): pg_dump's custom format, while serving.
@@ -128,9 +105,9 @@ struct PostgresRestoreTests {
         let reset = try CLI.run(["reset-epoch", "--db", db])
         #expect(reset.status == 0 && reset.stdout.contains("new epoch"), "\(reset.stdout)\(reset.stderr)")
 
-        server = try ServerProcess(arguments: arguments(port))
-        _ = try server.baseURL()
+        let restarted = try ServerProcess(arguments: serverArguments)
+        _ = try restarted.baseURL()
         try await devices.expectEverythingGivenBack()
-        #expect(server.stop() == 0)
+        #expect(restarted.stop() == 0)
     }
 }

@@ -12,6 +12,18 @@ package enum PostgresCluster {
     /// Throws `PostgresClusterError` when the server cannot be set up; every later call throws it again.
     package static func shared() throws -> Server? { try started.get() }
 
+    /// False only where PostgreSQL is not installed (``shared()`` prints one line saying so): a
+    /// server that is installed but fails to start counts as installed, so its tests fail with the
+    /// start's error (printed here) instead of being skipped unseen.
+    package static let isInstalled: Bool = {
+        do {
+            return try shared() != nil
+        } catch {
+            print("PostgreSQL test server failed to start: \(error)")
+            return true
+        }
+    }()
+
     /// A running server. Connect through `socketPath` (or `socketDirectory` and `port`) as `user`.
     package final class Server: @unchecked Sendable {
         /// The directory holding the socket file, `data/` and `log`.

@@ -137,9 +137,28 @@ package struct StoredConflict: Sendable {
 }
 
 /// Hexadecimal text of bytes, as `meta` stores hashes.
+/// Lower-case hex text, as the stores keep hashes, the epoch and the cursor secret in `meta`.
 package enum Hex {
     package static func string(_ bytes: [UInt8]) -> String {
         bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// `bytes` bytes from the system's random generator, as hex (an epoch, a cursor secret).
+    package static func random(bytes: Int) -> String {
+        var rng = SystemRandomNumberGenerator()
+        return string((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &rng) })
+    }
+
+    /// The admin token's hash as stored in `meta`, or `nil` when no admin token is set.
+    ///
+    /// - Throws: ``StoreError`` when the stored text is not hex: that is damage to report, never
+    ///   "no admin token".
+    package static func adminTokenHash(stored text: String?) throws -> [UInt8]? {
+        guard let text else { return nil }
+        guard let hash = bytes(text), !hash.isEmpty else {
+            throw StoreError("the stored admin token hash is not hex; set a new admin token with serve --admin-token")
+        }
+        return hash
     }
 
     package static func bytes(_ text: String) -> [UInt8]? {
