@@ -212,12 +212,14 @@ let package = Package(
             dependencies: [
                 "ReaderSyncTestSupport",
                 "ReaderSyncSimulator",
+                "ReaderSyncClient",
                 "ReaderSyncServer",
                 "ReaderSyncService",
                 "ReaderSyncSQLiteStore",
                 "ReaderSyncCore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PostgresNIO
 
 /// A PostgreSQL connection URL as libpq reads it, reduced to what ReaderSync needs:
@@ -110,6 +111,32 @@ package struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible 
             ("application_name", options.applicationName),
         ]
         return configuration
+    }
+}
+
+extension PostgresDatabaseURL {
+    /// Why a connection to this database fails, from one connection made directly (the pool
+    /// answers a failed connect only with "circuit breaker tripped"); `nil` when it succeeds.
+    package func connectionFailure(logger: Logger) async -> (any Error)? {
+        do {
+            var configuration: PostgresConnection.Configuration
+            if let socketDirectory {
+                configuration = .init(unixSocketPath: "\(socketDirectory)/.s.PGSQL.\(port)", username: user, password: password, database: database)
+            } else {
+                let tlsSetting: PostgresConnection.Configuration.TLS = switch tls {
+                case .disable: .disable
+                case .prefer: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+                case .require: .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+                }
+                configuration = .init(host: host, port: port, username: user, password: password, database: database, tls: tlsSetting)
+            }
+            configuration.options.connectTimeout = .seconds(10)
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            try? await connection.close()
+            return nil
+        } catch {
+            return error
+        }
     }
 }
 

@@ -59,13 +59,17 @@ package final class PostgresSyncStore: SyncStore {
 
     /// Runs the pool, migrates, and lends the store to `body`; the pool closes when it returns.
     ///
-    /// - Throws: what ``migrate()`` or `body` throws.
+    /// - Throws: the error of a first connection made directly, at once, when none can be made
+    ///   (refused, unknown database or role, bad password…); else what ``migrate()`` or `body` throws.
     package static func withStore<Result: Sendable>(
         url: PostgresDatabaseURL, options: PostgresStoreOptions = .init(),
         logger: Logger = Logger(label: "reader-sync.postgres"),
         feedOrder: FeedOrder = .transactionThenSequence,
         _ body: (PostgresSyncStore) async throws -> Result
     ) async throws -> Result {
+        // The pool retries a failing connect for about a minute and then says only that its
+        // circuit breaker tripped: one direct connection first says at once why it fails.
+        if let failure = await url.connectionFailure(logger: logger) { throw failure }
         let store = PostgresSyncStore(url: url, options: options, logger: logger, feedOrder: feedOrder)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await store.client.run() }

@@ -3,32 +3,6 @@ import ReaderSyncClient
 import ReaderSyncCore
 import Synchronization
 
-/// Every push the server processed, in the order it processed them, with what it answered:
-/// also the ones whose response the device never got.
-final class PushRecorder: Sendable {
-    struct Entry: Sendable {
-        var incarnation: Int
-        var user: String
-        var request: PushRequest
-        var response: PushResponse
-        var serverMillis: Int64
-    }
-
-    private let entries = Mutex<[Entry]>([])
-    private let incarnationBox = Mutex(0)
-
-    var incarnation: Int { incarnationBox.withLock { $0 } }
-    func startNewIncarnation() { incarnationBox.withLock { $0 += 1 } }
-
-    func record(user: String, request: PushRequest, response: PushResponse, serverMillis: Int64) {
-        let incarnation = self.incarnation
-        entries.withLock { $0.append(Entry(incarnation: incarnation, user: user, request: request, response: response, serverMillis: serverMillis)) }
-    }
-
-    var all: [Entry] { entries.withLock { $0 } }
-    var count: Int { entries.withLock { $0.count } }
-}
-
 /// Serializes each user's pushes, so the recorder holds them in the order the server applied them
 /// (the reference model replays them in that order); pushes of different users, and every pull,
 /// run in parallel.
@@ -102,18 +76,28 @@ final class DeviceLink: SyncTransport {
 
     func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
         let fault = nextFault()
+        // The one way a push reaches the server, faults included: what the server answered is
+        // recorded even when a fault then hides it from the device (`response_lost`, a process
+        // killed after the server); a push that got no answer at all is recorded as unanswered,
+        // at the place it held the user's turn, for later answers to decide.
         func send() async throws -> Transported<PushResponse> {
             await order.acquire(user)
+            let millis = serverMillis()
+            let response: Transported<PushResponse>
             do {
-                let millis = serverMillis()
-                let response = try await inner.push(request)
-                recorder.record(user: user, request: request, response: response.value, serverMillis: millis)
-                await order.release(user)
-                return response
+                response = try await inner.push(request)
             } catch {
+                // An error answer (a status) changed nothing: a push is one transaction. Without
+                // one (a connection cut, an answer that cannot be read) the server may have committed.
+                if (error as? ReaderSyncError)?.httpStatus == nil {
+                    recorder.recordUnanswered(user: user, request: request, serverMillis: millis)
+                }
                 await order.release(user)
                 throw error
             }
+            recorder.record(user: user, request: request, response: response.value, serverMillis: millis)
+            await order.release(user)
+            return response
         }
         switch fault?.kind {
         case .requestLost?: throw ReaderSyncError(.transportFailed, "simulated: request lost")

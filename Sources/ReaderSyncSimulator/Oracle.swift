@@ -5,10 +5,9 @@ import ReaderSyncCore
 struct Oracle {
     let runner: Runner
 
-    func check() async throws -> [InvariantResult] {
-        var views: [String: (articles: [ExactText: Int64], states: [String: StateDTO])] = [:]
-        for user in runner.tokens.keys.sorted() { views[user] = try await runner.serverView(user: user) }
-        return [
+    /// - Parameter views: every user's final state as the server serves it.
+    func check(_ views: [String: Runner.ServerView]) throws -> [InvariantResult] {
+        [
             try convergence(views),
             noLostIntent(views),
             exactlyOnce(),
@@ -20,7 +19,7 @@ struct Oracle {
     }
 
     /// 1. Every device of a user holds exactly the server's state for that user and its live articles in their latest version.
-    func convergence(_ views: [String: (articles: [ExactText: Int64], states: [String: StateDTO])]) throws -> InvariantResult {
+    func convergence(_ views: [String: Runner.ServerView]) throws -> InvariantResult {
         let name = "convergence"
         for device in runner.devices.sorted(by: { $0.name < $1.name }) {
             guard let view = views[device.user] else { continue }
@@ -60,7 +59,7 @@ struct Oracle {
     /// 2. Every recorded mutation is reflected in the final state, superseded by a later change of the
     /// same device, overwritten by a later write, the loser of a logged conflict, superseded by an
     /// agreeing write with a newer stamp (which then answers for it), or rejected with a reason.
-    func noLostIntent(_ views: [String: (articles: [ExactText: Int64], states: [String: StateDTO])]) -> InvariantResult {
+    func noLostIntent(_ views: [String: Runner.ServerView]) -> InvariantResult {
         let name = "no lost intent"
         let intents = runner.intents.all
         var latestOwn: [String: Int64] = [:]
@@ -75,14 +74,14 @@ struct Oracle {
         // Writes the server applied, by user, article, field and value.
         var appliedStamps: [String: [(HLC, String)]] = [:]
         for entry in runner.recorder.all {
-            let outcomes = Dictionary(entry.response.results.map { ($0.id, $0.outcome) }, uniquingKeysWith: { first, _ in first })
+            let outcomes = Dictionary(entry.results.map { ($0.id, $0.outcome) }, uniquingKeysWith: { first, _ in first })
             for m in entry.request.mutations {
                 aliases["\(entry.request.deviceId)|\(m.articleId)|\(m.field)|\(m.value)|\(m.hlc)", default: []].insert(m.id)
                 if outcomes[m.id] == .applied {
                     appliedStamps["\(entry.user)|\(m.articleId)|\(m.field)|\(m.value)", default: []].append((m.hlc, entry.request.deviceId))
                 }
             }
-            for result in entry.response.results where result.outcome == .rejected && !(result.reason ?? "").isEmpty {
+            for result in entry.results where result.outcome == .rejected && !(result.reason ?? "").isEmpty {
                 rejected.insert("\(entry.request.deviceId)|\(result.id)")
             }
         }
@@ -133,7 +132,7 @@ struct Oracle {
     func exactlyOnce() -> InvariantResult {
         var applied: [String: Int] = [:]
         for entry in runner.recorder.all {
-            for result in entry.response.results where result.outcome == .applied {
+            for result in entry.results where result.outcome == .applied {
                 let key = "\(entry.incarnation)|\(entry.request.deviceId)|\(result.id)"
                 applied[key, default: 0] += 1
                 if applied[key]! > 1 {
@@ -158,7 +157,7 @@ struct Oracle {
     }
 
     /// 5. The server's final state equals the independent reference model's.
-    func referenceModel(_ views: [String: (articles: [ExactText: Int64], states: [String: StateDTO])]) -> InvariantResult {
+    func referenceModel(_ views: [String: Runner.ServerView]) -> InvariantResult {
         let name = "server equals the reference model"
         for user in runner.tokens.keys.sorted() {
             let modelRows = runner.model.rows[user] ?? [:]
@@ -174,14 +173,35 @@ struct Oracle {
                 if let (field, _) = checks.first(where: { !$0.1 }) {
                     return InvariantResult(name: name, passed: false, detail: "\(user), article \(articleId), field \(field): "
                         + "the server has \(server.map { "\($0.read)/\($0.bookmarked)/\($0.progress)" } ?? "no state"), "
-                        + "the model \(row.read)/\(row.bookmarked)/\(row.progress)")
+                        + "the model \(row.read)/\(row.bookmarked)/\(row.progress)" + unansweredNote)
                 }
                 if row.version != (server?.version ?? 0) {
                     return InvariantResult(name: name, passed: false, detail: "\(user), article \(articleId): "
-                        + "state version \(server?.version ?? 0) on the server, \(row.version) in the model")
+                        + "state version \(server?.version ?? 0) on the server, \(row.version) in the model" + unansweredNote)
                 }
             }
         }
         return InvariantResult(name: name, passed: true)
+    }
+
+    /// For a failure of invariant 5: the pushes without an answer whose fate the model could not
+    /// learn from an answer (see ``PushRecorder``), which a difference may come from.
+    private var unansweredNote: String {
+        var undecided = 0
+        var ambiguous = 0
+        var byFinalState = 0
+        for entry in runner.recorder.all {
+            switch entry.answer {
+            case .undecided: undecided += 1
+            case .committed(let commit):
+                if commit.ambiguous { ambiguous += 1 }
+                if commit.decidedAtEnd { byFinalState += 1 }
+            case .answered, .unanswered, .notCommitted: break
+            }
+        }
+        let notes = [(undecided, "left out undecided"), (ambiguous, "taken as committed by their first attempt, another possible"),
+                     (byFinalState, "found committed from the final state")]
+            .filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }
+        return notes.isEmpty ? "" : " (pushes without an answer: \(notes.joined(separator: "; ")))"
     }
 }

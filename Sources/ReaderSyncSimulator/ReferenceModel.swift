@@ -32,15 +32,49 @@ struct ReferenceModel: Sendable {
 
     /// Replays one push as the server answered it: applied and superseded mutations are merged;
     /// duplicates and rejected ones changed nothing.
-    mutating func replay(user: String, request: PushRequest, response: PushResponse, serverMillis: Int64) {
-        let outcomes = Dictionary(response.results.map { ($0.id, $0.outcome) }, uniquingKeysWith: { first, _ in first })
+    mutating func replay(user: String, request: PushRequest, results: [MutationResult], serverMillis: Int64) {
+        let outcomes = Dictionary(results.map { ($0.id, $0.outcome) }, uniquingKeysWith: { first, _ in first })
         for mutation in request.mutations {
             guard let outcome = outcomes[mutation.id], outcome == .applied || outcome == .superseded else { continue }
             merge(user: user, device: request.deviceId, mutation: mutation, serverMillis: serverMillis)
         }
     }
 
-    private mutating func merge(user: String, device: String, mutation m: Mutation, serverMillis: Int64) {
+    /// Replays a push the server committed without its answer reaching the device (see
+    /// ``PushRecorder``), and returns what the server would have answered, from the protocol's
+    /// rules: an id at or below the device's last processed id is a `duplicate`; a mutation on an
+    /// article that had no state after the push (unknown to the server), or with a value its field
+    /// cannot take, is `rejected`; the rest merge, `applied` when the write won or met the same
+    /// value, `superseded` when a different value won.
+    mutating func replayUnanswered(user: String, request: PushRequest, commit: PushRecorder.UnansweredCommit,
+                                   serverMillis: Int64) -> [MutationResult] {
+        var lastProcessed = commit.lastProcessedBefore
+        return request.mutations.map { mutation in
+            guard mutation.id > lastProcessed else { return MutationResult(id: mutation.id, outcome: .duplicate) }
+            lastProcessed = mutation.id
+            if commit.articlesWithoutState.contains(mutation.articleId.exact) {
+                return MutationResult(id: mutation.id, outcome: .rejected, reason: "unknown article \(mutation.articleId) (inferred)")
+            }
+            if !Self.fits(mutation.value, mutation.field) {
+                return MutationResult(id: mutation.id, outcome: .rejected, reason: "\(mutation.field) cannot be \(mutation.value) (inferred)")
+            }
+            let won = merge(user: user, device: request.deviceId, mutation: mutation, serverMillis: serverMillis)
+            return MutationResult(id: mutation.id, outcome: won ? .applied : .superseded)
+        }
+    }
+
+    /// Whether a field can take a value: `read` and `bookmarked` a boolean, `progress` a number from 0 to 1.
+    private static func fits(_ value: FieldValue, _ field: StateField) -> Bool {
+        switch (field, value) {
+        case (.read, .bool), (.bookmarked, .bool): true
+        case (.progress, .number(let x)): x >= 0 && x <= 1
+        default: false
+        }
+    }
+
+    /// Merges one write; returns whether its value is the field's value now (it won, or met the same value).
+    @discardableResult
+    private mutating func merge(user: String, device: String, mutation m: Mutation, serverMillis: Int64) -> Bool {
         // A stamp too far ahead of the server counts as stamped at server time.
         let wall = m.hlc.wall > serverMillis + skewBoundMillis ? serverMillis : m.hlc.wall
         var row = rows[user]?[m.articleId] ?? Row()
@@ -61,9 +95,10 @@ struct ReferenceModel: Sendable {
         } else {
             wins = true
         }
-        guard wins else { return }
+        guard wins else { return row.cells[m.field]?.value == m.value }
         row.version += 1
         row.cells[m.field] = Cell(value: m.value, wall: wall, counter: m.hlc.counter, device: device, setAt: row.version)
         rows[user, default: [:]][m.articleId] = row
+        return true
     }
 }

@@ -136,7 +136,12 @@ final class Runner {
                 progress(step, options.steps)
             }
             try await finalSync()
-            report.invariants = try await Oracle(runner: self).check()
+            var views: [String: ServerView] = [:]
+            for user in tokens.keys.sorted() { views[user] = try await serverView(user: user) }
+            // What no later answer decided is decided by the final state before the model's last replay.
+            recorder.settleUnanswered(finalStates: views.mapValues { $0.states })
+            replayNewPushes()
+            report.invariants = try Oracle(runner: self).check(views)
             report.digest = try await digest()
         } catch {
             try? await server.shutdown()
@@ -152,7 +157,8 @@ final class Runner {
             report.syncLatencyP99Millis = sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
         }
         for entry in recorder.all {
-            for result in entry.response.results { report.mutations[result.outcome.rawValue, default: 0] += 1 }
+            for result in entry.results { report.mutations[result.outcome.rawValue, default: 0] += 1 }
+            if let fate = PushRecorder.fate(of: entry.answer) { report.unansweredPushes[fate, default: 0] += 1 }
         }
         for conflict in conflictLog { report.conflicts[conflict.rule.rawValue, default: 0] += 1 }
         return report
@@ -393,22 +399,18 @@ final class Runner {
 
     func takeSnapshot() throws {
         replayNewPushes()
+        // The model must hold everything the server does: not while a push is undecided.
+        guard modelPosition == recorder.count else { return }
         snapshotsTaken += 1
         let path = try server.snapshot(named: "snapshot-\(snapshotsTaken).sqlite")
         snapshots.append((path, model))
         if snapshots.count > 5 { snapshots.removeFirst() }
     }
 
-    /// Feeds the reference model what the server processed since the last call.
+    /// Feeds the reference model what the server processed since the last call, up to the first
+    /// push whose outcome is not known yet (see ``ReferenceModel/catchUp(with:from:)``).
     func replayNewPushes() {
-        let entries = recorder.all
-        while modelPosition < entries.count {
-            let entry = entries[modelPosition]
-            if entry.incarnation == recorder.incarnation {
-                model.replay(user: entry.user, request: entry.request, response: entry.response, serverMillis: entry.serverMillis)
-            }
-            modelPosition += 1
-        }
+        modelPosition = model.catchUp(with: recorder, from: modelPosition)
     }
 
     // MARK: Newsroom
@@ -517,8 +519,11 @@ final class Runner {
         }
     }
 
+    /// A user's articles (live ones, by version) and states, as the server serves them.
+    typealias ServerView = (articles: [ExactText: Int64], states: [String: StateDTO])
+
     /// The server's view of a user: a fresh pull from the beginning with the user's token, no faults.
-    func serverView(user: String) async throws -> (articles: [ExactText: Int64], states: [String: StateDTO]) {
+    func serverView(user: String) async throws -> ServerView {
         let transport = server.transport(token: tokens[user]!)
         var articles: [ExactText: Int64] = [:]
         var states: [String: StateDTO] = [:]

@@ -28,6 +28,10 @@ public struct SimulationReport: Sendable, Codable {
     public var newsroomEvents: [String: Int] = [:]
     public var faults: [String: Int] = [:]
     public var mutations: [String: Int] = [:]
+    /// Pushes that got no answer (a connection cut, a server killed), by what the device's later
+    /// answers or the server's final state showed: `committed`, `not_committed`, or `undecided`
+    /// (left out of the reference model). Empty when every push was answered.
+    public var unansweredPushes: [String: Int] = [:]
     public var conflicts: [String: Int] = [:]
     public var bytesUp = 0
     public var bytesDown = 0
@@ -57,6 +61,7 @@ public struct SimulationReport: Sendable, Codable {
             "  newsroom: \(counts(newsroomEvents))",
             "  faults: \(counts(faults))",
             "  mutations by outcome: \(counts(mutations))",
+            "  pushes without an answer: \(counts(unansweredPushes))",
             "  conflicts by rule: \(counts(conflicts))",
             "  bytes up \(bytesUp), down \(bytesDown)",
             String(format: "  sync latency p50 %.1f ms, p99 %.1f ms; wall time %.2f s", syncLatencyP50Millis, syncLatencyP99Millis, wallSeconds),
