@@ -114,9 +114,9 @@ struct PushWriteStatement: PostgresPreparedStatement {
     var userId: Int64
     var deviceId: String
     var now: Date
-    /// A JSON array of ``PushStateRow``.
+    /// The changed states, ``PushRows/states(_:)``.
     var states: String
-    /// A JSON array of ``PushConflictRow``.
+    /// The conflict log entries, ``PushRows/conflicts(_:)``.
     var conflicts: String
     var lastMutationId: Int64
 
@@ -161,56 +161,118 @@ struct PushBindDeviceStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row {}
 }
 
-/// One changed state as ``PushWriteStatement`` takes it: keys are the column names; a field
-/// never written has no keys (NULL columns).
-struct PushStateRow: Encodable {
-    var state: UserArticleState
-
-    private struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(_ string: String) { stringValue = string }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
+/// The rows ``PushWriteStatement`` takes, as JSON arrays of objects keyed by column name (a NULL
+/// column has no key).
+///
+/// Written by hand rather than with `JSONEncoder`: in S3 on PostgreSQL, encoding these rows with
+/// `JSONEncoder` (snake-case keys) took 14–16 % of the server's CPU (perf, docs/PERFORMANCE.md).
+/// The values are integers, booleans, finite doubles (`description` is the shortest text that
+/// reads back as the same double, which PostgreSQL's `float8` input does) and ids, escaped as
+/// RFC 8259 asks.
+enum PushRows {
+    /// The changed states: `article_id`, `version`, then each written field's six columns.
+    static func states(_ states: [UserArticleState]) -> String {
+        var json = JSONRows()
+        for state in states {
+            json.beginObject()
+            json.add("article_id", state.articleId)
+            json.add("version", state.version)
+            for field in StateField.allCases {
+                guard let cell = state[field] else { continue }
+                let prefix = field.columnPrefix
+                switch cell.write.value {
+                case .bool(let b): json.add("\(prefix)_value", b)
+                case .number(let d): json.add("\(prefix)_value", d)
+                case .unsupported: break
+                }
+                json.add("\(prefix)_hlc_wall", cell.write.hlc.wall)
+                json.add("\(prefix)_hlc_counter", cell.write.hlc.counter)
+                json.add("\(prefix)_device_id", cell.write.deviceId)
+                json.add("\(prefix)_mutation_id", cell.write.mutationId)
+                json.add("\(prefix)_version", cell.setAtVersion)
+            }
+            json.endObject()
+        }
+        return json.finish()
     }
 
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: Key.self)
-        try container.encode(state.articleId, forKey: Key("article_id"))
-        try container.encode(state.version, forKey: Key("version"))
-        for field in StateField.allCases {
-            guard let cell = state[field] else { continue }
-            let prefix = field.columnPrefix
-            switch cell.write.value {
-            case .bool(let b): try container.encode(b, forKey: Key("\(prefix)_value"))
-            case .number(let d): try container.encode(d, forKey: Key("\(prefix)_value"))
-            case .unsupported: break
+    /// The conflict log entries; `ord` is each one's place in the plan.
+    static func conflicts(_ conflicts: [PlannedConflict]) -> String {
+        var json = JSONRows()
+        for (index, planned) in conflicts.enumerated() {
+            let w = planned.conflict.winner
+            json.beginObject()
+            json.add("ord", Int64(index))
+            json.add("article_id", planned.articleId)
+            json.add("field", planned.field.rawValue)
+            json.add("rule", planned.conflict.rule.rawValue)
+            json.add("winner_value", w.value.description)
+            json.add("winner_hlc_wall", w.hlc.wall)
+            json.add("winner_hlc_counter", w.hlc.counter)
+            json.add("winner_device_id", w.deviceId)
+            json.add("winner_mutation_id", w.mutationId)
+            if let l = planned.conflict.loser {
+                json.add("loser_value", l.value.description)
+                json.add("loser_hlc_wall", l.hlc.wall)
+                json.add("loser_hlc_counter", l.hlc.counter)
+                json.add("loser_device_id", l.deviceId)
+                json.add("loser_mutation_id", l.mutationId)
             }
-            try container.encode(cell.write.hlc.wall, forKey: Key("\(prefix)_hlc_wall"))
-            try container.encode(cell.write.hlc.counter, forKey: Key("\(prefix)_hlc_counter"))
-            try container.encode(cell.write.deviceId, forKey: Key("\(prefix)_device_id"))
-            try container.encode(cell.write.mutationId, forKey: Key("\(prefix)_mutation_id"))
-            try container.encode(cell.setAtVersion, forKey: Key("\(prefix)_version"))
+            json.add("base_version", planned.baseVersion)
+            json.endObject()
         }
+        return json.finish()
     }
 }
 
-/// One conflict log entry as ``PushWriteStatement`` takes it (keys in snake case, as the
-/// columns); `ord` is its place in the plan.
-struct PushConflictRow: Encodable {
-    var ord: Int
-    var articleId: String
-    var field: String
-    var rule: String
-    var winnerValue: String
-    var winnerHlcWall: Int64
-    var winnerHlcCounter: Int64
-    var winnerDeviceId: String
-    var winnerMutationId: Int64
-    var loserValue: String?
-    var loserHlcWall: Int64?
-    var loserHlcCounter: Int64?
-    var loserDeviceId: String?
-    var loserMutationId: Int64?
-    var baseVersion: Int64
+/// A JSON array of flat objects, built as UTF-8 bytes.
+struct JSONRows {
+    private var bytes: [UInt8] = [UInt8(ascii: "[")]
+    private var first = true
+
+    mutating func beginObject() {
+        if !first { bytes.append(UInt8(ascii: ",")) }
+        first = true
+        bytes.append(UInt8(ascii: "{"))
+    }
+
+    mutating func endObject() {
+        bytes.append(UInt8(ascii: "}"))
+        first = false
+    }
+
+    mutating func add(_ key: String, _ value: Int64) { addKey(key); bytes.append(contentsOf: String(value).utf8) }
+    mutating func add(_ key: String, _ value: Bool) { addKey(key); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
+    /// A finite double (the push's validation refuses others).
+    mutating func add(_ key: String, _ value: Double) { addKey(key); bytes.append(contentsOf: value.description.utf8) }
+    mutating func add(_ key: String, _ value: String) { addKey(key); appendString(value) }
+
+    func finish() -> String { String(decoding: bytes + [UInt8(ascii: "]")], as: UTF8.self) }
+
+    private mutating func addKey(_ key: String) {
+        if !first { bytes.append(UInt8(ascii: ",")) }
+        first = false
+        appendString(key)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    /// A JSON string: `"` and `\` escaped, control characters as `\u00XX`, the rest as UTF-8.
+    private mutating func appendString(_ text: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                bytes.append(UInt8(ascii: "\\"))
+                bytes.append(byte)
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: Array("\\u00".utf8))
+                bytes.append(hex[Int(byte >> 4)])
+                bytes.append(hex[Int(byte & 0xF)])
+            default:
+                bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
 }

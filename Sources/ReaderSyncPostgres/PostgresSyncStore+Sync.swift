@@ -233,23 +233,9 @@ extension PostgresSyncStore {
                     logger: self.logger)
             }
             let changed = plan.changeOrder.compactMap { plan.changedStates[$0] }
-            let conflicts = plan.conflicts.enumerated().map { index, planned in
-                let w = planned.conflict.winner
-                let l = planned.conflict.loser
-                return PushConflictRow(
-                    ord: index, articleId: planned.articleId, field: planned.field.rawValue, rule: planned.conflict.rule.rawValue,
-                    winnerValue: w.value.description, winnerHlcWall: w.hlc.wall, winnerHlcCounter: w.hlc.counter,
-                    winnerDeviceId: w.deviceId, winnerMutationId: w.mutationId,
-                    loserValue: l?.value.description, loserHlcWall: l?.hlc.wall, loserHlcCounter: l?.hlc.counter,
-                    loserDeviceId: l?.deviceId, loserMutationId: l?.mutationId,
-                    baseVersion: planned.baseVersion)
-            }
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
             let write = PushWriteStatement(
                 userId: userId, deviceId: deviceId, now: nowDate,
-                states: String(decoding: try encoder.encode(changed.map(PushStateRow.init)), as: UTF8.self),
-                conflicts: String(decoding: try encoder.encode(conflicts), as: UTF8.self),
+                states: PushRows.states(changed), conflicts: PushRows.conflicts(plan.conflicts),
                 lastMutationId: plan.lastMutationId)
             var seqByArticle: [ExactText: Int64] = [:]
             var conflictIds: [Int64] = []
@@ -262,8 +248,8 @@ extension PostgresSyncStore {
             }
             // Identity values are taken in the order the rows were inserted (`ORDER BY ord`).
             conflictIds.sort()
-            guard seqByArticle.count == changed.count, conflictIds.count == conflicts.count else {
-                throw StoreError("the push's write stored \(seqByArticle.count) of \(changed.count) states and \(conflictIds.count) of \(conflicts.count) conflicts")
+            guard seqByArticle.count == changed.count, conflictIds.count == plan.conflicts.count else {
+                throw StoreError("the push's write stored \(seqByArticle.count) of \(changed.count) states and \(conflictIds.count) of \(plan.conflicts.count) conflicts")
             }
             return CommittedPush(plan: plan, seqByArticle: seqByArticle, conflictIds: conflictIds)
         }
