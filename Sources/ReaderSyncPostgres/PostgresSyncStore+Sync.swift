@@ -32,6 +32,13 @@ extension PostgresSyncStore {
     /// over only when `pg_stat_activity` shows its backend on another database, or as an
     /// autovacuum worker; one it does not show (ended since the snapshot, or hidden) still holds
     /// the horizon. A transaction that starts later gets an id at or above `xmax`.
+    ///
+    /// On a hot standby (`serve --db-read`) a snapshot lists the primary's running transactions
+    /// not in `xip` but among its subtransactions, which SQL cannot read, and `pg_stat_activity`
+    /// shows none of the primary's backends: the horizon there is the snapshot's `xmin`, the
+    /// oldest transaction running on any database of the primary as far as the standby has
+    /// replayed (every one the standby has not seen end, including those that took an id and
+    /// wrote nothing yet: replay marks the ids below any id it meets as running).
     static let horizonCTE = """
         WITH s AS (SELECT pg_current_snapshot() AS snap),
         passed_over AS (
@@ -41,9 +48,10 @@ extension PostgresSyncStore {
                    OR backend_type = 'autovacuum worker')
         ),
         h AS (
-            SELECT coalesce(
+            SELECT CASE WHEN pg_is_in_recovery() THEN (SELECT pg_snapshot_xmin(snap) FROM s)
+            ELSE coalesce(
                 (SELECT min(x) FROM s, pg_snapshot_xip(s.snap) AS x WHERE x::xid NOT IN (SELECT backend_xid FROM passed_over)),
-                (SELECT pg_snapshot_xmax(snap) FROM s)) AS horizon
+                (SELECT pg_snapshot_xmax(snap) FROM s)) END AS horizon
         )
         """
 
@@ -57,7 +65,7 @@ extension PostgresSyncStore {
     package func changes(userId: Int64, after: FeedPosition, limit: Int) async throws -> ChangePage {
         let afterTransaction = String(after.transaction)
         let rowLimit = limit + 1
-        return try await client.withConnection { connection in
+        return try await readClient.withConnection { connection in
             let articleQuery: PostgresQuery
             switch feedOrder {
             case .transactionThenSequence:

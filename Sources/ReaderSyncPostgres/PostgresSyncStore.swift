@@ -29,6 +29,10 @@ import ReaderSyncService
 package final class PostgresSyncStore: SyncStore {
     package let client: PostgresClient
     package let url: PostgresDatabaseURL
+    /// The pool pulls read from: a streaming replica's (hot standby) when one is given, else ``client``.
+    let readClient: PostgresClient
+    /// The replica pulls read from, or `nil` when they read from the primary.
+    package let readURL: PostgresDatabaseURL?
     package let options: PostgresStoreOptions
     let logger: Logger
     /// How pulls order the feed; only the out-of-order-commit test sets anything but the default.
@@ -44,9 +48,15 @@ package final class PostgresSyncStore: SyncStore {
     }
 
     /// Creates the store; nothing connects until the pool runs and a statement is sent.
-    package init(url: PostgresDatabaseURL, options: PostgresStoreOptions = .init(), logger: Logger,
-                 feedOrder: FeedOrder = .transactionThenSequence) {
+    ///
+    /// - Parameter readURL: a streaming replica (hot standby) of `url`'s database that pulls
+    ///   read from; everything else (pushes, ingest, auth, the epoch) goes to `url`. A pull from a
+    ///   replica that lags is an older snapshot: served below the replica's own horizon, so never
+    ///   past a change the replica has not replayed (docs/SCALING.md).
+    package init(url: PostgresDatabaseURL, readURL: PostgresDatabaseURL? = nil, options: PostgresStoreOptions = .init(),
+                 logger: Logger, feedOrder: FeedOrder = .transactionThenSequence) {
         self.url = url
+        self.readURL = readURL
         self.options = options
         self.logger = logger
         self.feedOrder = feedOrder
@@ -55,27 +65,68 @@ package final class PostgresSyncStore: SyncStore {
         var poolLogger = logger
         poolLogger.logLevel = max(logger.logLevel, .error)
         client = PostgresClient(configuration: url.clientConfiguration(options), backgroundLogger: poolLogger)
+        readClient = readURL.map { PostgresClient(configuration: $0.clientConfiguration(options), backgroundLogger: poolLogger) } ?? client
     }
 
-    /// Runs the pool, migrates, and lends the store to `body`; the pool closes when it returns.
+    /// Runs the pool (and the replica's, when `readURL` is given), migrates, and lends the store
+    /// to `body`; the pools close when it returns.
     ///
     /// - Throws: the error of a first connection made directly, at once, when none can be made
-    ///   (refused, unknown database or role, bad password…); else what ``migrate()`` or `body` throws.
+    ///   (refused, unknown database or role, bad password…); ``StoreError`` when `readURL`'s
+    ///   database is not a replica of `url`'s (another epoch or cursor secret, or not migrated);
+    ///   else what ``migrate()`` or `body` throws.
     package static func withStore<Result: Sendable>(
-        url: PostgresDatabaseURL, options: PostgresStoreOptions = .init(),
+        url: PostgresDatabaseURL, readURL: PostgresDatabaseURL? = nil, options: PostgresStoreOptions = .init(),
         logger: Logger = Logger(label: "reader-sync.postgres"),
         feedOrder: FeedOrder = .transactionThenSequence,
         _ body: (PostgresSyncStore) async throws -> Result
     ) async throws -> Result {
         // The pool retries a failing connect for about a minute and then says only that its
         // circuit breaker tripped: one direct connection first says at once why it fails.
-        if let failure = await url.connectionFailure(logger: logger) { throw failure }
-        let store = PostgresSyncStore(url: url, options: options, logger: logger, feedOrder: feedOrder)
+        for target in [url] + (readURL.map { [$0] } ?? []) {
+            if let failure = await target.connectionFailure(logger: logger) { throw failure }
+        }
+        let store = PostgresSyncStore(url: url, readURL: readURL, options: options, logger: logger, feedOrder: feedOrder)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await store.client.run() }
+            if readURL != nil { group.addTask { await store.readClient.run() } }
             defer { group.cancelAll() }
             try await store.migrate()
+            if let readURL {
+                try await store.waitForReplica(readURL)
+                // Pulls from another database would serve another feed under this one's cursors.
+                let primary = try await store.identity()
+                let replica: StoreIdentity
+                do {
+                    replica = try await identity(store.readClient, logger: logger)
+                } catch let error as StoreError {
+                    throw StoreError("the read database \(readURL) is not a replica of \(url): \(error.description)")
+                }
+                guard replica == primary else {
+                    throw StoreError("the read database \(readURL) is not a replica of \(url): its epoch or cursor secret differs")
+                }
+            }
             return try await body(store)
+        }
+    }
+
+    /// Waits, at most 30 s, until the read replica has replayed what the primary had written
+    /// when called (the migrations and identity just checked); a read database that is not a
+    /// standby is taken as it is (the identity check then tells whether it is the same).
+    ///
+    /// - Throws: ``StoreError`` when the replica does not catch up in time.
+    func waitForReplica(_ readURL: PostgresDatabaseURL) async throws {
+        guard let lsn = try await query("SELECT pg_current_wal_insert_lsn()::text").first?.decode(String.self) else { return }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            let rows = try await readClient.query(
+                "SELECT pg_is_in_recovery(), coalesce(pg_last_wal_replay_lsn() >= \(lsn)::pg_lsn, false)", logger: logger
+            ).collect()
+            guard let (recovering, caughtUp) = try rows.first?.decode((Bool, Bool).self), recovering, !caughtUp else { return }
+            guard ContinuousClock.now < deadline else {
+                throw StoreError("the read replica \(readURL) has not replayed the primary's changes after 30 s; is it streaming from \(url)?")
+            }
+            try await Task.sleep(for: .milliseconds(50))
         }
     }
 
@@ -200,6 +251,10 @@ package final class PostgresSyncStore: SyncStore {
     // MARK: Identity and credentials
 
     package func identity() async throws -> StoreIdentity {
+        try await Self.identity(client, logger: logger)
+    }
+
+    static func identity(_ client: PostgresClient, logger: Logger) async throws -> StoreIdentity {
         var values: [String: String] = [:]
         for try await (key, value) in try await client.query(
             "SELECT key, value FROM meta WHERE key IN ('epoch', 'cursorSecret')", logger: logger

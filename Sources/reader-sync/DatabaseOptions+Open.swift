@@ -55,12 +55,15 @@ extension DatabaseOptions {
     /// `restore` cannot replace the file under this command. On PostgreSQL, runs the connection
     /// pool for `body`'s duration and closes it after.
     ///
-    /// - Parameter create: whether a missing SQLite file may be created; commands that only read
-    ///   refuse to, so a mistyped path does not silently show an empty database.
+    /// - Parameters:
+    ///   - create: whether a missing SQLite file may be created; commands that only read refuse
+    ///     to, so a mistyped path does not silently show an empty database.
+    ///   - readReplica: on PostgreSQL, a streaming replica that pulls read from (`serve --db-read`).
     /// - Throws: ``CLIError`` when the database is missing (and `create` is false), cannot be
     ///   opened or reached, or is being restored; a ``SyncError`` from `body` as its message.
     func withStore<T: Sendable>(
-        create: Bool, durability: SQLiteSyncStore.Durability = .normal, logger: Logger = Logger(label: "reader-sync"),
+        create: Bool, durability: SQLiteSyncStore.Durability = .normal, readReplica: PostgresDatabaseURL? = nil,
+        logger: Logger = Logger(label: "reader-sync"),
         _ body: (any SyncStore) async throws -> T
     ) async throws -> T {
         do {
@@ -85,7 +88,7 @@ extension DatabaseOptions {
             case .postgres(let url):
                 var opened = false
                 do {
-                    return try await PostgresSyncStore.withStore(url: url, options: postgresOptions, logger: logger) { store in
+                    return try await PostgresSyncStore.withStore(url: url, readURL: readReplica, options: postgresOptions, logger: logger) { store in
                         opened = true
                         return try await body(store)
                     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import ReaderSyncPostgres
 import ReaderSyncSQLiteStore
 import ReaderSyncServer
 import ReaderSyncService
@@ -18,6 +19,16 @@ extension ReaderSync {
                 """)
 
         @OptionGroup var database: DatabaseOptions
+
+        @Option(name: .customLong("db-read"), help: ArgumentHelp(
+            "PostgreSQL: a streaming replica (hot standby) of --db that pulls read from.",
+            discussion: "Pushes, ingest and everything else go to --db. Default: $READER_SYNC_DB_READ, else pulls read from --db."))
+        var readReplica: String?
+
+        /// What `--db-read` or `READER_SYNC_DB_READ` names, if anything.
+        var readReplicaGiven: String? {
+            readReplica ?? ProcessInfo.processInfo.environment["READER_SYNC_DB_READ"].flatMap { $0.isEmpty ? nil : $0 }
+        }
 
         @Option(help: "Address to listen on.")
         var host = "127.0.0.1"
@@ -75,6 +86,17 @@ extension ReaderSync {
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
             }
+            if let readReplicaGiven {
+                guard case .postgres = try database.location else {
+                    throw ValidationError("--db-read needs a PostgreSQL --db (a replica of it)")
+                }
+                guard PostgresDatabaseURL.isPostgresURL(readReplicaGiven) else {
+                    throw ValidationError("--db-read must be a PostgreSQL URL, postgresql://…")
+                }
+                do { _ = try PostgresDatabaseURL(readReplicaGiven) } catch let error as PostgresURLError {
+                    throw ValidationError("--db-read: \(error.description)")
+                }
+            }
             if let adminToken, adminToken.count < 16 {
                 throw ValidationError("--admin-token must be at least 16 characters")
             }
@@ -88,7 +110,8 @@ extension ReaderSync {
             // On SQLite the database's lock is held shared until the process ends (`restore` refuses
             // to replace a database a server runs on); on PostgreSQL the pool closes after HTTP drained.
             let durability = SQLiteSyncStore.Durability(rawValue: durability) ?? .normal
-            try await database.withStore(create: true, durability: durability, logger: logger) { store in
+            let readURL = try readReplicaGiven.map { try PostgresDatabaseURL($0) }
+            try await database.withStore(create: true, durability: durability, readReplica: readURL, logger: logger) { store in
                 let givenToken = adminToken ?? ProcessInfo.processInfo.environment["READER_SYNC_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
                 var newToken: String?
                 if let givenToken {
@@ -119,6 +142,7 @@ extension ReaderSync {
                         let port = channel.localAddress?.port ?? 0
                         say("reader-sync serving protocol v1 at http://\(host):\(port)")
                         say("database: \(shown)")
+                        if let readURL { say("pulls read from: \(readURL)") }
                         if let shownToken {
                             say("admin token (shown only this once; keep it safe): \(shownToken)")
                         }

@@ -189,3 +189,18 @@ struct PostgresConnectErrorTests {
         }
     }
 }
+
+@Suite("serve --db-read", .enabled(if: PostgresCluster.isInstalled))
+struct ReadReplicaCLITests {
+    @Test("--db-read needs a PostgreSQL --db, and a database that is not a replica of it is refused before serving")
+    func refused() throws {
+        let cluster = try #require(try PostgresCluster.shared())
+        let primary = try cluster.createDatabase()
+        let other = try cluster.createDatabase()
+        let sqlite = try CLI.run(["serve", "--db", try CLI.temporaryDirectory().appendingPathComponent("x.sqlite").path, "--db-read", other, "--port", "0"])
+        #expect(sqlite.status != 0 && sqlite.stderr.contains("--db-read needs a PostgreSQL --db"), "\(sqlite.stderr)")
+        #expect(try CLI.run(["users", "add", "ann", "--db", other]).status == 0)
+        let mismatch = try CLI.run(["serve", "--db", primary, "--db-read", other, "--port", "0"])
+        #expect(mismatch.status != 0 && mismatch.stderr.contains("is not a replica"), "\(mismatch.stderr)")
+    }
+}

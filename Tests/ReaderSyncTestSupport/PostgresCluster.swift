@@ -53,8 +53,7 @@ package enum PostgresCluster {
                 return "t_\(databases)_" + String(UInt32.random(in: .min ... .max), radix: 16)
             }
             _ = try psql("CREATE DATABASE \"\(name)\"", database: "postgres")
-            let host = socketDirectory.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? socketDirectory
-            return "postgresql://\(user)@/\(name)?host=\(host)&port=\(port)"
+            return url(database: name)
         }
 
         /// Runs a client program of this PostgreSQL installation (`pg_dump`, `pg_restore`, …)
@@ -76,6 +75,24 @@ package enum PostgresCluster {
             return out
         }
 
+        /// For a standby (``PostgresCluster/standby()``): waits until it has replayed all the WAL
+        /// `primary` had inserted when called (its insert position: with `synchronous_commit` off,
+        /// a commit is inserted before it is written), for at most 60 s.
+        package func waitForReplay(of primary: Server) throws {
+            let lsn = try primary.psql("SELECT pg_current_wal_insert_lsn()", database: "postgres")
+            let deadline = Date(timeIntervalSinceNow: 60)
+            while try psql("SELECT pg_last_wal_replay_lsn() >= '\(lsn)'::pg_lsn", database: "postgres") != "t" {
+                guard Date() < deadline else { throw PostgresClusterError(message: "the standby has not replayed \(lsn) after 60 s") }
+                usleep(5_000)
+            }
+        }
+
+        /// The URL of `database` on this server, as ``createDatabase()`` returns it.
+        package func url(database: String) -> String {
+            let host = socketDirectory.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? socketDirectory
+            return "postgresql://\(user)@/\(database)?host=\(host)&port=\(port)"
+        }
+
         /// The command line for a server binary (initdb, postgres): through runuser as `postgres` when we are root.
         func command(_ tool: String, _ arguments: [String]) -> (String, [String]) {
             guard let runuser else { return ("\(bin)/\(tool)", arguments) }
@@ -83,13 +100,43 @@ package enum PostgresCluster {
         }
     }
 
+    /// A streaming replica (hot standby) of ``shared()``, started on first call: a base backup
+    /// (`pg_basebackup -R`) in a `standby` directory inside the primary's, its own socket and
+    /// port, stopped and deleted with the primary. Databases created on the primary appear on it.
+    /// `nil` where ``shared()`` is; throws `PostgresClusterError` when it cannot be set up.
+    package static func standby() throws -> Server? { try standbyStarted.get() }
+
     private static let started = Result<Server?, any Error> { try start() }
+    private static let standbyStarted = Result<Server?, any Error> { try shared().map { try startStandby(of: $0) } }
+
+    private static func startStandby(of primary: Server) throws -> Server {
+        let dir = "\(primary.socketDirectory)/standby"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        if primary.runuser != nil, let owner = getpwnam(primary.user), chown(dir, owner.pointee.pw_uid, owner.pointee.pw_gid) != 0 {
+            throw PostgresClusterError(message: "chown \(dir) to postgres failed: \(String(cString: strerror(errno)))")
+        }
+        let standby = Server(socketDirectory: dir, port: primary.port + 1, bin: primary.bin, runuser: primary.runuser)
+        running.lock.withLock { running.standby = standby }
+        let (basebackup, arguments) = primary.command("pg_basebackup", [
+            "-h", primary.socketDirectory, "-p", "\(primary.port)", "-U", primary.user, "-D", "\(dir)/data", "-R", "-X", "stream", "-c", "fast",
+        ])
+        _ = try run(basebackup, arguments, in: dir)
+        try launch(standby, settings: """
+
+            unix_socket_directories = '\(dir)'
+            port = \(standby.port)
+            hot_standby = on
+
+            """)
+        return standby
+    }
     private static let running = Running()
 
     /// The server atexit must stop and delete, set once its directory exists.
     private final class Running: @unchecked Sendable {
         let lock = NSLock()
         var server: Server?
+        var standby: Server?
     }
 
     private static func start() throws -> Server? {
@@ -133,25 +180,7 @@ package enum PostgresCluster {
                 shared_buffers = 128MB
 
                 """
-            let conf = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(dir)/data/postgresql.conf"))
-            try conf.seekToEnd()
-            try conf.write(contentsOf: Data(settings.utf8))
-            try conf.close()
-            // postgres itself, not `pg_ctl start`: Foundation's Process reports an exit only once every holder
-            // of the child's status socket has exited, and pg_ctl's daemonized postmaster would hold it.
-            _ = FileManager.default.createFile(atPath: server.logPath, contents: nil)
-            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: server.logPath))
-            let (postgres, postgresArguments) = server.command("postgres", ["-D", "\(dir)/data"])
-            let process = configured(Process(), postgres, postgresArguments, in: dir)
-            (process.standardOutput, process.standardError) = (log, log)
-            try process.run()
-            try log.close()
-            let command = ([postgres] + postgresArguments).joined(separator: " "), deadline = Date(timeIntervalSinceNow: 60)
-            while postmasterStatus(dir) != "ready" {
-                guard process.isRunning else { throw PostgresClusterError(message: "\(command) exited with status \(process.terminationStatus)") }
-                guard Date() < deadline else { throw PostgresClusterError(message: "\(command): not ready after 60 s") }
-                usleep(20_000)
-            }
+            try launch(server, settings: settings)
             return server
         } catch var error as PostgresClusterError {
             let log = (try? String(contentsOfFile: server.logPath, encoding: .utf8)) ?? ""
@@ -164,12 +193,38 @@ package enum PostgresCluster {
         }
     }
 
+    /// Appends `settings` to the server's postgresql.conf and starts it, waiting until it takes
+    /// connections ("ready", or "standby" for a hot standby).
+    private static func launch(_ server: Server, settings: String) throws {
+        let dir = server.socketDirectory
+        let conf = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(dir)/data/postgresql.conf"))
+        try conf.seekToEnd()
+        try conf.write(contentsOf: Data(settings.utf8))
+        try conf.close()
+        // postgres itself, not `pg_ctl start`: Foundation's Process reports an exit only once every holder
+        // of the child's status socket has exited, and pg_ctl's daemonized postmaster would hold it.
+        _ = FileManager.default.createFile(atPath: server.logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: server.logPath))
+        let (postgres, postgresArguments) = server.command("postgres", ["-D", "\(dir)/data"])
+        let process = configured(Process(), postgres, postgresArguments, in: dir)
+        (process.standardOutput, process.standardError) = (log, log)
+        try process.run()
+        try log.close()
+        let command = ([postgres] + postgresArguments).joined(separator: " "), deadline = Date(timeIntervalSinceNow: 60)
+        while !["ready", "standby"].contains(postmasterStatus(dir)) {
+            guard process.isRunning else { throw PostgresClusterError(message: "\(command) exited with status \(process.terminationStatus)") }
+            guard Date() < deadline else { throw PostgresClusterError(message: "\(command): not ready after 60 s") }
+            usleep(20_000)
+        }
+    }
+
     /// Stops the server, if started, and deletes its directory. Called by atexit, so captures nothing.
     private static func stopAtExit() {
         guard let server = running.lock.withLock({ () -> Server? in
             defer { running.server = nil }
             return running.server
         }) else { return }
+        if let standby = running.lock.withLock({ running.standby }) { stop(standby.socketDirectory) }
         stop(server.socketDirectory)
         try? FileManager.default.removeItem(atPath: server.socketDirectory)
     }
@@ -192,6 +247,7 @@ package enum PostgresCluster {
             if let pid = postmasterPID(dir), kill(pid, 0) == 0 || errno == EPERM {
                 let commandLine = FileHandle(forReadingAtPath: "/proc/\(pid)/cmdline")?.readDataToEndOfFile() ?? Data()
                 guard String(decoding: commandLine, as: UTF8.self).contains(dir) else { continue }
+                stop("\(dir)/standby")
                 stop(dir)
             }
             try? FileManager.default.removeItem(atPath: dir)
