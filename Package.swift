@@ -45,6 +45,7 @@ let package = Package(
                 .embedInCode("m0003_server_conflict_rule_index.sql"),
                 .embedInCode("m0001_client_initial.sql"),
                 .embedInCode("m0001_postgres_initial.sql"),
+                .embedInCode("m0002_postgres_article_lz4.sql"),
                 .embedInCode("openapi.json"),
             ],
             swiftSettings: swiftSettings

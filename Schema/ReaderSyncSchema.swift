@@ -17,6 +17,7 @@ package enum ReaderSyncSchema {
     /// The PostgreSQL server store's migrations, in the order they run (see `Schema/m0001_postgres_initial.sql`).
     package static let postgresMigrations: [Migration] = [
         Migration(name: "m0001_postgres_initial", sql: text(PackageResources.m0001_postgres_initial_sql)),
+        Migration(name: "m0002_postgres_article_lz4", sql: text(PackageResources.m0002_postgres_article_lz4_sql)),
     ]
 
     /// The client store's migrations, in the order they run.

@@ -143,9 +143,23 @@ struct PostgresStoreTests {
         #expect(epochs.count == 1)
         let database = String(url.database)
         #expect(try cluster.psql("SELECT string_agg(name, ',' ORDER BY name) FROM schema_migrations", database: database)
-                == "m0001_postgres_initial")
+                == "m0001_postgres_initial,m0002_postgres_article_lz4")
         let again = try await PostgresSyncStore.withStore(url: url, logger: Self.logger) { try await $0.identity().epoch }
         #expect(epochs == [again])
+    }
+
+    @Test("article bodies are stored compressed with lz4 where the server has it (this one does)")
+    func bodiesCompressedWithLZ4() async throws {
+        let postgres = try await PostgresTestStore()
+        let service = try await SyncService(store: postgres.store)
+        var long = Self.article("long", title: "t")
+        long.body = String(repeating: "A paragraph that repeats, as article bodies do. ", count: 200)
+        _ = try await service.ingest([.upsert(long)])
+        let cluster = try #require(try PostgresCluster.shared())
+        let database = try #require(URLComponents(string: postgres.url)?.path.dropFirst()).description
+        #expect(try cluster.psql("SELECT pg_column_compression(body) FROM article WHERE id = 'long'", database: database) == "lz4")
+        #expect(try await service.pull(user: postgres.store.createUser(name: "r", tokenHash: Tokens.hash("t"), now: "2026-11-30T10:00:00Z"),
+                                       cursor: nil, limit: 10).articles.first?.body == long.body)
     }
 
     @Test("a database holding a migration this version does not know is refused, not written to")
