@@ -4,7 +4,7 @@ import ReaderSyncCore
 
 // The push's statements, prepared once per connection (postgres-nio's `PostgresPreparedStatement`
 // keeps them by name): a push is begin, the user's lock, one read, one write and commit, and
-// PostgreSQL parses and plans none of them again. Their text is fixed whatever the push holds:
+// PostgreSQL parses none of them again (it plans the first runs afresh, then may keep a generic plan). Their text is fixed whatever the push holds:
 // the rows a push writes travel as one `jsonb` array each, taken apart by `jsonb_to_recordset`
 // (postgres-nio cannot bind an array with NULL elements, and an unwritten field is NULL).
 
@@ -68,7 +68,7 @@ struct PushReadStatement: PostgresPreparedStatement {
 ///
 /// Rows returned: `('s', article_id, seq)` per state written, `('c', NULL, id)` per conflict.
 struct PushWriteStatement: PostgresPreparedStatement {
-    static let name = "reader_sync_push_write_v1"
+    static let name = "reader_sync_push_write_v2"
     static let sql: String = {
         let fieldColumns = StateField.allCases.flatMap { field in
             PostgresSyncStore.cellColumns.map { "\(field.columnPrefix)_\($0.name)" }
@@ -81,7 +81,8 @@ struct PushWriteStatement: PostgresPreparedStatement {
             WITH s AS (
                 INSERT INTO user_article_state (user_id, article_id, version, seq, xid, \(fieldColumns.joined(separator: ", ")))
                 SELECT $1, u.article_id, u.version, nextval('change_seq'), pg_current_xact_id(), \(fieldColumns.map { "u.\($0)" }.joined(separator: ", "))
-                FROM jsonb_to_recordset($4::jsonb) AS u(article_id text, version bigint, \(fieldTypes.joined(separator: ", ")))
+                FROM jsonb_to_recordset($4::jsonb) AS u(ord bigint, article_id text, version bigint, \(fieldTypes.joined(separator: ", ")))
+                ORDER BY u.ord
                 ON CONFLICT (user_id, article_id) DO UPDATE SET \(updates.joined(separator: ", "))
                 RETURNING article_id, seq
             ),
@@ -166,15 +167,16 @@ struct PushBindDeviceStatement: PostgresPreparedStatement {
 ///
 /// Written by hand rather than with `JSONEncoder`: in S3 on PostgreSQL, encoding these rows with
 /// `JSONEncoder` (snake-case keys) took 14–16 % of the server's CPU (perf, docs/PERFORMANCE.md).
-/// The values are integers, booleans, finite doubles (`description` is the shortest text that
-/// reads back as the same double, which PostgreSQL's `float8` input does) and ids, escaped as
-/// RFC 8259 asks.
+/// The values are integers, booleans, finite doubles (as strings, which keep a negative zero and
+/// every bit) and ids, escaped as RFC 8259 asks.
 enum PushRows {
-    /// The changed states: `article_id`, `version`, then each written field's six columns.
+    /// The changed states: `ord` (the place in the push's change order, which their sequence
+    /// values follow), `article_id`, `version`, then each written field's six columns.
     static func states(_ states: [UserArticleState]) -> String {
         var json = JSONRows()
-        for state in states {
+        for (index, state) in states.enumerated() {
             json.beginObject()
+            json.add("ord", Int64(index))
             json.add("article_id", state.articleId)
             json.add("version", state.version)
             for field in StateField.allCases {
@@ -243,8 +245,10 @@ struct JSONRows {
 
     mutating func add(_ key: String, _ value: Int64) { addKey(key); bytes.append(contentsOf: String(value).utf8) }
     mutating func add(_ key: String, _ value: Bool) { addKey(key); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
-    /// A finite double (the push's validation refuses others).
-    mutating func add(_ key: String, _ value: Double) { addKey(key); bytes.append(contentsOf: value.description.utf8) }
+    /// A finite double (the push's validation refuses others), as a JSON string holding its
+    /// shortest round-trip text: `jsonb` would keep a JSON number as `numeric`, which has no
+    /// negative zero; a string goes straight to `float8`'s input, which reads it back exactly.
+    mutating func add(_ key: String, _ value: Double) { addKey(key); appendString(value.description) }
     mutating func add(_ key: String, _ value: String) { addKey(key); appendString(value) }
 
     func finish() -> String { String(decoding: bytes + [UInt8(ascii: "]")], as: UTF8.self) }

@@ -71,7 +71,7 @@ extension PostgresSyncStore {
             case .transactionThenSequence:
                 articleQuery = """
                     \(unescaped: Self.horizonCTE)
-                    SELECT h.horizon::text, a.* FROM h LEFT JOIN LATERAL (
+                    SELECT h.horizon::text, pg_is_in_recovery(), a.* FROM h LEFT JOIN LATERAL (
                         SELECT \(unescaped: Self.articleColumns) FROM article
                         WHERE (xid, seq) > (\(afterTransaction)::xid8, \(after.seq)) AND xid < h.horizon
                         ORDER BY xid, seq LIMIT \(rowLimit)
@@ -80,7 +80,7 @@ extension PostgresSyncStore {
             case .sequenceAloneForTesting:
                 // Transaction ids read as 0: the cursor holds the sequence alone.
                 articleQuery = """
-                    SELECT '0', \(unescaped: Self.articleColumns.replacingOccurrences(of: "xid::text AS xid_text", with: "'0'"))
+                    SELECT '0', pg_is_in_recovery(), \(unescaped: Self.articleColumns.replacingOccurrences(of: "xid::text AS xid_text", with: "'0'"))
                     FROM article WHERE seq > \(after.seq) ORDER BY seq LIMIT \(rowLimit)
                     """
             }
@@ -89,8 +89,12 @@ extension PostgresSyncStore {
             for try await row in try await connection.query(articleQuery, logger: self.logger) {
                 let cells = row.makeRandomAccess()
                 horizon = try cells[0].decode(String.self)
-                if try cells[1].decode(String?.self) == nil { continue } // no article below the horizon
-                articles.append(try Self.decodeArticle(cells, offset: 1))
+                if let readURL = self.readURL, try !cells[1].decode(Bool.self) {
+                    // Promoted, or never a standby: it is not the feed the pushes write to.
+                    throw StoreError("the read replica \(readURL) is no longer a standby (promoted?); pulls stop until --db-read is fixed")
+                }
+                if try cells[2].decode(String?.self) == nil { continue } // no article below the horizon
+                articles.append(try Self.decodeArticle(cells, offset: 2))
             }
 
             let stateQuery: PostgresQuery
@@ -198,8 +202,9 @@ extension PostgresSyncStore {
     /// last mutation id and the user's states are read fresh under it, so the same push sent to
     /// two servers at once is applied by one and answered `duplicate` by the other. The
     /// articles are share-locked in id order, so an ingest deleting one waits for the push (or
-    /// the push sees the delete). Begin, lock, read, write, commit: five round trips, four of
-    /// them prepared statements (`PostgresPushStatements.swift`).
+    /// the push sees the delete). Begin, lock, read, write, commit: five round trips (six when
+    /// the push binds a new device), the lock, read and write prepared once per connection
+    /// (`PostgresPushStatements.swift`).
     package func push(
         userId: Int64,
         deviceId: String,
@@ -213,7 +218,7 @@ extension PostgresSyncStore {
             // Read to the end: postgres-nio returns a row query before it has run, so an error while
             // waiting for the lock (statement_timeout) would surface only as the next statement's
             // "transaction aborted".
-            _ = try await connection.execute(PushLockStatement(userId: userId), logger: self.logger)
+            for try await _ in try await connection.execute(PushLockStatement(userId: userId), logger: self.logger) {}
             var deviceOwner: Int64?
             var lastMutationId: Int64 = 0
             var articles: [ExactText: ArticleAvailability] = [:]
@@ -236,9 +241,10 @@ extension PostgresSyncStore {
 
             if plan.bindsDevice {
                 // A device id another user's push bound meanwhile fails the key: the retry reads the owner.
-                _ = try await connection.execute(
-                    PushBindDeviceStatement(deviceId: deviceId, userId: userId, lastMutationId: plan.lastMutationId, now: nowDate),
-                    logger: self.logger)
+                // Read to the end (postgres-nio's command-tag form of `execute` traps on a prepared
+                // statement whose stream has not ended yet).
+                let bind = PushBindDeviceStatement(deviceId: deviceId, userId: userId, lastMutationId: plan.lastMutationId, now: nowDate)
+                for try await _ in try await connection.execute(bind, logger: self.logger) {}
             }
             let changed = plan.changeOrder.compactMap { plan.changedStates[$0] }
             let write = PushWriteStatement(

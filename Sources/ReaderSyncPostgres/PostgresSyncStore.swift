@@ -83,8 +83,9 @@ package final class PostgresSyncStore: SyncStore {
     ) async throws -> Result {
         // The pool retries a failing connect for about a minute and then says only that its
         // circuit breaker tripped: one direct connection first says at once why it fails.
-        for target in [url] + (readURL.map { [$0] } ?? []) {
-            if let failure = await target.connectionFailure(logger: logger) { throw failure }
+        if let failure = await url.connectionFailure(logger: logger) { throw failure }
+        if let readURL, let failure = await readURL.connectionFailure(logger: logger) {
+            throw StoreError("cannot open the read replica \(readURL): \(describe(failure))")
         }
         let store = PostgresSyncStore(url: url, readURL: readURL, options: options, logger: logger, feedOrder: feedOrder)
         return try await withThrowingTaskGroup(of: Void.self) { group in
@@ -110,25 +111,48 @@ package final class PostgresSyncStore: SyncStore {
         }
     }
 
-    /// Waits, at most 30 s, until the read replica has replayed what the primary had written
-    /// when called (the migrations and identity just checked); a read database that is not a
-    /// standby is taken as it is (the identity check then tells whether it is the same).
+    /// Checks that the read database is a streaming replica of the primary (in recovery, the same
+    /// system identifier) and waits, at most 30 s, until it has replayed what the primary had
+    /// written when called (the migrations just run).
     ///
-    /// - Throws: ``StoreError`` when the replica does not catch up in time.
+    /// - Throws: ``StoreError`` when it is not a standby of this primary, or does not catch up in time.
     func waitForReplica(_ readURL: PostgresDatabaseURL) async throws {
-        guard let lsn = try await query("SELECT pg_current_wal_insert_lsn()::text").first?.decode(String.self) else { return }
+        // The primary's insert position, less a page header when it stands just past one: a
+        // record that ended on a page boundary is replayed to the boundary, not past the header.
+        let position = """
+            SELECT CASE WHEN (l - '0/0'::pg_lsn) % 8192 IN (24, 40) THEN l - ((l - '0/0'::pg_lsn) % 8192) ELSE l END::text,
+                   \(Self.systemIdentifier)
+            FROM pg_current_wal_insert_lsn() AS l
+            """
+        guard let (lsn, system) = try await query(PostgresQuery(unsafeSQL: position)).first?.decode((String, String?).self) else { return }
+        // A copy (pg_restore, a logical replica) has other transaction ids than the primary: its
+        // feed order is not the cursors' (docs/SCALING.md).
+        let standby = try await readClient.query(
+            PostgresQuery(unsafeSQL: "SELECT pg_is_in_recovery(), \(Self.systemIdentifier)"), logger: logger
+        ).collect()
+        guard let (recovering, replicaSystem) = try standby.first?.decode((Bool, String?).self), recovering,
+              system == nil || replicaSystem == nil || replicaSystem == system
+        else {
+            throw StoreError("the read database \(readURL) is not a streaming replica (hot standby) of \(url)")
+        }
         let deadline = ContinuousClock.now + .seconds(30)
         while true {
             let rows = try await readClient.query(
-                "SELECT pg_is_in_recovery(), coalesce(pg_last_wal_replay_lsn() >= \(lsn)::pg_lsn, false)", logger: logger
+                "SELECT coalesce(pg_last_wal_replay_lsn() >= \(lsn)::pg_lsn, false)", logger: logger
             ).collect()
-            guard let (recovering, caughtUp) = try rows.first?.decode((Bool, Bool).self), recovering, !caughtUp else { return }
+            if try rows.first?.decode(Bool.self) == true { return }
             guard ContinuousClock.now < deadline else {
                 throw StoreError("the read replica \(readURL) has not replayed the primary's changes after 30 s; is it streaming from \(url)?")
             }
             try await Task.sleep(for: .milliseconds(50))
         }
     }
+
+    /// The cluster's system identifier (the same on its physical standbys), or NULL where this
+    /// role may not call `pg_control_system()` (by default superusers and `pg_monitor`).
+    static let systemIdentifier = """
+        CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE') THEN (SELECT system_identifier FROM pg_control_system())::text END
+        """
 
     // MARK: Migrations
 
@@ -209,6 +233,10 @@ package final class PostgresSyncStore: SyncStore {
                         result = try await body(connection)
                     } catch {
                         _ = try? await connection.query("ROLLBACK", logger: self.logger)
+                        // postgres-nio keeps a prepared statement's failed preparation (a lock wait
+                        // timed out during a migration, say) as that statement's answer for the
+                        // connection's life: a new connection from the pool prepares afresh.
+                        if error is PSQLError { try? await connection.close() }
                         throw error
                     }
                     try await connection.query("COMMIT", logger: self.logger)

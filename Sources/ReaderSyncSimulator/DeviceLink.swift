@@ -87,9 +87,10 @@ final class DeviceLink: SyncTransport {
             do {
                 response = try await inner.push(request)
             } catch {
-                // An error answer (a status) changed nothing: a push is one transaction. Without
-                // one (a connection cut, an answer that cannot be read) the server may have committed.
-                if (error as? ReaderSyncError)?.httpStatus == nil {
+                // A 4xx answer changed nothing: a push is one transaction, refused whole. Without
+                // an answer (a connection cut, an answer that cannot be read), or with a 5xx (a
+                // commit whose outcome the server could not learn), the server may have committed.
+                if ((error as? ReaderSyncError)?.httpStatus).map({ $0 >= 500 }) ?? true {
                     recorder.recordUnanswered(user: user, request: request, serverMillis: millis)
                 }
                 await order.release(user)

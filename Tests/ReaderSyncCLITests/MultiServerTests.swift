@@ -201,6 +201,6 @@ struct ReadReplicaCLITests {
         #expect(sqlite.status != 0 && sqlite.stderr.contains("--db-read needs a PostgreSQL --db"), "\(sqlite.stderr)")
         #expect(try CLI.run(["users", "add", "ann", "--db", other]).status == 0)
         let mismatch = try CLI.run(["serve", "--db", primary, "--db-read", other, "--port", "0"])
-        #expect(mismatch.status != 0 && mismatch.stderr.contains("is not a replica"), "\(mismatch.stderr)")
+        #expect(mismatch.status != 0 && mismatch.stderr.contains("is not a streaming replica"), "\(mismatch.stderr)")
     }
 }

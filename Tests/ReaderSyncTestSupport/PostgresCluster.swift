@@ -79,7 +79,11 @@ package enum PostgresCluster {
         /// `primary` had inserted when called (its insert position: with `synchronous_commit` off,
         /// a commit is inserted before it is written), for at most 60 s.
         package func waitForReplay(of primary: Server) throws {
-            let lsn = try primary.psql("SELECT pg_current_wal_insert_lsn()", database: "postgres")
+            // Less a page header when just past one: replay of a record ending on a page boundary stops there.
+            let lsn = try primary.psql("""
+                SELECT CASE WHEN (l - '0/0'::pg_lsn) % 8192 IN (24, 40) THEN l - ((l - '0/0'::pg_lsn) % 8192) ELSE l END
+                FROM pg_current_wal_insert_lsn() AS l
+                """, database: "postgres")
             let deadline = Date(timeIntervalSinceNow: 60)
             while try psql("SELECT pg_last_wal_replay_lsn() >= '\(lsn)'::pg_lsn", database: "postgres") != "t" {
                 guard Date() < deadline else { throw PostgresClusterError(message: "the standby has not replayed \(lsn) after 60 s") }

@@ -106,6 +106,12 @@ package struct SyncService: Sendable {
     /// ``push(user:request:)``, also telling the rules of the conflict log entries it wrote (for metrics).
     package func pushWithDetails(user: UserRecord, request: PushRequest) async throws -> (response: PushResponse, rules: [ConflictRule]) {
         try validate(request)
+        // A negative zero is stored as zero: SQLite keeps no sign on a zero REAL, and both stores answer alike.
+        var normalized = request
+        for index in normalized.mutations.indices where normalized.mutations[index].value == .number(0) {
+            normalized.mutations[index].value = .number(0)
+        }
+        let request = normalized
         if let deviceEpoch = request.epoch, !deviceEpoch.isExactly(epoch) {
             throw SyncError(.resetRequired, "the server's database was reset or restored since this device last synced; give back your changes and pull from the beginning")
         }
