@@ -331,9 +331,21 @@ package final class PostgresSyncStore: SyncStore {
               AND (datid IS NULL OR datid = (SELECT oid FROM pg_database WHERE datname = current_database()))
             """)
         let seconds = try rows.first?.decode(Double.self) ?? 0
-        return [StoreGauge(name: "oldest_writing_transaction", unit: "seconds",
-                           help: "Age of the oldest open transaction that may write this database; pulls wait for it",
-                           value: max(0, seconds))]
+        var gauges = [StoreGauge(name: "oldest_writing_transaction", unit: "seconds",
+                                 help: "Age of the oldest open transaction that may write this database; pulls wait for it",
+                                 value: max(0, seconds))]
+        if readURL != nil {
+            // 0 when the standby has replayed all it received; else the age of the last
+            // transaction it replayed (an idle primary sends nothing, and is not lag).
+            let lag = try await readClient.query("""
+                SELECT CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+                            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8
+                """, logger: logger).collect()
+            gauges.append(StoreGauge(name: "read_replica_lag", unit: "seconds",
+                                     help: "How far the replica pulls read from (--db-read) is behind what it received",
+                                     value: max(0, try lag.first?.decode(Double.self) ?? 0)))
+        }
+        return gauges
     }
 
     package func adminTokenHash() async throws -> [UInt8]? {

@@ -52,6 +52,13 @@ struct PostgresReplicaTests {
             _ = try await service.ingest([.upsert(article("b", "t"))])
             let paused = try await service.pull(user: user, cursor: first.cursor, limit: 100)
             #expect(paused.articles.isEmpty && paused.cursor == first.cursor)
+            // The lag gauge: above zero while the standby holds WAL it has not replayed.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try standby.psql("SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()", database: name) != "t",
+                  ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(try await store.gauges().first { $0.name == "read_replica_lag" }.map { $0.value > 0 } == true)
             _ = try standby.psql("SELECT pg_wal_replay_resume()", database: name)
             try standby.waitForReplay(of: primary)
             let resumed = try await pull(after: first.cursor) { !$0.articles.isEmpty }
