@@ -70,12 +70,9 @@ struct PushReadStatement: PostgresPreparedStatement {
 struct PushWriteStatement: PostgresPreparedStatement {
     static let name = "reader_sync_push_write_v2"
     static let sql: String = {
-        let fieldColumns = StateField.allCases.flatMap { field in
-            PostgresSyncStore.cellColumns.map { "\(field.columnPrefix)_\($0.name)" }
-        }
-        let fieldTypes = StateField.allCases.flatMap { field in
-            PostgresSyncStore.cellColumns.map { "\(field.columnPrefix)_\($0.name) \($0.name == "value" ? (field == .progress ? "double precision" : "boolean") : $0.type)" }
-        }
+        let cells = StateField.allCases.flatMap(PostgresSyncStore.cellColumns)
+        let fieldColumns = cells.map(\.name)
+        let fieldTypes = cells.map { "\($0.name) \($0.type)" }
         let updates = (["version", "seq", "xid"] + fieldColumns).map { "\($0) = EXCLUDED.\($0)" }
         return """
             WITH s AS (

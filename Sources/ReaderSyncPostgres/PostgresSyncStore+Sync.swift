@@ -9,12 +9,8 @@ extension PostgresSyncStore {
     /// The transaction id is read as text under a name of its own, `xid_text`: an output column
     /// named `xid` would be what `ORDER BY xid` sorts by (output names come first in ORDER BY),
     /// as text, so 1000 would come before 999 and a page could pass changes it never served.
-    static let stateColumns = """
-        article_id, version, xid::text AS xid_text, seq,
-        read_value, read_hlc_wall, read_hlc_counter, read_device_id, read_mutation_id, read_version,
-        bookmarked_value, bookmarked_hlc_wall, bookmarked_hlc_counter, bookmarked_device_id, bookmarked_mutation_id, bookmarked_version,
-        progress_value, progress_hlc_wall, progress_hlc_counter, progress_device_id, progress_mutation_id, progress_version
-        """
+    static let stateColumns = "article_id, version, xid::text AS xid_text, seq, "
+        + StateField.allCases.flatMap(cellColumns).map(\.name).joined(separator: ", ")
 
     static let articleColumns = """
         id, section, title, summary, body, author, url, published_at, updated_at, version, xid::text AS xid_text, seq, deleted_at IS NOT NULL
@@ -283,12 +279,16 @@ extension PostgresSyncStore {
 }
 
 extension PostgresSyncStore {
-    /// The six columns of each field in `user_article_state`, after the field's prefix, with
-    /// their types (the value's depends on the field).
-    static let cellColumns: [(name: String, type: String)] = [
-        ("value", ""), ("hlc_wall", "bigint"), ("hlc_counter", "bigint"),
-        ("device_id", "text"), ("mutation_id", "bigint"), ("version", "bigint"),
-    ]
+    /// The six columns of `field` in `user_article_state`, in the order ``decodeState(_:offset:)``
+    /// reads them, with their types: value, HLC wall and counter, device, mutation, version.
+    static func cellColumns(_ field: StateField) -> [(name: String, type: String)] {
+        let prefix = field.columnPrefix
+        return [
+            ("\(prefix)_value", field == .progress ? "double precision" : "boolean"),
+            ("\(prefix)_hlc_wall", "bigint"), ("\(prefix)_hlc_counter", "bigint"),
+            ("\(prefix)_device_id", "text"), ("\(prefix)_mutation_id", "bigint"), ("\(prefix)_version", "bigint"),
+        ]
+    }
 }
 
 extension StateField {
