@@ -229,6 +229,7 @@ let package = Package(
             dependencies: [
                 "ReaderSyncTestSupport",
                 "ReaderSyncServer",
+                "ReaderSyncClient",
                 "ReaderSyncService",
                 "ReaderSyncSQLiteStore",
                 "ReaderSyncPostgres",
@@ -243,7 +244,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings

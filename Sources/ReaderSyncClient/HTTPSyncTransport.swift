@@ -45,7 +45,39 @@ public struct HTTPSyncTransport: SyncTransport {
         return try await send(.POST, SyncRoute.push, body: body)
     }
 
-    private func send<T: Decodable & Sendable>(_ method: HTTPMethod, _ path: String, body: Data?) async throws -> Transported<T> {
+    /// The long-poll; its deadline is the request timeout plus `wait`.
+    public func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
+        try await send(.GET, SyncRoute.pull(cursor: cursor, limit: limit, wait: wait), body: nil,
+                       timeout: timeout + .seconds(Int64(wait)))
+    }
+
+    /// Opens the live stream. The request timeout covers the answer's head only; then the client's
+    /// read timeout (60 s for ``sharedClient``, three heartbeats) ends a stream that went silent.
+    public func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
+        let path = SyncRoute.events(cursor: cursor)
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.headers.add(name: "Accept", value: "text/event-stream")
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: timeout)
+        } catch {
+            throw ReaderSyncError(.transportFailed, "GET \(path) failed: \(error)")
+        }
+        guard response.status == .ok else {
+            let body = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
+            throw ReaderSyncError.answer(status: Int(response.status.code), body: body.readableBytesView, request: "GET \(path)",
+                                         retryAfter: response.headers.first(name: "Retry-After"))
+        }
+        guard response.headers.first(name: "Content-Type")?.hasPrefix("text/event-stream") == true else {
+            throw ReaderSyncError(.transportFailed, "GET \(path) did not answer with an event stream (a proxy in between?)")
+        }
+        let reader = EventStreamReader(body: response.body, request: "GET \(path)")
+        return AsyncThrowingStream { try await reader.next() }
+    }
+
+    private func send<T: Decodable & Sendable>(_ method: HTTPMethod, _ path: String, body: Data?,
+                                               timeout: TimeAmount? = nil) async throws -> Transported<T> {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
@@ -57,7 +89,7 @@ public struct HTTPSyncTransport: SyncTransport {
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {
-            response = try await client.execute(request, timeout: timeout)
+            response = try await client.execute(request, timeout: timeout ?? self.timeout)
             bytes = try await response.body.collect(upTo: 256 << 20)
         } catch {
             throw ReaderSyncError(.transportFailed, "\(method) \(path) failed: \(error)")
@@ -73,6 +105,62 @@ public struct HTTPSyncTransport: SyncTransport {
             return Transported(value: try JSONDecoder().decode(T.self, from: data), bytesSent: body?.count ?? 0, bytesReceived: received)
         } catch {
             throw ReaderSyncError(.transportFailed, "\(method) \(path): the response is not what protocol v1 says: \(error)")
+        }
+    }
+}
+
+/// Reads ``SyncEvent``s from an event-stream body, one `next()` at a time.
+///
+/// `@unchecked Sendable`: `AsyncThrowingStream(unfolding:)` calls `next()` once at a time, from
+/// the one task iterating the stream, so the iterator and parser are never used concurrently.
+private final class EventStreamReader: @unchecked Sendable {
+    private var body: HTTPClientResponse.Body.AsyncIterator
+    private var parser = ServerSentEventParser()
+    private var pending: [SyncEvent] = []
+    private let request: String
+
+    init(body: HTTPClientResponse.Body, request: String) {
+        self.body = body.makeAsyncIterator()
+        self.request = request
+    }
+
+    func next() async throws -> SyncEvent? {
+        while pending.isEmpty {
+            let buffer: ByteBuffer?
+            do {
+                buffer = try await body.next()
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                throw ReaderSyncError(.transportFailed, "\(request): the stream broke: \(error)")
+            }
+            guard let buffer else { return nil }
+            for item in parser.feed(buffer.readableBytesView) {
+                if let event = try SyncEvent(item, request: request) { pending.append(event) }
+            }
+        }
+        return pending.removeFirst()
+    }
+}
+
+extension SyncEvent {
+    /// The protocol's event for a parsed item; `nil` for an event type this version does not know.
+    ///
+    /// - Throws: ``ReaderSyncError`` `transport_failed` when a known event's data is not its JSON.
+    package init?(_ item: ServerSentEventParser.Item, request: String) throws {
+        switch item {
+        case .comment:
+            self = .heartbeat
+        case .event(let event):
+            do {
+                switch event.type {
+                case "changes": self = .changes(try JSONDecoder().decode(ChangesEvent.self, from: Data(event.data.utf8)))
+                case "reset": self = .reset(try JSONDecoder().decode(ResetEvent.self, from: Data(event.data.utf8)))
+                default: return nil
+                }
+            } catch {
+                throw ReaderSyncError(.transportFailed, "\(request): a \(event.type) event is not what protocol v1 says: \(error)")
+            }
         }
     }
 }

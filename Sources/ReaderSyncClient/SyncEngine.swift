@@ -66,8 +66,8 @@ public actor SyncEngine {
     public let pageSize: Int
 
     public let retryPolicy: RetryPolicy
-    private let sleep: @Sendable (Duration) async throws -> Void
-    private let jitter: @Sendable () -> Double
+    let sleep: @Sendable (Duration) async throws -> Void
+    let jitter: @Sendable () -> Double
 
     public init(store: ReaderStore, transport: any SyncTransport, pushBatchSize: Int = 500, pageSize: Int = 500,
                 retryPolicy: RetryPolicy = RetryPolicy()) {

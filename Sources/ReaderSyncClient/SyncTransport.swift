@@ -9,6 +9,27 @@ public protocol SyncTransport: Sendable {
     func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse>
     /// `POST /v1/sync/push`.
     func push(_ request: PushRequest) async throws -> Transported<PushResponse>
+    /// `GET /v1/sync/pull?wait=S`: a long-poll that answers as soon as something after `cursor`
+    /// can be pulled, or with an empty page after `wait` seconds (1…60).
+    func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse>
+    /// `GET /v1/sync/events?cursor=C`: the live stream's events, until the server ends it (the
+    /// sequence finishes) or it breaks (it throws ``ReaderSyncError`` `transport_failed`).
+    ///
+    /// - Throws: ``ReaderSyncError`` when the stream cannot be opened (`serverError` set when the
+    ///   server refused it, e.g. `503 unavailable` past its stream caps, with `retryAfter`).
+    func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error>
+}
+
+extension SyncTransport {
+    /// Transports written before live updates have no long-poll: this throws `transport_failed`.
+    public func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
+        throw ReaderSyncError(.transportFailed, "this transport (\(type(of: self))) has no long-poll")
+    }
+
+    /// Transports written before live updates have no event stream: this throws `transport_failed`.
+    public func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
+        throw ReaderSyncError(.transportFailed, "this transport (\(type(of: self))) has no event stream")
+    }
 }
 
 /// A response with the bytes it cost on the wire.

@@ -69,10 +69,15 @@ public struct ErrorBody: Sendable, Hashable, Codable {
     public struct Detail: Sendable, Hashable, Codable {
         public var code: String
         public var message: String
+
+        public init(_ error: SyncError) {
+            self.code = error.code.rawValue
+            self.message = error.message
+        }
     }
     public var error: Detail
 
     public init(_ error: SyncError) {
-        self.error = Detail(code: error.code.rawValue, message: error.message)
+        self.error = Detail(error)
     }
 }

@@ -460,16 +460,53 @@ public struct IngestReport: Sendable, Hashable, Codable {
 }
 
 /// The protocol's paths, defined once for the server's router and every client.
+/// The data of a live stream's `event: changes`: something after the stream's cursor can be
+/// pulled now. It never carries the changes themselves; the device pulls them.
+public struct ChangesEvent: Sendable, Hashable, Codable {
+    /// The server database's epoch, as in ``PullResponse/epoch``.
+    public var epoch: String
+
+    public init(epoch: String) {
+        self.epoch = epoch
+    }
+}
+
+/// The data of a live stream's `event: reset`: the cursor is of another epoch, so the device
+/// resets as on `410 reset_required`; the stream ends after it.
+public struct ResetEvent: Sendable, Hashable, Codable {
+    /// The server database's epoch now.
+    public var epoch: String
+    /// The same error as a pull's `410` body: code `reset_required` and a message.
+    public var error: ErrorBody.Detail
+
+    public init(epoch: String, error: ErrorBody.Detail) {
+        self.epoch = epoch
+        self.error = error
+    }
+}
+
 public enum SyncRoute {
     public static let health = "/v1/health"
     public static let push = "/v1/sync/push"
     public static let pullPath = "/v1/sync/pull"
+    /// The live stream of a user's feed: server-sent events (docs/PROTOCOL.md, live updates).
+    public static let eventsPath = "/v1/sync/events"
 
-    /// `/v1/sync/pull?limit=N[&cursor=C]`, with the cursor percent-encoded.
-    public static func pull(cursor: String?, limit: Int) -> String {
+    /// `/v1/sync/pull?limit=N[&cursor=C][&wait=S]`, with the cursor percent-encoded; `wait`
+    /// (whole seconds, 1…60) makes it a long-poll.
+    public static func pull(cursor: String?, limit: Int, wait: Int? = nil) -> String {
         var components = URLComponents()
         components.queryItems = [URLQueryItem(name: "limit", value: String(limit))]
         if let cursor { components.queryItems?.append(URLQueryItem(name: "cursor", value: cursor)) }
+        if let wait { components.queryItems?.append(URLQueryItem(name: "wait", value: String(wait))) }
         return pullPath + "?" + (components.percentEncodedQuery ?? "")
+    }
+
+    /// `/v1/sync/events[?cursor=C]`, with the cursor percent-encoded.
+    public static func events(cursor: String?) -> String {
+        guard let cursor else { return eventsPath }
+        var components = URLComponents()
+        components.queryItems = [URLQueryItem(name: "cursor", value: cursor)]
+        return eventsPath + "?" + (components.percentEncodedQuery ?? "")
     }
 }

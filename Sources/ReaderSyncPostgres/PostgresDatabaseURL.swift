@@ -115,23 +115,34 @@ package struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible 
 }
 
 extension PostgresDatabaseURL {
+    /// The configuration of one connection made directly, outside the pool: the socket or host,
+    /// credentials and TLS, a 10 s connect timeout, and `applicationName` when given.
+    ///
+    /// - Throws: when the TLS context cannot be made.
+    package func connectionConfiguration(applicationName: String? = nil) throws -> PostgresConnection.Configuration {
+        var configuration: PostgresConnection.Configuration
+        if let socketDirectory {
+            configuration = .init(unixSocketPath: "\(socketDirectory)/.s.PGSQL.\(port)", username: user, password: password, database: database)
+        } else {
+            let tlsSetting: PostgresConnection.Configuration.TLS = switch tls {
+            case .disable: .disable
+            case .prefer: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case .require: .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+            configuration = .init(host: host, port: port, username: user, password: password, database: database, tls: tlsSetting)
+        }
+        configuration.options.connectTimeout = .seconds(10)
+        if let applicationName {
+            configuration.options.additionalStartupParameters = [("application_name", applicationName)]
+        }
+        return configuration
+    }
+
     /// Why a connection to this database fails, from one connection made directly (the pool
     /// answers a failed connect only with "circuit breaker tripped"); `nil` when it succeeds.
     package func connectionFailure(logger: Logger) async -> (any Error)? {
         do {
-            var configuration: PostgresConnection.Configuration
-            if let socketDirectory {
-                configuration = .init(unixSocketPath: "\(socketDirectory)/.s.PGSQL.\(port)", username: user, password: password, database: database)
-            } else {
-                let tlsSetting: PostgresConnection.Configuration.TLS = switch tls {
-                case .disable: .disable
-                case .prefer: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
-                case .require: .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
-                }
-                configuration = .init(host: host, port: port, username: user, password: password, database: database, tls: tlsSetting)
-            }
-            configuration.options.connectTimeout = .seconds(10)
-            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            let connection = try await PostgresConnection.connect(configuration: try connectionConfiguration(), id: 0, logger: logger)
             try? await connection.close()
             return nil
         } catch {

@@ -85,10 +85,7 @@ extension PostgresSyncStore {
             for try await row in try await connection.query(articleQuery, logger: self.logger) {
                 let cells = row.makeRandomAccess()
                 horizon = try cells[0].decode(String.self)
-                if let readURL = self.readURL, try !cells[1].decode(Bool.self) {
-                    // Promoted, or never a standby: it is not the feed the pushes write to.
-                    throw StoreError("the read replica \(readURL) is no longer a standby (promoted?); pulls stop until --db-read is fixed")
-                }
+                try self.checkReadReplica(inRecovery: try cells[1].decode(Bool.self))
                 if try cells[2].decode(String?.self) == nil { continue } // no article below the horizon
                 articles.append(try Self.decodeArticle(cells, offset: 2))
             }

@@ -37,6 +37,8 @@ package final class PostgresSyncStore: SyncStore {
     let logger: Logger
     /// How pulls order the feed; only the out-of-order-commit test sets anything but the default.
     let feedOrder: FeedOrder
+    /// Batches this server's `NOTIFY`s to the others (``announce(_:)``).
+    let announcer = ChangeAnnouncer()
 
     /// How a pull orders and pages the change feed.
     package enum FeedOrder: Sendable {

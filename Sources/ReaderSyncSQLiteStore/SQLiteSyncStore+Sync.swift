@@ -59,6 +59,18 @@ extension SQLiteSyncStore {
         return StatementArguments(values)
     }
 
+    package func feedHead(userId: Int64) async throws -> FeedHead {
+        // Two index lookups (article_on_seq, userArticleState_on_user_seq); one writer at a time
+        // takes sequence values in commit order, so nothing committed is ever held back.
+        try await dbPool.read { db in
+            let seq = try Int64.fetchOne(db.cachedStatement(sql: """
+                SELECT max(coalesce((SELECT max(seq) FROM article), 0),
+                           coalesce((SELECT max(seq) FROM userArticleState WHERE userId = ?), 0))
+                """), arguments: [userId]) ?? 0
+            return FeedHead(position: FeedPosition(seq: seq))
+        }
+    }
+
     package func changes(userId: Int64, after: FeedPosition, limit: Int) async throws -> ChangePage {
         // One writer at a time takes sequence values in commit order: the sequence alone orders the feed.
         let afterSeq = after.seq

@@ -31,6 +31,13 @@ package struct RouterClient: Sendable {
 
     /// ``send(_:_:body:token:)``, also returning the response headers.
     package func exchange(_ method: HTTPRequest.Method, _ path: String, body: Data?, token: String?) async throws -> (status: Int, body: Data, headers: HTTPFields) {
+        let response = try await respond(method, path, body: body, token: token)
+        let collected = try await BodyCollector.collect(response.body)
+        return (Int(response.status.code), Data(collected.readableBytesView), response.headers)
+    }
+
+    /// The router's response, its body not yet written (a live stream's goes on until it ends).
+    package func respond(_ method: HTTPRequest.Method, _ path: String, body: Data?, token: String?) async throws -> Response {
         var headers: HTTPFields = [:]
         if let token { headers[.authorization] = "Bearer \(token)" }
         let buffer = body.map { ByteBuffer(bytes: $0) } ?? ByteBuffer()
@@ -42,9 +49,7 @@ package struct RouterClient: Sendable {
             head: HTTPRequest(method: method, scheme: "http", authority: "in-process", path: path, headerFields: headers),
             body: RequestBody(buffer: buffer))
         let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
-        let response = try await responder().respond(to: request, context: context)
-        let collected = try await BodyCollector.collect(response.body)
-        return (Int(response.status.code), Data(collected.readableBytesView), response.headers)
+        return try await responder().respond(to: request, context: context)
     }
 }
 
@@ -70,6 +75,35 @@ public struct InProcessTransport: SyncTransport {
         try await send(.post, SyncRoute.push, body: try JSONEncoder().encode(request))
     }
 
+    public func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
+        try await send(.get, SyncRoute.pull(cursor: cursor, limit: limit, wait: wait), body: nil)
+    }
+
+    /// The live stream, its body written by a task that ends when the stream is dropped.
+    public func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
+        let path = SyncRoute.events(cursor: cursor)
+        let response = try await client.respond(.get, path, body: nil, token: token)
+        guard response.status == .ok else {
+            let body = try await BodyCollector.collect(response.body)
+            throw ReaderSyncError.answer(status: Int(response.status.code), body: body.readableBytesView,
+                                         request: "GET \(path)", retryAfter: response.headers[.retryAfter])
+        }
+        let (events, continuation) = AsyncThrowingStream<SyncEvent, any Error>.makeStream()
+        let writer = EventForwarder(continuation: continuation, request: "GET \(path)")
+        let body = response.body
+        // The body runs until the server ends the stream; dropping or cancelling the events ends it.
+        let task = Task {
+            do {
+                try await body.write(writer)
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return events
+    }
+
     private func send<T: Decodable & Sendable>(_ method: HTTPRequest.Method, _ path: String, body: Data?) async throws -> Transported<T> {
         let (status, data, headers) = try await client.exchange(method, path, body: body, token: token)
         guard status == 200 else {
@@ -77,6 +111,31 @@ public struct InProcessTransport: SyncTransport {
         }
         return Transported(value: try JSONDecoder().decode(T.self, from: data), bytesSent: body?.count ?? 0, bytesReceived: data.count)
     }
+}
+
+/// Parses an event-stream body as it is written, handing each event on as a device would read it.
+private struct EventForwarder: ResponseBodyWriter {
+    private final class Parser: Sendable {
+        let state = Mutex(ServerSentEventParser())
+    }
+
+    let continuation: AsyncThrowingStream<SyncEvent, any Error>.Continuation
+    let request: String
+    private let parser = Parser()
+
+    init(continuation: AsyncThrowingStream<SyncEvent, any Error>.Continuation, request: String) {
+        self.continuation = continuation
+        self.request = request
+    }
+
+    func write(_ buffer: ByteBuffer) async throws {
+        let items = parser.state.withLock { $0.feed(buffer.readableBytesView) }
+        for item in items {
+            if let event = try SyncEvent(item, request: request) { continuation.yield(event) }
+        }
+    }
+
+    func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }
 
 extension SyncTransport {

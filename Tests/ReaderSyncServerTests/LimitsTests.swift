@@ -32,7 +32,7 @@ struct LimitsTests {
         let release = AsyncStream<Void>.makeStream()
         let router = Router()
         router.add(middleware: APIErrorMiddleware(metrics: ServerMetrics(), logger: .init(label: "test")))
-        router.add(middleware: ConcurrencyLimitMiddleware(limit: 1, exempt: [SyncRoute.health]))
+        router.add(middleware: ConcurrencyLimitMiddleware(limit: 1) { $0.uri.path == SyncRoute.health })
         router.get("/slow") { _, _ -> String in
             entered.continuation.yield()
             var iterator = release.stream.makeAsyncIterator()

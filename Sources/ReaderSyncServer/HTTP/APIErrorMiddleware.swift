@@ -19,6 +19,10 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             response = try await next(request, context)
         } catch let error as SyncError {
             response = try Self.response(error)
+        } catch let error as RetryLater {
+            var busy = try Self.response(error.error)
+            busy.headers[.retryAfter] = String(error.seconds)
+            response = busy
         } catch let error as HTTPError where error.status == .notFound {
             if let methods = allowedMethods?.methods(for: request.uri.path), !methods.contains(request.method) {
                 var notAllowed = try Self.response(SyncError(.methodNotAllowed, "\(request.uri.path) answers \(methods.map(\.rawValue).joined(separator: ", ")) only"))

@@ -4,6 +4,7 @@ import NIOCore
 import Prometheus
 import ReaderSyncCore
 import ReaderSyncService
+import ServiceLifecycle
 
 /// The route handlers: decode, authorize, call ``SyncService``, encode. No sync rules here.
 struct APIHandlers: Sendable {
@@ -24,7 +25,22 @@ struct APIHandlers: Sendable {
         let user = try await requireUser(request)
         let limit = try parameters.query("limit").map { try Self.integer($0, name: "limit") }
         let cursor = try parameters.query("cursor").flatMap { $0.isEmpty ? nil : $0 }
-        let page = try await service.pull(user: user, cursor: cursor, limit: limit.map(Int.init))
+        let wait = try parameters.query("wait").map { try Self.integer($0, name: "wait") } ?? 0
+        let maxWait = service.configuration.live.maxWait.components.seconds
+        guard (0...maxWait).contains(wait) else {
+            throw SyncError(.invalidRequest, "wait must be from 0 to \(maxWait) seconds, got \(wait)")
+        }
+        let page: PullResponse
+        do {
+            let notifier = service.notifier
+            page = try await withGracefulShutdownHandler {
+                try await service.pull(user: user, cursor: cursor, limit: limit.map(Int.init), wait: .seconds(wait))
+            } onGracefulShutdown: {
+                notifier.close()
+            }
+        } catch let error as SyncError where error.code == .unavailable {
+            throw RetryLater(error: error, seconds: Self.streamRetryAfterSeconds)
+        }
         metrics.pulled(changes: page.articles.count + page.deletedArticleIds.count + page.states.count)
         return jsonResponse(bytes: ResponseEncoder.encode(page))
     }
@@ -91,7 +107,7 @@ struct APIHandlers: Sendable {
 
     // MARK: Helpers
 
-    private func requireUser(_ request: Request) async throws -> UserRecord {
+    func requireUser(_ request: Request) async throws -> UserRecord {
         switch try await service.authenticate(authorization: request.headers[.authorization]) {
         case .user(let user): return user
         case .admin: throw SyncError(.forbidden, "the admin token cannot sync; create a user and use its token")

@@ -5,6 +5,7 @@ import NIOCore
 import ReaderSyncCore
 import ReaderSyncService
 import ReaderSyncSchema
+import ServiceLifecycle
 
 /// Where and how the HTTP server listens.
 package struct ServerConfiguration: Sendable {
@@ -53,9 +54,23 @@ package func buildApplication(
             additionalChannelHandlers: [ResponseWriteTimeoutHandler(timeout: responseTimeout)],
             idleTimeout: TimeAmount(configuration.idleTimeout))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "reader-sync"),
+        services: [ChangeListenerService(service: service, logger: logger)],
         onServerRunning: onServerRunning,
         logger: logger
     )
+}
+
+/// Hears the changes other servers commit (``SyncService/listenForChanges()``) until graceful
+/// shutdown, waking this server's live streams.
+struct ChangeListenerService: Service {
+    let service: SyncService
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await service.listenForChanges()
+        }
+    }
 }
 
 /// The protocol v1 routes. See docs/PROTOCOL.md and Schema/openapi.json.
@@ -70,6 +85,7 @@ package func buildRouter(
     let routes: [Route] = [
         Route(.get, SyncRoute.health) { _, _ in try jsonResponse(HealthResponse()) },
         Route(.get, SyncRoute.pullPath, api.pull),
+        Route(.get, SyncRoute.eventsPath, api.events),
         Route(.post, SyncRoute.push, api.push),
         Route(.get, "/v1/conflicts", api.ownConflicts),
         Route(.get, "/v1/admin/conflicts", api.adminConflicts),
@@ -84,8 +100,14 @@ package func buildRouter(
     // Outermost: compress whatever the inner middleware and routes answered, errors included.
     router.add(middleware: ResponseCompressionMiddleware(level: configuration.gzipLevel, minimumBytes: 1024))
     router.add(middleware: APIErrorMiddleware(metrics: metrics, logger: logger, allowedMethods: AllowedMethods(routes)))
-    router.add(middleware: ConcurrencyLimitMiddleware(limit: configuration.maxConcurrentRequests,
-                                                      exempt: [SyncRoute.health, "/metrics"]))
+    // Live streams and long-polls are counted by their own caps (`SyncConfiguration.live`).
+    router.add(middleware: ConcurrencyLimitMiddleware(limit: configuration.maxConcurrentRequests) { request in
+        switch request.uri.path {
+        case SyncRoute.health, "/metrics", SyncRoute.eventsPath: return true
+        case SyncRoute.pullPath: return request.uri.queryParameters["wait"].map { $0 != "0" && !$0.isEmpty } ?? false
+        default: return false
+        }
+    })
     // An access log at debug level; credentials are redacted (a test checks no token reaches the log).
     router.add(middleware: LogRequestsMiddleware(.debug, includeHeaders: .all(),
                                                  redactHeaders: [.authorization, .proxyAuthorization, .cookie]))

@@ -6,21 +6,22 @@ import Synchronization
 /// Keeps one client, or a crowd, from starving the rest: past `limit` requests in progress, new
 /// ones get `503 unavailable` with `Retry-After`, before any body is read or any work done.
 ///
-/// Routes in `exempt` (health, metrics) always answer, so a loaded server can still be observed.
+/// Requests `exempt` says yes to always pass: health and metrics, so a loaded server can still be
+/// observed, and live streams and long-polls, which their own caps count.
 struct ConcurrencyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
     let limit: Int
-    let exempt: Set<String>
+    let exempt: @Sendable (Request) -> Bool
     /// Seconds a client should wait before retrying; the client SDK adds backoff and jitter.
     let retryAfterSeconds = 1
     private let inFlight = InFlightCounter()
 
-    init(limit: Int, exempt: Set<String>) {
+    init(limit: Int, exempt: @escaping @Sendable (Request) -> Bool) {
         self.limit = max(limit, 1)
         self.exempt = exempt
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if exempt.contains(request.uri.path) { return try await next(request, context) }
+        if exempt(request) { return try await next(request, context) }
         guard inFlight.enter(limit: limit) else {
             var response = try APIErrorMiddleware<Context>.response(
                 SyncError(.unavailable, "the server is handling \(limit) requests; retry after \(retryAfterSeconds) s"))

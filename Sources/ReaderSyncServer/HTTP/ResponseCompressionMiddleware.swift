@@ -18,7 +18,9 @@ struct ResponseCompressionMiddleware<Context: RequestContext>: RouterMiddleware 
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
-        guard Self.acceptsGzip(request.headers[.acceptEncoding]), response.headers[.contentEncoding] == nil else {
+        // An event stream is sent as it happens, never collected into one buffer.
+        guard Self.acceptsGzip(request.headers[.acceptEncoding]), response.headers[.contentEncoding] == nil,
+              response.headers[.contentType] != ServerSentEvents.contentType else {
             return response
         }
         let body = try await BodyCollector.collect(response.body)

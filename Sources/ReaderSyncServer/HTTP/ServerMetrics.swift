@@ -37,6 +37,20 @@ package struct ServerMetrics: Sendable {
         }
     }
 
+    /// A live stream began sending (`readersync_event_streams` counts those open).
+    func eventStreamOpened() {
+        eventStreams.increment()
+    }
+
+    func eventStreamClosed() {
+        eventStreams.decrement()
+    }
+
+    private var eventStreams: Gauge {
+        registry.makeGauge(descriptor: .init(namespace: "readersync", metricName: "event_streams", unitName: "",
+                                             helpText: "Live event streams open on this server"))
+    }
+
     func pulled(changes: Int) {
         registry.makeCounter(descriptor: .init(namespace: "readersync", metricName: "pulls", unitName: "total",
                                                helpText: "Pull pages served")).increment()

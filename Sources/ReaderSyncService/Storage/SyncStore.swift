@@ -23,6 +23,22 @@ package protocol SyncStore: Sendable {
     /// (``FeedPosition``).
     func changes(userId: Int64, after: FeedPosition, limit: Int) async throws -> ChangePage
 
+    /// Where `userId`'s feed ends now: the position of the last change ``changes(userId:after:limit:)``
+    /// would serve (articles of everyone, states of `userId`), read in one snapshot by the same
+    /// rules, so a change past it is one a pull from it returns. What a live stream compares with
+    /// the position it last told its device about.
+    func feedHead(userId: Int64) async throws -> FeedHead
+
+    /// Tells the other servers on this database that a commit changed `scope`'s feed, after the
+    /// commit (never inside its transaction). Batched: calls that come while one is being sent
+    /// go out together in the next. Stores with one server per database do nothing (the default).
+    func announce(_ scope: ChangeScope) async
+
+    /// Hears other servers' announcements and calls `wake` for each, until the task is cancelled;
+    /// after losing and regaining its connection it calls `wake(.everyone)`, since it may have
+    /// missed some. Stores with one server per database wait for cancellation (the default).
+    func listenForChanges(_ wake: @escaping @Sendable (ChangeScope) -> Void) async throws
+
     /// Reads the push's context, lets `plan` decide, then writes the plan, all in one transaction.
     /// If `plan` throws, nothing is written. Article ids are told apart by their exact bytes,
     /// as the database compares them (see ``ExactText``).
@@ -64,6 +80,29 @@ package protocol SyncStore: Sendable {
 
     /// What the store reports about itself at `GET /metrics`, read at each scrape (none on SQLite).
     func gauges() async throws -> [StoreGauge]
+}
+
+extension SyncStore {
+    package func announce(_ scope: ChangeScope) async {}
+
+    package func listenForChanges(_ wake: @escaping @Sendable (ChangeScope) -> Void) async throws {
+        // Nothing to hear: wait until the task is cancelled.
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+    }
+}
+
+/// The end of one user's feed, as ``SyncStore/feedHead(userId:)`` reads it.
+package struct FeedHead: Sendable, Hashable {
+    /// The last change a pull would serve now (``FeedPosition/start`` when none).
+    package var position: FeedPosition
+    /// Whether changes are committed past the store's horizon (held back by a transaction still
+    /// running, PostgreSQL): a pull will serve them once it ends, so a stream looks again soon.
+    package var heldBack: Bool
+
+    package init(position: FeedPosition, heldBack: Bool = false) {
+        self.position = position
+        self.heldBack = heldBack
+    }
 }
 
 /// One value a store reports at `GET /metrics`, as a Prometheus gauge `readersync_<name>_<unit>`.

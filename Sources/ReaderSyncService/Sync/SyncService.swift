@@ -14,6 +14,8 @@ package struct SyncConfiguration: Sendable {
     package var ingestBatchSize = 500
     /// Deliberate bugs for the simulator's oracle tests; empty in every real server.
     package var defects: PushPlanner.Defects = []
+    /// Live streams and long-polls.
+    package var live = LiveConfiguration()
 
     package init() {}
 }
@@ -37,6 +39,8 @@ package struct SyncService: Sendable {
     private let cursors: CursorCodec
     /// The database's epoch, read once at start (a restore starts a new server).
     package let epoch: String
+    /// The live streams open on this server, woken after each commit that changed the feed.
+    package let notifier: ChangeNotifier
 
     /// - Parameter now: the server's clock; injected so tests and the simulator control time.
     package init(store: any SyncStore, configuration: SyncConfiguration = .init(),
@@ -47,6 +51,8 @@ package struct SyncService: Sendable {
         let identity = try await store.identity()
         cursors = CursorCodec(secret: identity.cursorSecret, epoch: identity.epoch)
         epoch = identity.epoch
+        notifier = ChangeNotifier(maxStreams: configuration.live.maxStreams,
+                                  maxStreamsPerUser: configuration.live.maxStreamsPerUser)
     }
 
     private var nowText: String { Timestamp.format(now()) }
@@ -95,6 +101,60 @@ package struct SyncService: Sendable {
         return response
     }
 
+    /// ``pull(user:cursor:limit:)`` as a long-poll: when nothing is after `cursor`, waits up to
+    /// `wait` for a change and answers as soon as one can be pulled, else with the empty page.
+    ///
+    /// - Throws: as ``pull(user:cursor:limit:)``; ``SyncError`` `invalid_request` when `wait` is
+    ///   over ``LiveConfiguration/maxWait``, `unavailable` when the stream caps are reached.
+    package func pull(user: UserRecord, cursor: String?, limit: Int?, wait: Duration) async throws -> PullResponse {
+        guard wait > .zero else { return try await pull(user: user, cursor: cursor, limit: limit) }
+        guard wait <= configuration.live.maxWait else {
+            throw SyncError(.invalidRequest, "wait must be from 0 to \(configuration.live.maxWait.components.seconds) seconds")
+        }
+        // Subscribed before the first read, so a commit between the two still wakes it.
+        let stream = try openLiveStream(user: user, cursor: cursor)
+        let page = try await pull(user: user, cursor: cursor, limit: limit)
+        guard page.articles.isEmpty, page.deletedArticleIds.isEmpty, page.states.isEmpty, !page.hasMore, !stream.isReset
+        else { return page }
+        var changed = false
+        try await stream.run(life: wait) { event in
+            if case .changes = event { changed = true }
+            return !changed
+        }
+        return changed ? try await pull(user: user, cursor: cursor, limit: limit) : page
+    }
+
+    /// Opens a live stream of `user`'s feed after `cursor` (from the beginning when `nil`); run
+    /// it with ``LiveStream/run(life:send:)``. A cursor of another epoch gives a stream that
+    /// tells its device to reset and ends.
+    ///
+    /// - Throws: ``SyncError`` `invalid_cursor`; `unavailable` when the server's or the user's
+    ///   stream cap is reached, or the server is shutting down.
+    package func openLiveStream(user: UserRecord, cursor: String?) throws(SyncError) -> LiveStream {
+        let after: FeedPosition
+        do {
+            after = try cursor.map { (c) throws(SyncError) in try cursors.decode(c) } ?? .start
+        } catch where error.code == .resetRequired {
+            return LiveStream(resetWith: error.message, store: store, epoch: epoch, configuration: configuration.live)
+        }
+        let subscription = try notifier.subscribe(userId: user.id)
+        return LiveStream(watching: user.id, after: after, subscription: subscription,
+                          store: store, epoch: epoch, configuration: configuration.live)
+    }
+
+    /// Hears the changes other servers on this database commit and wakes this server's streams,
+    /// until the task is cancelled (``SyncStore/listenForChanges(_:)``).
+    package func listenForChanges() async throws {
+        let notifier = self.notifier
+        try await store.listenForChanges { scope in notifier.wake(scope) }
+    }
+
+    /// After a commit that changed `scope`'s feed: wakes this server's streams and tells the others.
+    private func committed(_ scope: ChangeScope) async {
+        notifier.wake(scope)
+        await store.announce(scope)
+    }
+
     /// Applies a device's mutations in one transaction.
     ///
     /// - Throws: ``SyncError`` `invalid_request`, `too_many_mutations`, `forbidden` (device of another user),
@@ -126,6 +186,7 @@ package struct SyncService: Sendable {
             try PushPlanner.plan(userId: user.id, deviceId: request.deviceId, mutations: request.mutations,
                                  context: context, nowMillis: nowMillis, maxClockSkewMillis: skew, defects: defects)
         }
+        if !committed.seqByArticle.isEmpty { await self.committed(.user(user.id)) }
         let results = committed.plan.results.map { planned in
             MutationResult(
                 id: planned.id, outcome: planned.outcome, reason: planned.reason,
@@ -253,12 +314,12 @@ package struct SyncService: Sendable {
                 report.reject(line: number + 1, problem.message)
             }
             if batch.count >= configuration.ingestBatchSize {
-                report.add(try await store.ingest(batch, now: nowText))
+                report.add(try await ingestBatch(batch))
                 batch.removeAll(keepingCapacity: true)
                 progress(lines)
             }
         }
-        if !batch.isEmpty { report.add(try await store.ingest(batch, now: nowText)) }
+        if !batch.isEmpty { report.add(try await ingestBatch(batch)) }
         progress(lines)
         return report
     }
@@ -269,9 +330,16 @@ package struct SyncService: Sendable {
         var start = items.startIndex
         while start < items.endIndex {
             let end = min(start + configuration.ingestBatchSize, items.endIndex)
-            report.add(try await store.ingest(Array(items[start..<end]), now: nowText))
+            report.add(try await ingestBatch(Array(items[start..<end])))
             start = end
         }
+        return report
+    }
+
+    /// One ingest transaction, then the wake-up of every stream if it changed an article.
+    private func ingestBatch(_ items: [IngestItem]) async throws -> IngestReport {
+        let report = try await store.ingest(items, now: nowText)
+        if report.inserted + report.updated + report.deleted > 0 { await committed(.everyone) }
         return report
     }
 
@@ -280,7 +348,7 @@ package struct SyncService: Sendable {
     /// - Returns: whether it was live (false: already deleted).
     /// - Throws: ``SyncError`` `not_found` for an id never ingested.
     package func deleteArticle(id: String) async throws -> Bool {
-        let report = try await store.ingest([.delete(id: id)], now: nowText)
+        let report = try await ingestBatch([.delete(id: id)])
         if report.deleted == 1 { return true }
         if try await store.articleExists(id: id) { return false }
         throw SyncError(.notFound, "no article with id \(id)")

@@ -1,0 +1,181 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ReaderSyncCore
+import ReaderSyncService
+import Synchronization
+
+extension PostgresSyncStore {
+    /// The `LISTEN`/`NOTIFY` channel servers on one database announce their commits on.
+    static let changeChannel = "readersync_changes"
+
+    /// Reads the end of `userId`'s feed below the horizon (``horizonCTE``), in one statement, on
+    /// the pool pulls read from; `heldBack` when rows are committed at or above the horizon.
+    package func feedHead(userId: Int64) async throws -> FeedHead {
+        let query: PostgresQuery
+        switch feedOrder {
+        case .transactionThenSequence:
+            // Backward scans of article_on_feed and user_article_state_on_feed; rows at or above
+            // the horizon that this snapshot sees are committed, and wait for an older transaction.
+            query = """
+                \(unescaped: Self.horizonCTE)
+                SELECT a.xid::text, a.seq, s.xid::text, s.seq,
+                       EXISTS (SELECT 1 FROM article WHERE xid >= h.horizon)
+                           OR EXISTS (SELECT 1 FROM user_article_state WHERE user_id = \(userId) AND xid >= h.horizon),
+                       pg_is_in_recovery()
+                FROM h
+                LEFT JOIN LATERAL (SELECT xid, seq FROM article WHERE xid < h.horizon
+                                   ORDER BY xid DESC, seq DESC LIMIT 1) a ON true
+                LEFT JOIN LATERAL (SELECT xid, seq FROM user_article_state WHERE user_id = \(userId) AND xid < h.horizon
+                                   ORDER BY xid DESC, seq DESC LIMIT 1) s ON true
+                """
+        case .sequenceAloneForTesting:
+            query = """
+                SELECT '0', (SELECT max(seq) FROM article), '0',
+                       (SELECT max(seq) FROM user_article_state WHERE user_id = \(userId)), false, pg_is_in_recovery()
+                """
+        }
+        var head = FeedHead(position: .start)
+        for try await row in try await readClient.query(query, logger: logger) {
+            let cells = row.makeRandomAccess()
+            try checkReadReplica(inRecovery: try cells[5].decode(Bool.self))
+            for offset in [0, 2] {
+                guard let transaction = try cells[offset].decode(String?.self),
+                      let seq = try cells[offset + 1].decode(Int64?.self) else { continue }
+                head.position = max(head.position, try Self.position(transaction: transaction, seq: seq))
+            }
+            head.heldBack = try cells[4].decode(Bool.self)
+        }
+        return head
+    }
+
+    /// Sends `NOTIFY readersync_changes` after the commit, batched (``ChangeAnnouncer``); a
+    /// failure is logged, and streams on other servers learn of the change at their next
+    /// heartbeat instead.
+    package func announce(_ scope: ChangeScope) async {
+        await announcer.announce(scope) { payload in
+            do {
+                let rows = try await self.client.query("SELECT pg_notify(\(Self.changeChannel), \(payload))", logger: self.logger)
+                for try await _ in rows {}
+            } catch {
+                self.logger.warning("could not announce a change to other servers", metadata: ["error": "\(String(reflecting: error))"])
+            }
+        }
+    }
+
+    /// Listens on ``changeChannel`` on one connection of its own, outside the pool; reconnects
+    /// after losing it (backoff 0.1 s doubling to 5 s, with jitter) and then wakes every stream,
+    /// since notifications sent meanwhile are lost.
+    package func listenForChanges(_ wake: @escaping @Sendable (ChangeScope) -> Void) async throws {
+        var backoff: Duration = .milliseconds(100)
+        var connectionId = 0
+        while !Task.isCancelled {
+            connectionId += 1
+            do {
+                let configuration = try url.connectionConfiguration(applicationName: options.applicationName + " listener")
+                let connection = try await PostgresConnection.connect(configuration: configuration, id: connectionId, logger: logger)
+                do {
+                    try await connection.listen(on: Self.changeChannel) { notifications in
+                        // Listening from here on: whatever was announced before may have been missed.
+                        wake(.everyone)
+                        backoff = .milliseconds(100)
+                        for try await notification in notifications {
+                            guard let scopes = self.announcer.scopes(in: notification.payload) else { continue }
+                            for scope in scopes { wake(scope) }
+                        }
+                    }
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+                try? await connection.close()
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("lost the connection that hears other servers' changes; reconnecting",
+                               metadata: ["error": "\(String(reflecting: error))", "retryIn": "\(backoff)"])
+            }
+            let jittered = backoff * Double.random(in: 0.5...1.0)
+            try? await Task.sleep(for: jittered)
+            backoff = min(backoff * 2, .seconds(5))
+        }
+    }
+
+    /// Throws when the read replica answered that it is not in recovery: promoted, or never a
+    /// standby, so not the feed the pushes write to.
+    func checkReadReplica(inRecovery: Bool) throws {
+        if let readURL, !inRecovery {
+            throw StoreError("the read replica \(readURL) is no longer a standby (promoted?); pulls stop until --db-read is fixed")
+        }
+    }
+}
+
+/// Batches a server's announcements: an `announce` while another is being sent adds its scope
+/// to the next one, sent by the caller already sending, so a burst of commits is a few
+/// `NOTIFY`s, and none is sent inside a transaction.
+///
+/// Payload: `<server id> *` (every stream) or `<server id> u <user id>,<user id>…`; a server
+/// ignores its own, having woken its streams already. Over ``maxPayloadBytes`` (PostgreSQL's
+/// limit is 8,000 bytes) it is sent as `*`.
+final class ChangeAnnouncer: Sendable {
+    /// This server's id in payloads: random, per store.
+    let serverId = Hex.random(bytes: 8)
+    static let maxPayloadBytes = 7_000
+    private let state = Mutex(State())
+
+    private struct State {
+        var everyone = false
+        var users: Set<Int64> = []
+        var sending = false
+    }
+
+    /// Adds `scope` to the next payload; sends it with `send` unless a caller is sending already,
+    /// and then goes on sending while more came meanwhile.
+    func announce(_ scope: ChangeScope, send: (String) async -> Void) async {
+        let start = state.withLock { state -> Bool in
+            switch scope {
+            case .everyone: state.everyone = true
+            case .user(let id): state.users.insert(id)
+            }
+            if state.sending { return false }
+            state.sending = true
+            return true
+        }
+        guard start else { return }
+        while let payload = nextPayload() {
+            await send(payload)
+        }
+    }
+
+    /// The payload of what is pending, clearing it; `nil` (and no longer sending) when none is.
+    private func nextPayload() -> String? {
+        state.withLock { state in
+            defer {
+                state.everyone = false
+                state.users.removeAll(keepingCapacity: true)
+            }
+            if state.everyone { return "\(serverId) *" }
+            if state.users.isEmpty {
+                state.sending = false
+                return nil
+            }
+            let payload = "\(serverId) u " + state.users.sorted().map(String.init).joined(separator: ",")
+            return payload.utf8.count <= Self.maxPayloadBytes ? payload : "\(serverId) *"
+        }
+    }
+
+    /// The scopes another server announced, or `nil` for this server's own (or an unreadable
+    /// payload, which wakes every stream to be safe).
+    func scopes(in payload: String) -> [ChangeScope]? {
+        let parts = payload.split(separator: " ", maxSplits: 2)
+        if parts.first.map(String.init) == serverId { return nil }
+        guard parts.count >= 2 else { return [.everyone] }
+        if parts[1] == "*" { return [.everyone] }
+        guard parts[1] == "u", parts.count == 3 else { return [.everyone] }
+        var scopes: [ChangeScope] = []
+        for id in parts[2].split(separator: ",") {
+            guard let id = Int64(id) else { return [.everyone] }
+            scopes.append(.user(id))
+        }
+        return scopes
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import HummingbirdTesting
+import Logging
+import ReaderSyncClient
+import ReaderSyncCore
+@testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Synchronization
+import Testing
+
+@Suite("SDK live mode over HTTP")
+struct LiveModeTests {
+    @Test("two devices in live mode converge with no sync() call: a local change is pushed, the other device is told and pulls it")
+    func converges() async throws {
+        let h = try await ClientHarness()
+        try await h.seedArticles(10)
+        let token = try await h.createUser("alice")
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let app = buildApplication(service: h.service, configuration: .init(port: 0), logger: logger)
+        try await app.test(.live) { client in
+            let url = "http://127.0.0.1:\(try #require(client.port))"
+            let phone = try h.openDevice("phone", token: token, transport: HTTPSyncTransport(baseURL: url, token: token))
+            let tablet = try h.openDevice("tablet", token: token, transport: HTTPSyncTransport(baseURL: url, token: token))
+            let phoneReports = Mutex(0)
+            let tabletReports = Mutex(0)
+            let phoneLive = Task { for try await _ in phone.engine.live() { phoneReports.withLock { $0 += 1 } } }
+            let tabletLive = Task { for try await _ in tablet.engine.live() { tabletReports.withLock { $0 += 1 } } }
+            // Both have made their first sync and hold a stream.
+            try await eventually { phoneReports.withLock { $0 } >= 1 && tabletReports.withLock { $0 } >= 1 && h.service.notifier.count == 2 }
+            #expect(try phone.store.articleCount() == 10 && tablet.store.articleCount() == 10)
+
+            try phone.store.setBookmarked("art-3", true)
+            try phone.store.markRead("art-4", true)
+            try await eventually { (try? tablet.store.article(id: "art-3")?.isBookmarked) == true && (try? tablet.store.article(id: "art-4")?.isRead) == true }
+            try tablet.store.setBookmarked("art-3", false)
+            try await eventually { (try? phone.store.article(id: "art-3")?.isBookmarked) == false }
+            #expect(try phone.store.pendingChangeCount() == 0 && tablet.store.pendingChangeCount() == 0)
+
+            // An article the newsroom publishes reaches both.
+            _ = try await h.service.ingest(jsonLines: Array(#"{"id":"art-99","section":"world","title":"Late news","body":"B","publishedAt":"2026-11-30T09:00:00Z"}"#.utf8))
+            try await eventually { (try? phone.store.article(id: "art-99")) != nil && (try? tablet.store.article(id: "art-99")) != nil }
+
+            // Cancelling ends live mode promptly (the server lets go of each stream at its next
+            // heartbeat's write, LiveUpdatesTests.lifetime).
+            let cancelled = ContinuousClock.now
+            phoneLive.cancel()
+            tabletLive.cancel()
+            _ = await phoneLive.result
+            _ = await tabletLive.result
+            #expect(ContinuousClock.now - cancelled < .seconds(5))
+        }
+    }
+
+    @Test("a server without the event route: live mode long-polls and still converges")
+    func fallsBackToLongPoll() async throws {
+        let h = try await ClientHarness()
+        try await h.seedArticles(4)
+        let token = try await h.createUser("alice")
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let app = buildApplication(service: h.service, configuration: .init(port: 0), logger: logger)
+        try await app.test(.live) { client in
+            let url = "http://127.0.0.1:\(try #require(client.port))"
+            let phone = try h.openDevice("phone", token: token, transport: HTTPSyncTransport(baseURL: url, token: token))
+            let tablet = try h.openDevice("tablet", token: token, transport: NoEventStream(inner: HTTPSyncTransport(baseURL: url, token: token)))
+            let tabletLive = Task { for try await _ in tablet.engine.live(LiveOptions(longPollWait: 30, baseDelay: .milliseconds(10))) {} }
+            defer { tabletLive.cancel() }
+            // The tablet waits in a long-poll (counted among the streams) once its stream was refused.
+            try await eventually { h.service.notifier.count == 1 }
+            try phone.store.markRead("art-2", true)
+            try await phone.engine.sync()
+            try await eventually { (try? tablet.store.article(id: "art-2")?.isRead) == true }
+        }
+    }
+
+    @Test("a refused token ends live mode with server_refused instead of retrying for ever")
+    func refusedToken() async throws {
+        let h = try await ClientHarness()
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let app = buildApplication(service: h.service, configuration: .init(port: 0), logger: logger)
+        try await app.test(.live) { client in
+            let url = "http://127.0.0.1:\(try #require(client.port))"
+            let device = try h.openDevice("phone", token: "x", transport: HTTPSyncTransport(baseURL: url, token: "rs_unknown"))
+            do {
+                for try await _ in device.engine.live() { Issue.record("a sync with a bad token succeeded") }
+                Issue.record("live mode ended without an error")
+            } catch let error as ReaderSyncError {
+                #expect(error.code == .serverRefused && error.httpStatus == 401)
+            }
+        }
+    }
+}
+
+/// A transport whose event stream the server (or a proxy) does not know: `404`.
+struct NoEventStream: SyncTransport {
+    let inner: any SyncTransport
+    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> { try await inner.pull(cursor: cursor, limit: limit) }
+    func push(_ request: PushRequest) async throws -> Transported<PushResponse> { try await inner.push(request) }
+    func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, wait: wait)
+    }
+    func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
+        throw ReaderSyncError(.serverRefused, "no such route", serverError: SyncError(.notFound, "no such route"), httpStatus: 404)
+    }
+}
+
+/// Waits, polling, until `condition` holds (a safety net of 20 s, not a timing assertion).
+func eventually(_ condition: @Sendable () throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let deadline = ContinuousClock.now + .seconds(20)
+    while try !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("the condition did not come true within 20 s", sourceLocation: sourceLocation)
+            return
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
