@@ -4,8 +4,11 @@ import Synchronization
 
 /// How ``SyncEngine/live(_:)`` waits for changes and recovers from errors.
 public struct LiveOptions: Sendable, Hashable {
-    /// Seconds each long-poll waits (1…60, default 30).
+    /// Seconds each long-poll waits (1…50, default 30): under the 60 s read timeout of
+    /// ``HTTPSyncTransport/sharedClient``, so a quiet long-poll is not taken for a dead one.
     public var longPollWait: Int
+    /// The longest ``longPollWait``.
+    public static let maxLongPollWait = 50
     /// The wait after the first error in a row (default 0.5 s); it doubles with each further
     /// one up to ``maxDelay`` (default 30 s), and each wait is cut to a random 50–100 % of it.
     public var baseDelay: Duration
@@ -18,7 +21,7 @@ public struct LiveOptions: Sendable, Hashable {
 
     public init(longPollWait: Int = 30, baseDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(30),
                 streamFailuresBeforeLongPoll: Int = 2, longPollsBeforeRetryingStream: Int = 20) {
-        self.longPollWait = min(max(longPollWait, 1), 60)
+        self.longPollWait = min(max(longPollWait, 1), Self.maxLongPollWait)
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
         self.streamFailuresBeforeLongPoll = max(streamFailuresBeforeLongPoll, 1)
@@ -44,8 +47,8 @@ extension SyncEngine {
     /// consuming task is cancelled or stops iterating; reports the consumer has not taken yet are
     /// kept up to 100 (older ones are dropped first).
     ///
-    /// - Throws: ``ReaderSyncError`` `server_refused` when the server refuses the device's token
-    ///   (`401`, `403`): retrying cannot help; and the store's errors.
+    /// - Throws: ``ReaderSyncError`` `server_refused` when the server refuses in a way waiting
+    ///   cannot mend (`401`, `403`, another `4xx` but `408` and `429`), and the store's errors.
     public nonisolated func live(_ options: LiveOptions = LiveOptions()) -> AsyncThrowingStream<SyncReport, any Error> {
         let (reports, continuation) = AsyncThrowingStream<SyncReport, any Error>.makeStream(bufferingPolicy: .bufferingNewest(100))
         // The work lives exactly as long as the sequence: ending it cancels the task.
@@ -68,10 +71,14 @@ private struct LiveSession: Sendable {
     let engine: SyncEngine
     let options: LiveOptions
 
-    /// A refusal no retry can mend: the token is not (or no longer) accepted.
-    static func isFatal(_ error: any Error) -> Bool {
-        guard let error = error as? ReaderSyncError else { return true } // the store's own errors
-        return error.httpStatus == 401 || error.httpStatus == 403
+    /// Whether waiting and trying again may mend `error`: the network (`transport_failed`) and
+    /// answers that say so (`408`, `429`, `5xx`, `503` past the stream caps). A refused token,
+    /// any other `4xx` and the store's own errors end live mode instead.
+    static func isTransient(_ error: any Error) -> Bool {
+        guard let error = error as? ReaderSyncError else { return false }
+        if error.code == .transportFailed { return true }
+        guard let status = error.httpStatus else { return false }
+        return status == 408 || status == 429 || status >= 500
     }
 
     func run(report: @Sendable (SyncReport) -> Void) async throws {
@@ -94,7 +101,7 @@ private struct LiveSession: Sendable {
                     synced.yield(())
                 } catch {
                     if Task.isCancelled { break }
-                    if Self.isFatal(error) {
+                    guard Self.isTransient(error) else {
                         stop(error)
                         break
                     }
@@ -116,40 +123,62 @@ private struct LiveSession: Sendable {
         var longPolls = 0
         var failures = 0
         var synced = syncs.makeAsyncIterator()
+        let clock = ContinuousClock()
         while !Task.isCancelled {
             do {
                 if streaming {
+                    let opened = clock.now
+                    var told = false
                     let events = try await engine.transport.events(cursor: try engine.store.cursor())
                     for try await event in events {
                         streamFailures = 0
                         failures = 0
-                        if event != .heartbeat { waker.yield(()) }
+                        switch event {
+                        case .heartbeat: continue
+                        case .changes: told = true
+                        case .reset: told = true
+                        }
+                        waker.yield(())
+                        // A reset ends the stream; the cursor is good again only after the sync that resets.
+                        if case .reset = event { _ = await synced.next() }
                     }
-                    continue // the server ended the stream (its life, or shutdown): open another
+                    // The server ended the stream (its life, or shutdown). One that lived long or
+                    // told something is reopened after a short random wait; a short silent one
+                    // counts as a failure (a proxy that cuts streams), so it backs off.
+                    if told || clock.now - opened >= .seconds(10) {
+                        try await engine.sleep(.milliseconds(100) * (1 + 4 * min(max(engine.jitter(), 0), 1)))
+                        continue
+                    }
+                    throw ReaderSyncError(.transportFailed, "the event stream ended after \(clock.now - opened) without an event")
                 }
                 longPolls += 1
                 if longPolls >= options.longPollsBeforeRetryingStream {
                     streaming = true
                     longPolls = 0
                 }
+                let asked = clock.now
                 let page = try await engine.transport.pull(cursor: try engine.store.cursor(), limit: 1, wait: options.longPollWait).value
-                failures = 0
                 if !page.articles.isEmpty || !page.deletedArticleIds.isEmpty || !page.states.isEmpty || page.hasMore {
+                    failures = 0
                     waker.yield(())
                     // Wait for the sync to move the cursor, or the next long-poll answers at once again.
                     _ = await synced.next()
+                } else if clock.now - asked < .seconds(options.longPollWait) / 2 {
+                    // An empty page well before the wait: the server (or a proxy) ignores `wait`.
+                    throw ReaderSyncError(.transportFailed, "a long-poll answered empty at once: the server does not wait")
+                } else {
+                    failures = 0
                 }
             } catch {
                 if Task.isCancelled { return }
-                if Self.isFatal(error) {
+                guard Self.isTransient(error) || Self.isMissingRoute(error) else {
                     stop(error)
                     return
                 }
                 if streaming {
                     streamFailures += 1
                     // A server or proxy without the route will not grow one: long-poll at once.
-                    let noRoute = (error as? ReaderSyncError).map { $0.httpStatus == 404 || $0.httpStatus == 405 } ?? false
-                    if noRoute || streamFailures >= options.streamFailuresBeforeLongPoll {
+                    if Self.isMissingRoute(error) || streamFailures >= options.streamFailuresBeforeLongPoll {
                         streaming = false
                         streamFailures = 0
                         longPolls = 0
@@ -161,15 +190,19 @@ private struct LiveSession: Sendable {
         }
     }
 
-    /// Wakes the sync loop whenever the outbox holds changes the app just recorded (GRDB's
-    /// `ValueObservation` of the outbox's row count).
+    /// A `404` or `405`: the server (or a proxy) has no event stream.
+    static func isMissingRoute(_ error: any Error) -> Bool {
+        (error as? ReaderSyncError).map { $0.httpStatus == 404 || $0.httpStatus == 405 } ?? false
+    }
+
+    /// Wakes the sync loop whenever the outbox changes and holds anything (GRDB's
+    /// `ValueObservation`, which may fold several commits into one value: an acknowledgement and
+    /// a new change together still leave rows, so still wake it).
     private func observeOutbox(waker: AsyncStream<Void>.Continuation, stop: (any Error) -> Void) async {
         let pending = ValueObservation.tracking { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox") ?? 0 }
         do {
-            var last = 0
-            for try await count in pending.values(in: engine.store.dbPool) {
-                if count > last { waker.yield(()) }
-                last = count
+            for try await count in pending.values(in: engine.store.dbPool) where count > 0 {
+                waker.yield(())
             }
         } catch {
             if !Task.isCancelled { stop(ReaderSyncError(.storeUnavailable, "watching the outbox failed: \(error)")) }

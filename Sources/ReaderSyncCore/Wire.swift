@@ -459,7 +459,6 @@ public struct IngestReport: Sendable, Hashable, Codable {
     }
 }
 
-/// The protocol's paths, defined once for the server's router and every client.
 /// The data of a live stream's `event: changes`: something after the stream's cursor can be
 /// pulled now. It never carries the changes themselves; the device pulls them.
 public struct ChangesEvent: Sendable, Hashable, Codable {
@@ -485,6 +484,7 @@ public struct ResetEvent: Sendable, Hashable, Codable {
     }
 }
 
+/// The protocol's paths, defined once for the server's router and every client.
 public enum SyncRoute {
     public static let health = "/v1/health"
     public static let push = "/v1/sync/push"

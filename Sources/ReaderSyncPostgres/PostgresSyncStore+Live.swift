@@ -35,7 +35,7 @@ extension PostgresSyncStore {
                        (SELECT max(seq) FROM user_article_state WHERE user_id = \(userId)), false, pg_is_in_recovery()
                 """
         }
-        var head = FeedHead(position: .start)
+        var head = FeedHead(position: .start, mayLag: readURL != nil)
         for try await row in try await readClient.query(query, logger: logger) {
             let cells = row.makeRandomAccess()
             try checkReadReplica(inRecovery: try cells[5].decode(Bool.self))
@@ -49,24 +49,49 @@ extension PostgresSyncStore {
         return head
     }
 
-    /// Sends `NOTIFY readersync_changes` after the commit, batched (``ChangeAnnouncer``); a
-    /// failure is logged, and streams on other servers learn of the change at their next
-    /// heartbeat instead.
-    package func announce(_ scope: ChangeScope) async {
-        await announcer.announce(scope) { payload in
-            do {
-                let rows = try await self.client.query("SELECT pg_notify(\(Self.changeChannel), \(payload))", logger: self.logger)
-                for try await _ in rows {}
-            } catch {
-                self.logger.warning("could not announce a change to other servers", metadata: ["error": "\(String(reflecting: error))"])
-            }
+    /// Queues `scope` for the next `NOTIFY readersync_changes`, which ``listenForChanges(_:)``
+    /// sends (or ``flushAnnouncements()``): the commit's caller never waits for it.
+    package func announce(_ scope: ChangeScope) {
+        announcer.add(scope)
+    }
+
+    package func flushAnnouncements() async {
+        while let payload = announcer.nextPayload() { await notify(payload) }
+    }
+
+    /// Sends one payload on ``changeChannel``; a failure is logged, and streams on other servers
+    /// learn of the change at their next heartbeat instead.
+    private func notify(_ payload: String) async {
+        do {
+            let rows = try await client.query("SELECT pg_notify(\(Self.changeChannel), \(payload))", logger: logger)
+            for try await _ in rows {}
+        } catch {
+            logger.warning("could not announce a change to other servers", metadata: ["error": "\(String(reflecting: error))"])
         }
     }
 
-    /// Listens on ``changeChannel`` on one connection of its own, outside the pool; reconnects
-    /// after losing it (backoff 0.1 s doubling to 5 s, with jitter) and then wakes every stream,
-    /// since notifications sent meanwhile are lost.
+    /// Until cancelled: sends this server's announcements, batched (one `NOTIFY` carries what
+    /// queued while the one before was sent), and listens on ``changeChannel`` on a connection of
+    /// its own, outside the pool. The listening connection is pinged every 30 s (a half-open
+    /// connection otherwise never fails); after losing it, it reconnects (0.1 s doubling to 5 s,
+    /// with jitter) and then wakes every stream, since notifications sent meanwhile are lost.
     package func listenForChanges(_ wake: @escaping @Sendable (ChangeScope) -> Void) async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.sendAnnouncements() }
+            group.addTask { await self.listen(wake) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func sendAnnouncements() async {
+        while !Task.isCancelled {
+            _ = await announcer.queued.wait(until: .now + .seconds(3600))
+            await flushAnnouncements()
+        }
+    }
+
+    private func listen(_ wake: @escaping @Sendable (ChangeScope) -> Void) async {
         var backoff: Duration = .milliseconds(100)
         var connectionId = 0
         while !Task.isCancelled {
@@ -79,9 +104,17 @@ extension PostgresSyncStore {
                         // Listening from here on: whatever was announced before may have been missed.
                         wake(.everyone)
                         backoff = .milliseconds(100)
-                        for try await notification in notifications {
-                            guard let scopes = self.announcer.scopes(in: notification.payload) else { continue }
-                            for scope in scopes { wake(scope) }
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask {
+                                for try await notification in notifications {
+                                    guard let scopes = self.announcer.scopes(in: notification.payload) else { continue }
+                                    for scope in scopes { wake(scope) }
+                                }
+                            }
+                            group.addTask { try await Self.ping(connection, every: .seconds(30), timeout: .seconds(10)) }
+                            // Either ends only by an error (or cancellation): the connection is gone.
+                            try await group.next()
+                            group.cancelAll()
                         }
                     }
                 } catch {
@@ -100,6 +133,27 @@ extension PostgresSyncStore {
         }
     }
 
+    /// Runs `SELECT 1` on `connection` every `interval`, throwing when one takes over `timeout`.
+    private static func ping(_ connection: PostgresConnection, every interval: Duration, timeout: Duration) async throws {
+        while true {
+            try await Task.sleep(for: interval)
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    for try await _ in try await connection.query("SELECT 1", logger: connection.logger) {}
+                    return true
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return false
+                }
+                defer { group.cancelAll() }
+                guard try await group.next() == true else {
+                    throw StoreError("the listening connection did not answer a ping within \(timeout)")
+                }
+            }
+        }
+    }
+
     /// Throws when the read replica answered that it is not in recovery: promoted, or never a
     /// standby, so not the feed the pushes write to.
     func checkReadReplica(inRecovery: Bool) throws {
@@ -109,62 +163,57 @@ extension PostgresSyncStore {
     }
 }
 
-/// Batches a server's announcements: an `announce` while another is being sent adds its scope
-/// to the next one, sent by the caller already sending, so a burst of commits is a few
-/// `NOTIFY`s, and none is sent inside a transaction.
+/// Queues a server's announcements for ``PostgresSyncStore/listenForChanges(_:)`` to send:
+/// what queues while one `NOTIFY` is being sent goes in the next, so a burst of commits is a few
+/// notifications, and no commit waits for one.
 ///
 /// Payload: `<server id> *` (every stream) or `<server id> u <user id>,<user id>…`; a server
 /// ignores its own, having woken its streams already. Over ``maxPayloadBytes`` (PostgreSQL's
 /// limit is 8,000 bytes) it is sent as `*`.
 final class ChangeAnnouncer: Sendable {
     /// This server's id in payloads: random, per store.
-    let serverId = Hex.random(bytes: 8)
+    let serverId: String
     static let maxPayloadBytes = 7_000
+    /// Set when something is queued.
+    let queued = WakeSignal()
     private let state = Mutex(State())
 
     private struct State {
         var everyone = false
         var users: Set<Int64> = []
-        var sending = false
     }
 
-    /// Adds `scope` to the next payload; sends it with `send` unless a caller is sending already,
-    /// and then goes on sending while more came meanwhile.
-    func announce(_ scope: ChangeScope, send: (String) async -> Void) async {
-        let start = state.withLock { state -> Bool in
+    init(serverId: String = Hex.random(bytes: 8)) {
+        self.serverId = serverId
+    }
+
+    /// Queues `scope` for the next payload.
+    func add(_ scope: ChangeScope) {
+        state.withLock { state in
             switch scope {
             case .everyone: state.everyone = true
             case .user(let id): state.users.insert(id)
             }
-            if state.sending { return false }
-            state.sending = true
-            return true
         }
-        guard start else { return }
-        while let payload = nextPayload() {
-            await send(payload)
-        }
+        queued.wake()
     }
 
-    /// The payload of what is pending, clearing it; `nil` (and no longer sending) when none is.
-    private func nextPayload() -> String? {
+    /// The payload of what is queued, clearing it; `nil` when nothing is.
+    func nextPayload() -> String? {
         state.withLock { state in
             defer {
                 state.everyone = false
                 state.users.removeAll(keepingCapacity: true)
             }
             if state.everyone { return "\(serverId) *" }
-            if state.users.isEmpty {
-                state.sending = false
-                return nil
-            }
+            if state.users.isEmpty { return nil }
             let payload = "\(serverId) u " + state.users.sorted().map(String.init).joined(separator: ",")
             return payload.utf8.count <= Self.maxPayloadBytes ? payload : "\(serverId) *"
         }
     }
 
-    /// The scopes another server announced, or `nil` for this server's own (or an unreadable
-    /// payload, which wakes every stream to be safe).
+    /// The scopes another server announced, or `nil` for this server's own. A payload that
+    /// does not parse wakes every stream, to be safe.
     func scopes(in payload: String) -> [ChangeScope]? {
         let parts = payload.split(separator: " ", maxSplits: 2)
         if parts.first.map(String.init) == serverId { return nil }

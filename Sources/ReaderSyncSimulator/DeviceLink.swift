@@ -117,6 +117,17 @@ final class DeviceLink: SyncTransport {
         }
     }
 
+    /// Live mode's long-poll, without faults: it only tells when to pull; the pull and push it
+    /// leads to go through the faulted paths.
+    func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, wait: wait)
+    }
+
+    /// Live mode's event stream, without faults (as the long-poll).
+    func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
+        try await inner.events(cursor: cursor)
+    }
+
     func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
         let fault = nextFault()
         switch fault?.kind {

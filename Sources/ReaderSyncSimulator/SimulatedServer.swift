@@ -202,4 +202,12 @@ final class RoundRobinTransport: SyncTransport {
     func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
         try await pick().push(request)
     }
+
+    func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
+        try await pick().pull(cursor: cursor, limit: limit, wait: wait)
+    }
+
+    func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
+        try await pick().events(cursor: cursor)
+    }
 }

@@ -112,7 +112,9 @@ final class Runner {
         case .remote(let urls, let adminToken):
             guard !urls.isEmpty else { throw SimulationError("a remote simulation needs at least one server URL") }
             clock = VirtualClock(startMillis: 0, real: true)
-            server = RemoteServer(baseURLs: urls, adminToken: adminToken, connections: options.concurrency)
+            // In live mode every device also holds a stream, beside its syncs and the oracle's reads.
+            let connections = options.live ? options.concurrency + 2 * options.users * options.devicesPerUser + 4 : options.concurrency
+            server = RemoteServer(baseURLs: urls, adminToken: adminToken, connections: connections)
         }
         let serverName: String
         switch options.server {
@@ -135,7 +137,7 @@ final class Runner {
                 if options.concurrency > 1 { try await round() } else { try await self.step() }
                 progress(step, options.steps)
             }
-            try await finalSync()
+            if options.live { try await liveFinish() } else { try await finalSync() }
             var views: [String: ServerView] = [:]
             for user in tokens.keys.sorted() { views[user] = try await serverView(user: user) }
             // What no later answer decided is decided by the final state before the model's last replay.
@@ -504,6 +506,40 @@ final class Runner {
             rounds += 1
             cleanRounds = devices.contains(where: \.lastSyncFailed) ? 0 : cleanRounds + 1
         }
+        conflictLog += try await fetchConflictLog()
+    }
+
+    /// Live mode's end: faults off, every device in `SyncEngine.live()` and none calling `sync()`,
+    /// until every device holds the server's state (the convergence invariant holds), at most 120 s.
+    func liveFinish() async throws {
+        for device in devices {
+            device.online = true
+            device.skew.millis.withLock { $0 = 0 }
+            device.link.arm(nil)
+        }
+        let started = ContinuousClock.now
+        let runs = devices.map { device in
+            let engine = device.engine
+            return Task {
+                // Retries soon after an error: the run waits for convergence, not for backoff.
+                for try await _ in engine.live(LiveOptions(baseDelay: .milliseconds(50), maxDelay: .seconds(1))) {}
+            }
+        }
+        defer { for run in runs { run.cancel() } }
+        let deadline = started + .seconds(120)
+        while true {
+            var views: [String: ServerView] = [:]
+            for user in tokens.keys.sorted() { views[user] = try await serverView(user: user) }
+            if try Oracle(runner: self).convergence(views).passed { break }
+            guard ContinuousClock.now < deadline else {
+                throw SimulationError("live mode: the devices were not in step with the server after 120 s")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let elapsed = ContinuousClock.now - started
+        report.liveConvergenceSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        for run in runs { run.cancel() }
+        for run in runs { _ = await run.result }
         conflictLog += try await fetchConflictLog()
     }
 

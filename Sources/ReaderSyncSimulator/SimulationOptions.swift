@@ -64,6 +64,10 @@ public struct SimulationOptions: Sendable {
     /// Devices syncing at once. 1: one device acts or syncs per step. More: each step is a round in
     /// which every device may act and every online device syncs, this many at a time.
     public var concurrency = 1
+    /// Live mode: after the steps, no device calls `sync()`; each runs `SyncEngine.live()` and the
+    /// run waits until every device holds the server's state (the server's event streams telling
+    /// them when to pull), then the oracle checks as usual.
+    public var live = false
     package var defect: SimulationDefect?
 
     public init(dataDirectory: URL) {
@@ -75,6 +79,7 @@ public struct SimulationOptions: Sendable {
         var parts = ["reader-sync simulate", "--seed \(seed)", "--users \(users)", "--devices \(devicesPerUser)", "--steps \(steps)",
                      "--offline-rate \(offlineRate)", "--fault-rate \(faultRate)", "--articles \(articles)", "--churn \(churn)"]
         if concurrency > 1 { parts.append("--concurrency \(concurrency)") }
+        if live { parts.append("--live") }
         if case .remote(let urls, _) = server { parts.append(urls.map { "--server \($0)" }.joined(separator: " ") + " --admin-token …") }
         return parts.joined(separator: " ")
     }

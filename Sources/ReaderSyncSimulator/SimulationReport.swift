@@ -38,6 +38,8 @@ public struct SimulationReport: Sendable, Codable {
     public var syncLatencyP50Millis = 0.0
     public var syncLatencyP99Millis = 0.0
     public var wallSeconds = 0.0
+    /// Live mode: the seconds from every device entering `live()` to all holding the server's state.
+    public var liveConvergenceSeconds: Double?
     public var invariants: [InvariantResult] = []
     /// A hash of the server's and every device's final state: equal for equal seeds (in process).
     public var digest = ""
@@ -65,6 +67,11 @@ public struct SimulationReport: Sendable, Codable {
             "  conflicts by rule: \(counts(conflicts))",
             "  bytes up \(bytesUp), down \(bytesDown)",
             String(format: "  sync latency p50 %.1f ms, p99 %.1f ms; wall time %.2f s", syncLatencyP50Millis, syncLatencyP99Millis, wallSeconds),
+        ]
+        if let liveConvergenceSeconds {
+            lines.append(String(format: "  live mode: every device in step %.2f s after entering live(), with no sync() call", liveConvergenceSeconds))
+        }
+        lines += [
             "Invariants:",
         ]
         for invariant in invariants {

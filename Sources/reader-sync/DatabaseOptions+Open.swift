@@ -90,7 +90,16 @@ extension DatabaseOptions {
                 do {
                     return try await PostgresSyncStore.withStore(url: url, readURL: readReplica, options: postgresOptions, logger: logger) { store in
                         opened = true
-                        return try await body(store)
+                        // What this command committed is announced to the servers' live streams
+                        // before the pool closes, also when the command failed part way.
+                        do {
+                            let result = try await body(store)
+                            await store.flushAnnouncements()
+                            return result
+                        } catch {
+                            await store.flushAnnouncements()
+                            throw error
+                        }
                     }
                 } catch where !opened && !(error is SyncError) && !(error is CLIError) {
                     throw CLIError("cannot open the PostgreSQL database at \(url): \(PostgresSyncStore.describe(error))")

@@ -9,7 +9,8 @@ extension ReaderSync {
             abstract: "Measure the reference sync workload end to end over a loopback socket (run it in a release build).",
             discussion: """
                 S0 ingest, S1 initial sync into a real client store, S2 delta sync, S3 concurrent pushes, \
-                S4 convergence, S5 every device pulling its user's states after a push burst, and the storage-only floors. The server runs as `reader-sync serve` in its \
+                S4 convergence, S5 every device pulling its user's states after a push burst, and the storage-only floors; \
+                S6 (only when asked for) live updates: devices of one reader in live mode while a writer pushes one change at a time. The server runs as `reader-sync serve` in its \
                 own process unless --in-process. Results: docs/PERFORMANCE.md.
                 """)
 
@@ -19,7 +20,7 @@ extension ReaderSync {
         var delta: String?
         @Flag(help: "2,000 articles and 20 users: a smoke run in well under a minute.")
         var small = false
-        @Option(name: .customLong("scenario"), help: "Run only these scenarios (S0…S5, floors, scale, or all); repeatable. Default: all but scale (200,000 articles, minutes).")
+        @Option(name: .customLong("scenario"), help: "Run only these scenarios (S0…S6, floors, scale, or all); repeatable. Default: all but scale (200,000 articles, minutes) and S6.")
         var scenarios: [String] = []
         @Flag(name: .customLong("in-process"), help: "Run the server in this process instead of its own.")
         var inProcess = false
@@ -32,13 +33,21 @@ extension ReaderSync {
         @Option(help: "Server processes on the one database; the devices are spread over them in turn.")
         var servers = 1
 
+        @Option(name: .customLong("live-devices"), help: "S6: devices of one reader holding live streams.")
+        var liveDevices = 1_000
+        @Option(name: .customLong("live-rounds"), help: "S6: changes the writer pushes, one at a time.")
+        var liveRounds = 50
+
         @Flag(help: "Print the figures as one JSON object.")
         var json = false
 
         func validate() throws {
-            let known: Set<String> = ["S0", "S1", "S2", "S3", "S4", "S5", "floors", "scale", "all"]
+            let known: Set<String> = ["S0", "S1", "S2", "S3", "S4", "S5", "S6", "floors", "scale", "all"]
             if let unknown = scenarios.first(where: { !known.contains($0) }) {
-                throw ValidationError("unknown scenario \(unknown); choose from S0, S1, S2, S3, S4, S5, floors, scale, all")
+                throw ValidationError("unknown scenario \(unknown); choose from S0, S1, S2, S3, S4, S5, S6, floors, scale, all")
+            }
+            guard (1...5_000).contains(liveDevices), (1...10_000).contains(liveRounds) else {
+                throw ValidationError("--live-devices must be from 1 to 5000 and --live-rounds from 1 to 10000")
             }
             if delta != nil && corpus == nil { throw ValidationError("--delta needs --corpus") }
             guard ["normal", "full"].contains(durability) else { throw ValidationError("--durability must be normal or full") }
@@ -64,6 +73,8 @@ extension ReaderSync {
             options.durability = durability
             options.postgresURL = postgresURL
             options.servers = servers
+            options.liveDevices = liveDevices
+            options.liveRounds = liveRounds
             // S1–S4 build on S0; a scenario list selects what is reported beyond that.
             options.scenarios = Set(scenarios)
             let verbose = !json

@@ -63,6 +63,18 @@ extension ReaderSync {
         @Option(name: .customLong("response-timeout"), help: "Seconds a client may take to read a whole response before the connection is closed.")
         var responseTimeout = 60.0
 
+        @Option(name: .customLong("events-heartbeat"), help: "Seconds between heartbeats of a quiet live stream (GET /v1/sync/events).")
+        var eventsHeartbeat = 20.0
+
+        @Option(name: .customLong("event-stream-life"), help: "Seconds a live stream lives before the server ends it (±20 % jitter); the device reconnects.")
+        var eventStreamLife = 300.0
+
+        @Option(name: .customLong("max-event-streams"), help: "Live streams and long-polls this server holds at once; more get 503 with Retry-After.")
+        var maxEventStreams = 10_000
+
+        @Option(name: .customLong("max-event-streams-per-user"), help: "Live streams and long-polls one user holds at once on this server.")
+        var maxEventStreamsPerUser = 32
+
         @Option(name: .customLong("log-level"), help: "Log level on stderr: trace, debug (adds an access log), info, notice, warning, error, critical.")
         var logLevel = "info"
 
@@ -82,6 +94,11 @@ extension ReaderSync {
             guard maxConcurrentRequests >= 1 else { throw ValidationError("--max-concurrent-requests must be at least 1") }
             guard requestTimeout > 0, idleTimeout > 0, responseTimeout > 0 else {
                 throw ValidationError("--request-timeout, --idle-timeout and --response-timeout must be more than 0 seconds")
+            }
+            guard (0.1...3600).contains(eventsHeartbeat) else { throw ValidationError("--events-heartbeat must be from 0.1 to 3600 seconds") }
+            guard (1...86_400).contains(eventStreamLife) else { throw ValidationError("--event-stream-life must be from 1 to 86400 seconds") }
+            guard maxEventStreams >= 1, maxEventStreamsPerUser >= 1 else {
+                throw ValidationError("--max-event-streams and --max-event-streams-per-user must be at least 1")
             }
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -125,6 +142,10 @@ extension ReaderSync {
                 var syncConfiguration = SyncConfiguration()
                 syncConfiguration.maxBodyBytes = maxBodyBytes
                 syncConfiguration.maxClockSkewMillis = Int64(maxClockSkew) * 1000
+                syncConfiguration.live.heartbeat = .milliseconds(Int64(eventsHeartbeat * 1000))
+                syncConfiguration.live.streamLife = .milliseconds(Int64(eventStreamLife * 1000))
+                syncConfiguration.live.maxStreams = maxEventStreams
+                syncConfiguration.live.maxStreamsPerUser = maxEventStreamsPerUser
                 let service = try await SyncService(store: store, configuration: syncConfiguration)
                 let host = self.host
                 let shownToken = newToken

@@ -23,6 +23,8 @@ extension ReaderSync {
         @Option(name: .customLong("data-dir"), help: "Where device stores live (default: a new temporary directory).") var dataDir: String?
         @Option(help: "A running server's URL (default: an in-process server on a temporary database). Give it several times for several servers on one database: each device sends its requests to them in turn; the first one also takes the admin requests.") var server: [String] = []
         @Option(name: .customLong("admin-token"), help: "The admin token of --server (default: $READER_SYNC_ADMIN_TOKEN).") var adminToken: String?
+        @Flag(help: "After the steps, every device runs in live mode (SyncEngine.live()) instead of calling sync(), until all hold the server's state.")
+        var live = false
         @Option(help: "Devices syncing at once. 1: one device acts or syncs per step; more: each step is a round in which every online device syncs, this many at a time.") var concurrency = 1
         @Flag(help: "Print the report as JSON.") var json = false
 
@@ -56,6 +58,7 @@ extension ReaderSync {
             options.churn = churn
             options.seed = seed
             options.concurrency = concurrency
+            options.live = live
             if !server.isEmpty, let token = resolvedAdminToken { options.server = .remote(urls: server, adminToken: token) }
             if !json { say("seed \(seed) · data in \(directory.path)") }
 

@@ -22,12 +22,11 @@ struct LiveModeTests {
             let url = "http://127.0.0.1:\(try #require(client.port))"
             let phone = try h.openDevice("phone", token: token, transport: HTTPSyncTransport(baseURL: url, token: token))
             let tablet = try h.openDevice("tablet", token: token, transport: HTTPSyncTransport(baseURL: url, token: token))
-            let phoneReports = Mutex(0)
-            let tabletReports = Mutex(0)
-            let phoneLive = Task { for try await _ in phone.engine.live() { phoneReports.withLock { $0 += 1 } } }
-            let tabletLive = Task { for try await _ in tablet.engine.live() { tabletReports.withLock { $0 += 1 } } }
+            let phoneLive = LiveRun(phone.engine)
+            let tabletLive = LiveRun(tablet.engine)
             // Both have made their first sync and hold a stream.
-            try await eventually { phoneReports.withLock { $0 } >= 1 && tabletReports.withLock { $0 } >= 1 && h.service.notifier.count == 2 }
+            try await eventually { phoneLive.reports >= 1 && tabletLive.reports >= 1 && h.service.notifier.count == 2 }
+            #expect(phoneLive.error == nil && tabletLive.error == nil, "live mode ended: \(String(describing: phoneLive.error)), \(String(describing: tabletLive.error))")
             #expect(try phone.store.articleCount() == 10 && tablet.store.articleCount() == 10)
 
             try phone.store.setBookmarked("art-3", true)
@@ -44,10 +43,8 @@ struct LiveModeTests {
             // Cancelling ends live mode promptly (the server lets go of each stream at its next
             // heartbeat's write, LiveUpdatesTests.lifetime).
             let cancelled = ContinuousClock.now
-            phoneLive.cancel()
-            tabletLive.cancel()
-            _ = await phoneLive.result
-            _ = await tabletLive.result
+            await phoneLive.stop()
+            await tabletLive.stop()
             #expect(ContinuousClock.now - cancelled < .seconds(5))
         }
     }
@@ -115,5 +112,31 @@ func eventually(_ condition: @Sendable () throws -> Bool, sourceLocation: Source
             return
         }
         try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+/// One `live()` sequence run in a task: its reports counted, the error it ended with kept.
+final class LiveRun: Sendable {
+    private let state = Mutex<(reports: Int, error: (any Error)?)>((0, nil))
+    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+
+    init(_ engine: SyncEngine, _ options: LiveOptions = LiveOptions()) {
+        task.withLock { $0 = Task { [self] in
+            do {
+                for try await _ in engine.live(options) { self.state.withLock { $0.reports += 1 } }
+            } catch {
+                self.state.withLock { $0.error = error }
+            }
+        } }
+    }
+
+    var reports: Int { state.withLock { $0.reports } }
+    var error: (any Error)? { state.withLock { $0.error } }
+
+    /// Cancels the sequence and waits for it to end.
+    func stop() async {
+        let task = task.withLock { $0 }
+        task?.cancel()
+        await task?.value
     }
 }

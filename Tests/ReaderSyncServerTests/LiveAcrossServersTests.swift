@@ -90,4 +90,34 @@ struct LiveAcrossServersTests {
             try await tasks.waitForAll()
         }
     }
+
+    @Test("a change committed behind an older transaction still running is told once that transaction ends")
+    func heldBack() async throws {
+        let h = try await Harness(backend: .postgres, configuration: LiveUpdatesTests.configuration { $0.heartbeat = .seconds(3600) })
+        try await h.seedArticles(2)
+        let (alice, token) = try await h.createUser("alice")
+        let store = try #require(h.postgres).store
+        try await LiveUpdatesTests.withServer(h) { base in
+            let phone = HTTPSyncTransport(baseURL: base, token: token)
+            let cursor = try await phone.pull(cursor: nil, limit: 100).value.cursor
+            var events = try await phone.events(cursor: cursor).makeAsyncIterator()
+            try await LiveUpdatesTests.eventually { h.service.notifier.count == 1 }
+            let before = try await store.feedHead(userId: alice.id)
+
+            try await store.client.withConnection { blocker in
+                // An older transaction takes an id and stays open: later commits wait behind it.
+                _ = try await blocker.query("BEGIN", logger: blocker.logger).collect()
+                _ = try await blocker.query("SELECT pg_current_xact_id()", logger: blocker.logger).collect()
+                _ = try await HTTPSyncTransport(baseURL: base, token: token)
+                    .push(PushRequest(deviceId: "tablet", mutations: [mutation(1, "art-1", .read, .bool(true))]))
+                let held = try await store.feedHead(userId: alice.id)
+                #expect(held.heldBack && held.position == before.position)
+                #expect(try await phone.pull(cursor: cursor, limit: 100).value.states.isEmpty)
+                // Its end commits nothing and announces nothing: only the stream's looking again can tell.
+                _ = try await blocker.query("COMMIT", logger: blocker.logger).collect()
+            }
+            #expect(try await events.next(within: .seconds(20)) == .changes(ChangesEvent(epoch: h.service.epoch)))
+            #expect(try await phone.pull(cursor: cursor, limit: 100).value.states.map(\.articleId) == ["art-1"])
+        }
+    }
 }

@@ -59,6 +59,33 @@ struct SimulationTests {
         #expect(first.replayCommand.contains("--seed 77"))
     }
 
+    @Test("live mode: after the faults, every device in SyncEngine.live() with no sync() call, in process and over HTTP; every invariant holds")
+    func live() async throws {
+        var inProcess = options(seed: 21, steps: 200, faultRate: 0.3)
+        inProcess.live = true
+        let report = try await Simulation.run(inProcess)
+        expectAllPass(report)
+        #expect(report.liveConvergenceSeconds != nil && report.replayCommand.contains("--live"))
+
+        let directory = try TestDirectory.make("simulation-live-http")
+        let store = try SQLiteSyncStore(path: directory.appendingPathComponent("server.sqlite").path)
+        let adminToken = "live-simulation-admin-token"
+        try await store.setAdminTokenHash(Tokens.hash(adminToken))
+        let service = try await SyncService(store: store)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let app = buildApplication(service: service, configuration: .init(port: 0), logger: logger)
+        try await app.test(.live) { client in
+            var overHTTP = options(seed: 22, steps: 150, faults: Set(FaultKind.allCases).subtracting([.serverRestored]))
+            overHTTP.server = .remote(url: "http://127.0.0.1:\(try #require(client.port))", adminToken: adminToken)
+            overHTTP.live = true
+            let report = try await Simulation.run(overHTTP)
+            expectAllPass(report)
+            #expect(report.liveConvergenceSeconds != nil)
+            // Every device held a stream to the end of the run; the server lets go of them at their next heartbeat.
+        }
+    }
+
     @Test("against the real HTTP server on a loopback port", .timeLimit(.minutes(3)))
     func overHTTP() async throws {
         let directory = try TestDirectory.make("simulation-http")

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import ReaderSyncCore
 import ReaderSyncService
@@ -28,6 +29,7 @@ extension APIHandlers {
         let retry = service.configuration.live.reconnectDelay
         let notifier = service.notifier
         let metrics = self.metrics
+        let logger = self.logger
         return Response(
             status: .ok,
             headers: [
@@ -41,13 +43,19 @@ extension APIHandlers {
                 defer { metrics.eventStreamClosed() }
                 try await writer.write(ServerSentEvents.retry(retry))
                 // Graceful shutdown ends every stream, so the server can drain.
-                try await withGracefulShutdownHandler {
-                    try await stream.run(life: life) { event in
-                        try await writer.write(ServerSentEvents.encode(event))
-                        return true
+                do {
+                    try await withGracefulShutdownHandler {
+                        try await stream.run(life: life) { event in
+                            try await writer.write(ServerSentEvents.encode(event))
+                            return true
+                        }
+                    } onGracefulShutdown: {
+                        notifier.close()
                     }
-                } onGracefulShutdown: {
-                    notifier.close()
+                } catch {
+                    // A client that went away is the common case; a store that failed is worth a line.
+                    logger.debug("a live stream ended early", metadata: ["error": "\(String(reflecting: error))"])
+                    throw error
                 }
                 try await writer.finish(nil)
             })

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 import Prometheus
 import ReaderSyncCore
@@ -13,10 +14,12 @@ struct APIHandlers: Sendable {
     /// The SHA-256 of `--metrics-token`, when set; compared in constant time (``Tokens/matches(_:hash:)``).
     let metricsTokenHash: [UInt8]?
     let requestTimeout: Duration
+    let logger: Logger
 
-    init(service: SyncService, metrics: ServerMetrics, metricsToken: String?, requestTimeout: Duration) {
+    init(service: SyncService, metrics: ServerMetrics, metricsToken: String?, requestTimeout: Duration, logger: Logger) {
         self.service = service
         self.metrics = metrics
+        self.logger = logger
         self.metricsTokenHash = metricsToken.map(Tokens.hash)
         self.requestTimeout = requestTimeout
     }

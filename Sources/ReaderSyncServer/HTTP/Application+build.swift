@@ -81,7 +81,7 @@ package func buildRouter(
     logger: Logger
 ) -> Router<BasicRequestContext> {
     let api = APIHandlers(service: service, metrics: metrics, metricsToken: configuration.metricsToken,
-                          requestTimeout: configuration.requestTimeout)
+                          requestTimeout: configuration.requestTimeout, logger: logger)
     let routes: [Route] = [
         Route(.get, SyncRoute.health) { _, _ in try jsonResponse(HealthResponse()) },
         Route(.get, SyncRoute.pullPath, api.pull),
@@ -104,7 +104,7 @@ package func buildRouter(
     router.add(middleware: ConcurrencyLimitMiddleware(limit: configuration.maxConcurrentRequests) { request in
         switch request.uri.path {
         case SyncRoute.health, "/metrics", SyncRoute.eventsPath: return true
-        case SyncRoute.pullPath: return request.uri.queryParameters["wait"].map { $0 != "0" && !$0.isEmpty } ?? false
+        case SyncRoute.pullPath: return request.uri.queryParameters["wait"].flatMap { Int($0) }.map { $0 > 0 } ?? false
         default: return false
         }
     })

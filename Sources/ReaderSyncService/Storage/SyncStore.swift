@@ -29,14 +29,20 @@ package protocol SyncStore: Sendable {
     /// the position it last told its device about.
     func feedHead(userId: Int64) async throws -> FeedHead
 
-    /// Tells the other servers on this database that a commit changed `scope`'s feed, after the
-    /// commit (never inside its transaction). Batched: calls that come while one is being sent
-    /// go out together in the next. Stores with one server per database do nothing (the default).
-    func announce(_ scope: ChangeScope) async
+    /// Queues word to the other servers on this database that a commit changed `scope`'s feed;
+    /// called after the commit, never inside its transaction, and never waits for the sending,
+    /// which ``listenForChanges(_:)`` does (batching what queues up meanwhile) or
+    /// ``flushAnnouncements()``. Stores with one server per database do nothing (the default).
+    func announce(_ scope: ChangeScope)
 
-    /// Hears other servers' announcements and calls `wake` for each, until the task is cancelled;
-    /// after losing and regaining its connection it calls `wake(.everyone)`, since it may have
-    /// missed some. Stores with one server per database wait for cancellation (the default).
+    /// Sends what ``announce(_:)`` queued, now: for a process that commits without running
+    /// ``listenForChanges(_:)`` (a CLI command), before it ends. Default: nothing.
+    func flushAnnouncements() async
+
+    /// Until the task is cancelled: hears other servers' announcements and calls `wake` for
+    /// each, and sends this server's. After losing and regaining its connection it calls
+    /// `wake(.everyone)`, since it may have missed some. Stores with one server per database
+    /// wait for cancellation (the default).
     func listenForChanges(_ wake: @escaping @Sendable (ChangeScope) -> Void) async throws
 
     /// Reads the push's context, lets `plan` decide, then writes the plan, all in one transaction.
@@ -83,7 +89,9 @@ package protocol SyncStore: Sendable {
 }
 
 extension SyncStore {
-    package func announce(_ scope: ChangeScope) async {}
+    package func announce(_ scope: ChangeScope) {}
+
+    package func flushAnnouncements() async {}
 
     package func listenForChanges(_ wake: @escaping @Sendable (ChangeScope) -> Void) async throws {
         // Nothing to hear: wait until the task is cancelled.
@@ -98,10 +106,15 @@ package struct FeedHead: Sendable, Hashable {
     /// Whether changes are committed past the store's horizon (held back by a transaction still
     /// running, PostgreSQL): a pull will serve them once it ends, so a stream looks again soon.
     package var heldBack: Bool
+    /// Whether it was read from a replica that may not have replayed a change committed just
+    /// now (PostgreSQL with `--db-read`): a stream woken for a change it does not see yet looks
+    /// again for a while.
+    package var mayLag: Bool
 
-    package init(position: FeedPosition, heldBack: Bool = false) {
+    package init(position: FeedPosition, heldBack: Bool = false, mayLag: Bool = false) {
         self.position = position
         self.heldBack = heldBack
+        self.mayLag = mayLag
     }
 }
 

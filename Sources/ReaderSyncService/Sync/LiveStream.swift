@@ -111,6 +111,7 @@ package final class LiveStream: Sendable {
         var lookAgainDelay: Duration = .milliseconds(10)
         var wokenAt: ContinuousClock.Instant?
         var look = true
+        var heartbeatDue = false
         while !Task.isCancelled, !signal.isClosed {
             if look {
                 if let lastEvent, clock.now < lastEvent + configuration.minimumEventInterval {
@@ -119,14 +120,22 @@ package final class LiveStream: Sendable {
                 }
                 let head = try await store.feedHead(userId: subscription.userId)
                 let now = clock.now
-                if head.position > told {
+                let news = head.position > told
+                if news {
                     told = head.position
                     guard try await send(.changes(epoch: epoch)) else { return }
                     lastEvent = now
                     nextHeartbeat = now + configuration.heartbeat
-                    lookAgainDelay = .milliseconds(10)
-                    lookAgainAt = head.heldBack ? now + lookAgainDelay : nil
-                } else if head.heldBack || (wokenAt.map { now < $0 + Self.lookAgainAfterWake } ?? false) {
+                } else if heartbeatDue {
+                    // A heartbeat looks first: a change no wake-up told of is announced instead.
+                    guard try await send(.heartbeat) else { return }
+                    nextHeartbeat = clock.now + configuration.heartbeat
+                }
+                heartbeatDue = false
+                // Look again soon while changes are held back by the horizon, or, on a replica,
+                // for a while after a wake-up that showed nothing new (it may not have replayed it yet).
+                let replicaMayCatchUp = !news && head.mayLag && (wokenAt.map { now < $0 + Self.lookAgainAfterWake } ?? false)
+                if head.heldBack || replicaMayCatchUp {
                     lookAgainAt = now + lookAgainDelay
                     lookAgainDelay = min(lookAgainDelay * 2, .seconds(1))
                 } else {
@@ -141,24 +150,9 @@ package final class LiveStream: Sendable {
             if woken {
                 wokenAt = now
                 lookAgainDelay = .milliseconds(10)
-                look = true
-            } else if let at = lookAgainAt, now >= at {
-                look = true
-            } else if now >= nextHeartbeat {
-                // Look first: a change no wake-up told of is announced instead of the heartbeat.
-                let head = try await store.feedHead(userId: subscription.userId)
-                if head.position > told {
-                    told = head.position
-                    guard try await send(.changes(epoch: epoch)) else { return }
-                    lastEvent = now
-                } else {
-                    guard try await send(.heartbeat) else { return }
-                }
-                nextHeartbeat = clock.now + configuration.heartbeat
-                look = false
-            } else {
-                look = false
             }
+            heartbeatDue = now >= nextHeartbeat
+            look = woken || heartbeatDue || lookAgainAt.map { now >= $0 } ?? false
         }
     }
 }

@@ -124,6 +124,11 @@ package struct SyncService: Sendable {
         return changed ? try await pull(user: user, cursor: cursor, limit: limit) : page
     }
 
+    /// The cursor of a feed position, as a pull ending there hands out.
+    package func cursor(of position: FeedPosition) -> String {
+        cursors.encode(position)
+    }
+
     /// Opens a live stream of `user`'s feed after `cursor` (from the beginning when `nil`); run
     /// it with ``LiveStream/run(life:send:)``. A cursor of another epoch gives a stream that
     /// tells its device to reset and ends.
@@ -149,10 +154,17 @@ package struct SyncService: Sendable {
         try await store.listenForChanges { scope in notifier.wake(scope) }
     }
 
-    /// After a commit that changed `scope`'s feed: wakes this server's streams and tells the others.
-    private func committed(_ scope: ChangeScope) async {
+    /// After a commit that changed `scope`'s feed: wakes this server's streams and queues word
+    /// to the others (sent by ``listenForChanges()``, or ``flushAnnouncements()``).
+    private func committed(_ scope: ChangeScope) {
         notifier.wake(scope)
-        await store.announce(scope)
+        store.announce(scope)
+    }
+
+    /// Sends the word to other servers that commits of this process queued: for a command that
+    /// writes without running ``listenForChanges()``, before it ends.
+    package func flushAnnouncements() async {
+        await store.flushAnnouncements()
     }
 
     /// Applies a device's mutations in one transaction.
@@ -186,7 +198,7 @@ package struct SyncService: Sendable {
             try PushPlanner.plan(userId: user.id, deviceId: request.deviceId, mutations: request.mutations,
                                  context: context, nowMillis: nowMillis, maxClockSkewMillis: skew, defects: defects)
         }
-        if !committed.seqByArticle.isEmpty { await self.committed(.user(user.id)) }
+        if !committed.seqByArticle.isEmpty { self.committed(.user(user.id)) }
         let results = committed.plan.results.map { planned in
             MutationResult(
                 id: planned.id, outcome: planned.outcome, reason: planned.reason,
@@ -339,7 +351,7 @@ package struct SyncService: Sendable {
     /// One ingest transaction, then the wake-up of every stream if it changed an article.
     private func ingestBatch(_ items: [IngestItem]) async throws -> IngestReport {
         let report = try await store.ingest(items, now: nowText)
-        if report.inserted + report.updated + report.deleted > 0 { await committed(.everyone) }
+        if report.inserted + report.updated + report.deleted > 0 { committed(.everyone) }
         return report
     }
 

@@ -28,19 +28,24 @@ final class BenchDatabases: Sendable {
 
     /// Starts the servers on a new database called `name` (a file `name.sqlite`, or a PostgreSQL
     /// database `readersync_name_<random>`).
-    func startServers(name: String, adminToken: String) async throws -> BenchServer {
+    ///
+    /// - Parameter maxStreamsPerUser: the servers' `--max-event-streams-per-user`, when not the default.
+    func startServers(name: String, adminToken: String, maxStreamsPerUser: Int? = nil) async throws -> BenchServer {
+        let arguments = maxStreamsPerUser.map { ["--max-event-streams-per-user", String($0), "--max-event-streams", String(max($0, 10_000))] } ?? []
         if let postgres {
             let databaseName = "readersync_\(name.replacingOccurrences(of: "-", with: "_"))_\(String(UInt32.random(in: .min ... .max), radix: 16))"
             let url = try await PostgresSyncStore.createDatabase(named: databaseName, on: postgres, logger: logger)
             created.withLock { $0.append(databaseName) }
             return try BenchServer.processes(executable: options.serverExecutable, database: url.connectionString,
-                                             count: options.servers, adminToken: adminToken, durability: options.durability)
+                                             count: options.servers, adminToken: adminToken, durability: options.durability,
+                                             arguments: arguments)
         }
         let path = options.workDirectory.appendingPathComponent("\(name).sqlite").path
         return options.inProcess
-            ? try await BenchServer.inProcess(databasePath: path, adminToken: adminToken, durability: options.durability)
+            ? try await BenchServer.inProcess(databasePath: path, adminToken: adminToken, durability: options.durability,
+                                              maxStreamsPerUser: maxStreamsPerUser)
             : try BenchServer.processes(executable: options.serverExecutable, database: path, count: options.servers,
-                                        adminToken: adminToken, durability: options.durability)
+                                        adminToken: adminToken, durability: options.durability, arguments: arguments)
     }
 
     /// Drops the scratch databases (servers stopped first).
@@ -111,14 +116,15 @@ final class BenchServer: Sendable {
     /// `database` (a SQLite path, or a PostgreSQL URL passed through `READER_SYNC_DB` so its
     /// password never shows in a process list). The first is started alone, so it creates and
     /// migrates the database before the others open it.
-    static func processes(executable: String, database: String, count: Int, adminToken: String, durability: String) throws -> BenchServer {
+    static func processes(executable: String, database: String, count: Int, adminToken: String, durability: String,
+                          arguments: [String] = []) throws -> BenchServer {
         var processes: [Process] = []
         var urls: [String] = []
         do {
             for _ in 0..<max(count, 1) {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: executable)
-                process.arguments = ["serve", "--port", "0", "--admin-token", adminToken, "--durability", durability]
+                process.arguments = ["serve", "--port", "0", "--admin-token", adminToken, "--durability", durability] + arguments
                 process.environment = ProcessInfo.processInfo.environment.merging(["READER_SYNC_DB": database]) { $1 }
                 let output = Pipe()
                 process.standardOutput = output
@@ -156,10 +162,15 @@ final class BenchServer: Sendable {
     }
 
     /// Starts the server in this process (`--in-process`, SQLite only): one process shares the cores.
-    static func inProcess(databasePath: String, adminToken: String, durability: String) async throws -> BenchServer {
+    static func inProcess(databasePath: String, adminToken: String, durability: String, maxStreamsPerUser: Int? = nil) async throws -> BenchServer {
         let store = try SQLiteSyncStore(path: databasePath, durability: SQLiteSyncStore.Durability(rawValue: durability) ?? .normal)
         try await store.setAdminTokenHash(Tokens.hash(adminToken))
-        let service = try await SyncService(store: store)
+        var configuration = SyncConfiguration()
+        if let maxStreamsPerUser {
+            configuration.live.maxStreamsPerUser = maxStreamsPerUser
+            configuration.live.maxStreams = max(maxStreamsPerUser, configuration.live.maxStreams)
+        }
+        let service = try await SyncService(store: store, configuration: configuration)
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)

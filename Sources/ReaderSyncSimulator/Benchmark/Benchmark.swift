@@ -35,11 +35,14 @@ public struct BenchmarkOptions: Sendable {
     /// The `reader-sync` binary to start the server with.
     public var serverExecutable: String
     public var workDirectory: URL
-    /// Scenarios to run (S0…S5, floors, scale); all but scale when empty.
+    /// Scenarios to run (S0…S6, floors, scale); all but scale and S6 when empty.
     public var scenarios: Set<String> = []
     /// Articles and users of the scale run.
     public var scaleArticles = 200_000
     public var scaleUsers = 2_000
+    /// S6: devices of one reader holding live streams, and the changes the writer pushes one at a time.
+    public var liveDevices = 1_000
+    public var liveRounds = 50
 
     public init(serverExecutable: String, workDirectory: URL) {
         self.serverExecutable = serverExecutable
@@ -53,8 +56,12 @@ public struct BenchmarkOptions: Sendable {
     }
 
     func runs(_ scenario: String) -> Bool {
-        scenario == "scale" ? scenarios.contains("scale") || scenarios.contains("all") : scenarios.isEmpty || scenarios.contains(scenario) || scenarios.contains("all")
+        ["scale", "S6"].contains(scenario) ? scenarios.contains(scenario) || scenarios.contains("all")
+            : scenarios.isEmpty || scenarios.contains(scenario) || scenarios.contains("all")
     }
+
+    /// Whether only S6 was asked for: it needs none of the reference workload (S0…S5).
+    var runsLiveOnly: Bool { scenarios == ["S6"] }
 }
 
 /// Every figure of a benchmark run, with its parameters and the machine.
@@ -134,7 +141,12 @@ public enum Benchmark {
         let client = HTTPClient(eventLoopGroupProvider: .singleton,
                                 configuration: .init(decompression: .enabled(limit: .ratio(100))))
         do {
-            try await workload(corpus: corpus, delta: delta, options: options, server: server, client: client, into: &report, log: log)
+            if !options.runsLiveOnly {
+                try await workload(corpus: corpus, delta: delta, options: options, server: server, client: client, into: &report, log: log)
+            }
+            if options.runs("S6") {
+                try await live(options: options, adminToken: adminToken, databases: databases, into: &report, log: log)
+            }
         } catch {
             try? await client.shutdown()
             await server.stop()
@@ -169,7 +181,9 @@ public enum Benchmark {
         await server.stop()
         await databases.dropAll()
         // Last, so that the pages they hold do not count in the workload's peak memory.
-        if options.postgresURL != nil, options.runs("floors") {
+        if options.runsLiveOnly {
+            // Nothing else was asked for.
+        } else if options.postgresURL != nil, options.runs("floors") {
             report.notes.append("floors: measured on SQLite only (each storage step alone, without HTTP)")
         } else if options.runs("floors") {
             log("floors: each step alone, without HTTP")

@@ -1,0 +1,95 @@
+import Foundation
+import ReaderSyncCore
+@testable import ReaderSyncPostgres
+@testable import ReaderSyncService
+import Testing
+
+@Suite("Wake-ups: the notifier, its caps, and the announcements between servers")
+struct ChangeNotifierTests {
+    @Test("a user's wake-up reaches that user's streams only; everyone's reaches all; many wake-ups are one")
+    func scoping() async throws {
+        let notifier = ChangeNotifier()
+        let alice = try notifier.subscribe(userId: 1)
+        let alicesTablet = try notifier.subscribe(userId: 1)
+        let bob = try notifier.subscribe(userId: 2)
+        let past = ContinuousClock.now
+
+        func woken(_ subscriptions: ChangeNotifier.Subscription...) async -> [Bool] {
+            var result: [Bool] = []
+            for subscription in subscriptions { result.append(await subscription.signal.wait(until: past)) }
+            return result
+        }
+        notifier.wake(.user(2))
+        #expect(await woken(alice, alicesTablet, bob) == [false, false, true])
+
+        for _ in 0..<1000 { notifier.wake(.user(1)) }
+        #expect(await woken(alice, alicesTablet, bob) == [true, true, false])
+        #expect(await woken(alice) == [false], "a thousand wake-ups before a look are one")
+
+        notifier.wake(.everyone)
+        #expect(await woken(alice, alicesTablet, bob) == [true, true, true])
+    }
+
+    @Test("a waiting stream is woken at once; its wait ends at the deadline or on cancellation otherwise")
+    func waiting() async throws {
+        let notifier = ChangeNotifier()
+        let stream = try notifier.subscribe(userId: 1)
+        async let woken = stream.signal.wait(until: .now + .seconds(60))
+        try await Task.sleep(for: .milliseconds(20))
+        notifier.wake(.user(1))
+        #expect(await woken)
+        #expect(await !stream.signal.wait(until: .now + .milliseconds(30)))
+        let waiter = Task { await stream.signal.wait(until: .now + .seconds(60)) }
+        waiter.cancel()
+        #expect(await !waiter.value)
+    }
+
+    @Test("caps per server and per user, places given back when a stream ends or is released, none after close")
+    func caps() throws {
+        let notifier = ChangeNotifier(maxStreams: 3, maxStreamsPerUser: 2)
+        let first = try notifier.subscribe(userId: 1)
+        var second: ChangeNotifier.Subscription? = try notifier.subscribe(userId: 1)
+        #expect(throws: SyncError.self) { try notifier.subscribe(userId: 1) }
+        let third = try notifier.subscribe(userId: 2)
+        #expect(throws: SyncError.self) { try notifier.subscribe(userId: 3) }
+        #expect(notifier.count == 3)
+        second = nil
+        #expect(notifier.count == 2 && second == nil)
+        first.cancel()
+        first.cancel()
+        #expect(notifier.count == 1)
+        notifier.close()
+        #expect(third.signal.isClosed)
+        do {
+            _ = try notifier.subscribe(userId: 4)
+            Issue.record("a closed notifier took a stream")
+        } catch {
+            #expect(error.code == .unavailable)
+        }
+    }
+
+    @Test("announcements: batched into one payload, a server ignores its own, an oversized or unreadable one wakes everyone")
+    func announcements() {
+        let one = ChangeAnnouncer(serverId: "aaaa")
+        let other = ChangeAnnouncer(serverId: "bbbb")
+        one.add(.user(7))
+        one.add(.user(3))
+        one.add(.user(7))
+        let payload = one.nextPayload()
+        #expect(payload == "aaaa u 3,7")
+        #expect(one.nextPayload() == nil)
+        #expect(other.scopes(in: payload!) == [.user(3), .user(7)])
+        #expect(one.scopes(in: payload!) == nil)
+
+        one.add(.user(1))
+        one.add(.everyone)
+        #expect(one.nextPayload() == "aaaa *")
+        #expect(other.scopes(in: "aaaa *") == [.everyone])
+
+        for id in 1...2000 { one.add(.user(Int64(id))) }
+        #expect(one.nextPayload() == "aaaa *", "over 7,000 bytes is sent as everyone")
+        for garbled in ["", "aaaa", "aaaa u", "aaaa u 1,x", "aaaa q 1"] {
+            #expect(other.scopes(in: garbled) == [.everyone], "\(garbled)")
+        }
+    }
+}
