@@ -133,9 +133,11 @@ struct LiveUpdatesTests {
             }
             let elapsed = ContinuousClock.now - start
             let told = try await events.skippingHeartbeats(3)
-            // The rule: the first change at once, then at most one event per interval.
+            // The rule: the first change at once, then at most one event per interval (how few
+            // that is depends on how fast the pushes came; ChangeNotifierTests.scoping shows that
+            // wake-ups before a look are one).
             let bound = Int((elapsed / interval).rounded(.up)) + 2
-            #expect(!told.isEmpty && told.count <= bound && told.count < pushes / 4, "\(told.count) events for \(pushes) pushes in \(elapsed)")
+            #expect(!told.isEmpty && told.count <= bound, "\(told.count) events for \(pushes) pushes in \(elapsed)")
         }
     }
 
