@@ -83,7 +83,7 @@ private struct LiveSession: Sendable {
 
     func run(report: @Sendable (SyncReport) -> Void) async throws {
         let (wakes, waker) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let (syncs, synced) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let syncs = SyncCounter()
         let failure = Mutex<(any Error)?>(nil)
         await withTaskGroup(of: Void.self) { group in
             let stop: @Sendable (any Error) -> Void = { error in
@@ -95,10 +95,11 @@ private struct LiveSession: Sendable {
             waker.yield(()) // the first sync
             var failures = 0
             for await _ in wakes {
+                syncs.start()
+                defer { syncs.finish() }
                 do {
                     report(try await engine.sync())
                     failures = 0
-                    synced.yield(())
                 } catch {
                     if Task.isCancelled { break }
                     guard Self.isTransient(error) else {
@@ -117,13 +118,19 @@ private struct LiveSession: Sendable {
 
     /// Wakes the sync loop when the server says something changed: on its live stream, or by a
     /// long-poll's answer when streaming fails.
-    private func listen(waker: AsyncStream<Void>.Continuation, syncs: AsyncStream<Void>, stop: (any Error) -> Void) async {
+    private func listen(waker: AsyncStream<Void>.Continuation, syncs: SyncCounter, stop: (any Error) -> Void) async {
         var streaming = true
         var streamFailures = 0
         var longPolls = 0
         var failures = 0
-        var synced = syncs.makeAsyncIterator()
         let clock = ContinuousClock()
+        /// Wakes the sync loop and waits for a sync begun after the wake-up: until then the
+        /// device's cursor is the old one (a reset's, or one a long-poll would answer at once again).
+        func syncAndWait() async {
+            let mark = syncs.started
+            waker.yield(())
+            await syncs.waitForSync(startedAfter: mark)
+        }
         while !Task.isCancelled {
             do {
                 if streaming {
@@ -138,9 +145,8 @@ private struct LiveSession: Sendable {
                         case .changes: told = true
                         case .reset: told = true
                         }
-                        waker.yield(())
                         // A reset ends the stream; the cursor is good again only after the sync that resets.
-                        if case .reset = event { _ = await synced.next() }
+                        if case .reset = event { await syncAndWait() } else { waker.yield(()) }
                     }
                     // The server ended the stream (its life, or shutdown). One that lived long or
                     // told something is reopened after a short random wait; a short silent one
@@ -160,9 +166,7 @@ private struct LiveSession: Sendable {
                 let page = try await engine.transport.pull(cursor: try engine.store.cursor(), limit: 1, wait: options.longPollWait).value
                 if !page.articles.isEmpty || !page.deletedArticleIds.isEmpty || !page.states.isEmpty || page.hasMore {
                     failures = 0
-                    waker.yield(())
-                    // Wait for the sync to move the cursor, or the next long-poll answers at once again.
-                    _ = await synced.next()
+                    await syncAndWait()
                 } else if clock.now - asked < .seconds(options.longPollWait) / 2 {
                     // An empty page well before the wait: the server (or a proxy) ignores `wait`.
                     throw ReaderSyncError(.transportFailed, "a long-poll answered empty at once: the server does not wait")
@@ -171,6 +175,11 @@ private struct LiveSession: Sendable {
                 }
             } catch {
                 if Task.isCancelled { return }
+                // A long-poll's or a stream's cursor of another epoch: the sync resets the device.
+                if (error as? ReaderSyncError)?.serverError?.code == .resetRequired {
+                    await syncAndWait()
+                    continue
+                }
                 guard Self.isTransient(error) || Self.isMissingRoute(error) else {
                     stop(error)
                     return
@@ -213,5 +222,35 @@ private struct LiveSession: Sendable {
         let exponential = min(options.baseDelay * (1 << min(failures - 1, 20)), options.maxDelay)
         let retryAfter = (error as? ReaderSyncError)?.retryAfter ?? .zero
         return retryAfter + exponential * (0.5 + 0.5 * min(max(engine.jitter(), 0), 1))
+    }
+}
+
+/// Counts the sync loop's syncs, so the listener can wait for one begun after its wake-up.
+private final class SyncCounter: Sendable {
+    private let counts = Mutex<(started: Int, finished: Int)>((0, 0))
+    private let finishes: AsyncStream<Void>
+    private let finished: AsyncStream<Void>.Continuation
+
+    init() {
+        (finishes, finished) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Syncs begun so far.
+    var started: Int { counts.withLock { $0.started } }
+
+    func start() { counts.withLock { $0.started += 1 } }
+
+    func finish() {
+        counts.withLock { $0.finished += 1 }
+        finished.yield(())
+    }
+
+    /// Returns once sync number `mark + 1` (the first begun after `mark` were) has finished, or
+    /// the task is cancelled. One waiter at a time (the listener).
+    func waitForSync(startedAfter mark: Int) async {
+        var iterator = finishes.makeAsyncIterator()
+        while counts.withLock({ $0.finished }) <= mark {
+            guard await iterator.next() != nil, !Task.isCancelled else { return }
+        }
     }
 }

@@ -56,17 +56,26 @@ extension PostgresSyncStore {
     }
 
     package func flushAnnouncements() async {
-        while let payload = announcer.nextPayload() { await notify(payload) }
+        while let payload = announcer.nextPayload() {
+            guard await notify(payload) else { return }
+        }
     }
 
-    /// Sends one payload on ``changeChannel``; a failure is logged, and streams on other servers
-    /// learn of the change at their next heartbeat instead.
-    private func notify(_ payload: String) async {
+    /// Sends one payload on ``changeChannel``, or, when that fails, logs it and queues word to
+    /// every stream instead (what the payload named is lost with it).
+    ///
+    /// - Returns: whether it was sent.
+    private func notify(_ payload: String) async -> Bool {
         do {
             let rows = try await client.query("SELECT pg_notify(\(Self.changeChannel), \(payload))", logger: logger)
             for try await _ in rows {}
+            return true
         } catch {
-            logger.warning("could not announce a change to other servers", metadata: ["error": "\(String(reflecting: error))"])
+            announcer.add(.everyone)
+            if !Task.isCancelled {
+                logger.warning("could not announce a change to other servers; will try again", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            return false
         }
     }
 
@@ -84,18 +93,33 @@ extension PostgresSyncStore {
         }
     }
 
+    /// Sends what is queued, as it queues; after a failure, tries again after 0.1 s doubling to
+    /// 5 s. Stops at cancellation, leaving the queue to ``flushAnnouncements()`` (the CLI's and
+    /// `serve`'s last call before the pool closes).
     private func sendAnnouncements() async {
+        var retry: Duration = .milliseconds(100)
         while !Task.isCancelled {
             _ = await announcer.queued.wait(until: .now + .seconds(3600))
-            await flushAnnouncements()
+            if Task.isCancelled { return }
+            while let payload = announcer.nextPayload() {
+                if await notify(payload) {
+                    retry = .milliseconds(100)
+                    continue
+                }
+                try? await Task.sleep(for: retry)
+                retry = min(retry * 2, .seconds(5))
+                if Task.isCancelled { return }
+            }
         }
     }
 
     private func listen(_ wake: @escaping @Sendable (ChangeScope) -> Void) async {
         var backoff: Duration = .milliseconds(100)
         var connectionId = 0
+        let clock = ContinuousClock()
         while !Task.isCancelled {
             connectionId += 1
+            let connected = clock.now
             do {
                 let configuration = try url.connectionConfiguration(applicationName: options.applicationName + " listener")
                 let connection = try await PostgresConnection.connect(configuration: configuration, id: connectionId, logger: logger)
@@ -103,7 +127,6 @@ extension PostgresSyncStore {
                     try await connection.listen(on: Self.changeChannel) { notifications in
                         // Listening from here on: whatever was announced before may have been missed.
                         wake(.everyone)
-                        backoff = .milliseconds(100)
                         try await withThrowingTaskGroup(of: Void.self) { group in
                             group.addTask {
                                 for try await notification in notifications {
@@ -124,6 +147,9 @@ extension PostgresSyncStore {
                 try? await connection.close()
             } catch {
                 if Task.isCancelled { return }
+                // Back to a short wait only after a connection that held: one that a proxy drops at
+                // once would otherwise be made again ten times a second, waking every stream each time.
+                if clock.now - connected > .seconds(60) { backoff = .milliseconds(100) }
                 logger.warning("lost the connection that hears other servers' changes; reconnecting",
                                metadata: ["error": "\(String(reflecting: error))", "retryIn": "\(backoff)"])
             }
@@ -144,6 +170,8 @@ extension PostgresSyncStore {
                 }
                 group.addTask {
                     try await Task.sleep(for: timeout)
+                    // A query waiting on a half-open connection ignores cancellation: closing it fails the query.
+                    try? await connection.close()
                     return false
                 }
                 defer { group.cancelAll() }

@@ -105,6 +105,8 @@ final class Runner {
         case .serverAppliesDuplicates?: configuration.defects = .appliesDuplicates
         default: break
         }
+        // In process, live mode converges by wake-ups alone: no heartbeat comes within a run.
+        if options.live { configuration.live.heartbeat = .seconds(3600) }
         switch options.server {
         case .inProcess:
             clock = VirtualClock(startMillis: 1_764_547_200_000, real: false)  // 2025-12-01T00:00:00Z
@@ -520,9 +522,15 @@ final class Runner {
         let started = ContinuousClock.now
         let runs = devices.map { device in
             let engine = device.engine
+            let name = device.name
             return Task {
                 // Retries soon after an error: the run waits for convergence, not for backoff.
-                for try await _ in engine.live(LiveOptions(baseDelay: .milliseconds(50), maxDelay: .seconds(1))) {}
+                do {
+                    for try await _ in engine.live(LiveOptions(baseDelay: .milliseconds(50), maxDelay: .seconds(1))) {}
+                    return nil as String?
+                } catch {
+                    return "\(name): \(error)"
+                }
             }
         }
         defer { for run in runs { run.cancel() } }
@@ -530,16 +538,20 @@ final class Runner {
         while true {
             var views: [String: ServerView] = [:]
             for user in tokens.keys.sorted() { views[user] = try await serverView(user: user) }
-            if try Oracle(runner: self).convergence(views).passed { break }
+            // In step: nothing left to push, and every device holds the server's state.
+            if try devices.allSatisfy({ try $0.store.pendingChangeCount() == 0 }), try Oracle(runner: self).convergence(views).passed { break }
             guard ContinuousClock.now < deadline else {
-                throw SimulationError("live mode: the devices were not in step with the server after 120 s")
+                var ended: [String] = []
+                for run in runs { run.cancel(); if let error = await run.value { ended.append(error) } }
+                throw SimulationError("live mode: the devices were not in step with the server after 120 s"
+                    + (ended.isEmpty ? "" : "; live mode ended with \(ended.joined(separator: "; "))"))
             }
             try await Task.sleep(for: .milliseconds(50))
         }
         let elapsed = ContinuousClock.now - started
         report.liveConvergenceSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         for run in runs { run.cancel() }
-        for run in runs { _ = await run.result }
+        for run in runs { _ = await run.value }
         conflictLog += try await fetchConflictLog()
     }
 

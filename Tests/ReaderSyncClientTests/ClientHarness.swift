@@ -19,12 +19,15 @@ final class ClientHarness: Sendable {
     private let server: Mutex<(store: SQLiteSyncStore, service: SyncService)>
     let clock = ManualClock()
 
-    init() async throws {
+    let configuration: SyncConfiguration
+
+    init(configuration: SyncConfiguration = SyncConfiguration()) async throws {
+        self.configuration = configuration
         directory = try TestDirectory.make("client")
         serverPath = directory.appendingPathComponent("server.sqlite").path
         let store = try SQLiteSyncStore(path: serverPath)
         let clock = self.clock
-        let service = try await SyncService(store: store, now: { clock.now })
+        let service = try await SyncService(store: store, configuration: configuration, now: { clock.now })
         server = Mutex((store, service))
     }
 
@@ -39,7 +42,7 @@ final class ClientHarness: Sendable {
         let store = try SQLiteSyncStore(path: path)
         try store.startNewEpoch()
         let clock = self.clock
-        let service = try await SyncService(store: store, now: { clock.now })
+        let service = try await SyncService(store: store, configuration: configuration, now: { clock.now })
         server.withLock { $0 = (store, service) }
     }
 
@@ -95,6 +98,14 @@ struct CurrentServerTransport: SyncTransport {
 
     func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
         try await inner.push(request)
+    }
+
+    func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, wait: wait)
+    }
+
+    func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
+        try await inner.events(cursor: cursor)
     }
 }
 

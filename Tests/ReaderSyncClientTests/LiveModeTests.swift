@@ -10,9 +10,16 @@ import Testing
 
 @Suite("SDK live mode over HTTP")
 struct LiveModeTests {
+    /// No heartbeat within a test: only wake-ups can tell a device of a change.
+    static var quiet: SyncConfiguration {
+        var configuration = SyncConfiguration()
+        configuration.live.heartbeat = .seconds(3600)
+        return configuration
+    }
+
     @Test("two devices in live mode converge with no sync() call: a local change is pushed, the other device is told and pulls it")
     func converges() async throws {
-        let h = try await ClientHarness()
+        let h = try await ClientHarness(configuration: Self.quiet)
         try await h.seedArticles(10)
         let token = try await h.createUser("alice")
         var logger = Logger(label: "test")
@@ -51,7 +58,7 @@ struct LiveModeTests {
 
     @Test("a server without the event route: live mode long-polls and still converges")
     func fallsBackToLongPoll() async throws {
-        let h = try await ClientHarness()
+        let h = try await ClientHarness(configuration: Self.quiet)
         try await h.seedArticles(4)
         let token = try await h.createUser("alice")
         var logger = Logger(label: "test")
@@ -69,6 +76,29 @@ struct LiveModeTests {
             try await phone.engine.sync()
             try await eventually { (try? tablet.store.article(id: "art-2")?.isRead) == true }
         }
+    }
+
+    @Test("a server restored while a device long-polls: the device resets and stays live, and gives back what it wrote")
+    func resetWhileLongPolling() async throws {
+        let h = try await ClientHarness(configuration: Self.quiet)
+        try await h.seedArticles(4)
+        let token = try await h.createUser("alice")
+        let phone = try h.openDevice("phone", token: token)
+        let tablet = try h.openDevice("tablet", token: token, transport: NoEventStream(inner: h.transport(token: token)))
+        let tabletLive = LiveRun(tablet.engine, LiveOptions(longPollWait: 1, baseDelay: .milliseconds(10)))
+        try await eventually { tabletLive.reports >= 1 }
+        let backup = try h.backup(named: "before.sqlite")
+        try tablet.store.setBookmarked("art-1", true)
+        try await eventuallyAsync { try await h.serverState(user: "alice", article: "art-1")?.isBookmarked == true }
+
+        // The restore loses the tablet's bookmark and changes the epoch: its next long-poll gets 410.
+        try await h.restore(from: backup)
+        try await eventuallyAsync { try await h.serverState(user: "alice", article: "art-1")?.isBookmarked == true }
+        try phone.store.markRead("art-2", true)
+        try await phone.engine.sync()
+        try await eventually { (try? tablet.store.article(id: "art-2")?.isRead) == true }
+        #expect(tabletLive.error == nil, "live mode ended: \(String(describing: tabletLive.error))")
+        await tabletLive.stop()
     }
 
     @Test("a refused token ends live mode with server_refused instead of retrying for ever")
@@ -100,6 +130,18 @@ struct NoEventStream: SyncTransport {
     }
     func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
         throw ReaderSyncError(.serverRefused, "no such route", serverError: SyncError(.notFound, "no such route"), httpStatus: 404)
+    }
+}
+
+/// ``eventually(_:sourceLocation:)`` for a condition that awaits.
+func eventuallyAsync(_ condition: @Sendable () async throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let deadline = ContinuousClock.now + .seconds(20)
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("the condition did not come true within 20 s", sourceLocation: sourceLocation)
+            return
+        }
+        try await Task.sleep(for: .milliseconds(10))
     }
 }
 

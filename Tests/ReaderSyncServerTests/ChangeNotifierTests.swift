@@ -39,9 +39,11 @@ struct ChangeNotifierTests {
         notifier.wake(.user(1))
         #expect(await woken)
         #expect(await !stream.signal.wait(until: .now + .milliseconds(30)))
+        let cancelled = ContinuousClock.now
         let waiter = Task { await stream.signal.wait(until: .now + .seconds(60)) }
         waiter.cancel()
         #expect(await !waiter.value)
+        #expect(ContinuousClock.now - cancelled < .seconds(30), "a cancelled wait ends then, not at its deadline")
     }
 
     @Test("caps per server and per user, places given back when a stream ends or is released, none after close")

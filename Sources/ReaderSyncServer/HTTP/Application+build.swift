@@ -104,7 +104,10 @@ package func buildRouter(
     router.add(middleware: ConcurrencyLimitMiddleware(limit: configuration.maxConcurrentRequests) { request in
         switch request.uri.path {
         case SyncRoute.health, "/metrics", SyncRoute.eventsPath: return true
-        case SyncRoute.pullPath: return request.uri.queryParameters["wait"].flatMap { Int($0) }.map { $0 > 0 } ?? false
+        case SyncRoute.pullPath:
+            // Read as the handler reads it, so the two never disagree on whether this is a long-poll.
+            let wait = try? URLParameters(path: Parameters(), query: request.uri.query).query("wait")
+            return wait.flatMap { Int64($0) }.map { $0 > 0 } ?? false
         default: return false
         }
     })

@@ -132,9 +132,10 @@ package final class LiveStream: Sendable {
                     nextHeartbeat = clock.now + configuration.heartbeat
                 }
                 heartbeatDue = false
-                // Look again soon while changes are held back by the horizon, or, on a replica,
-                // for a while after a wake-up that showed nothing new (it may not have replayed it yet).
-                let replicaMayCatchUp = !news && head.mayLag && (wokenAt.map { now < $0 + Self.lookAgainAfterWake } ?? false)
+                // Look again soon while changes are held back by the horizon, or, on a replica, for
+                // a while after a wake-up (it may not have replayed all it was woken for yet, even
+                // when it showed some of it).
+                let replicaMayCatchUp = head.mayLag && (wokenAt.map { now < $0 + Self.lookAgainAfterWake } ?? false)
                 if head.heldBack || replicaMayCatchUp {
                     lookAgainAt = now + lookAgainDelay
                     lookAgainDelay = min(lookAgainDelay * 2, .seconds(1))

@@ -116,7 +116,10 @@ public enum Benchmark {
         let corpus: [String]
         let delta: [String]
         let source: String
-        if let file = options.corpus {
+        if options.runsLiveOnly {
+            // S6 ingests its own few articles.
+            (corpus, delta, source) = ([], [], "none (S6 only)")
+        } else if let file = options.corpus {
             corpus = try lines(of: file)
             delta = try options.delta.map(lines(of:)) ?? []
             source = file.lastPathComponent
