@@ -2,6 +2,7 @@ import Foundation
 import ReaderSyncCore
 @testable import ReaderSyncPostgres
 @testable import ReaderSyncService
+import Synchronization
 import Testing
 
 @Suite("Wake-ups: the notifier, its caps, and the announcements between servers")
@@ -94,4 +95,43 @@ struct ChangeNotifierTests {
             #expect(other.scopes(in: garbled) == [.everyone], "\(garbled)")
         }
     }
+
+    @Test("the streams of one user woken together share one read of the feed's end")
+    func sharedHead() async throws {
+        let reads = Mutex(0)
+        let h = try await Harness(configuration: LiveUpdatesTests.configuration { $0.heartbeat = .seconds(3600) }) { sql in
+            if sql.contains("FROM userArticleState WHERE userId = ?") && sql.contains("max(seq)") { reads.withLock { $0 += 1 } }
+        }
+        try await h.seedArticles(3)
+        let (alice, _) = try await h.createUser("alice")
+        let events = Counter()
+        let streams = 20
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<streams {
+                let stream = try h.service.openLiveStream(user: alice, cursor: nil)
+                group.addTask {
+                    try await stream.run(life: .seconds(60)) { event in
+                        if case .changes = event { events.add() }
+                        return true
+                    }
+                }
+            }
+            // Each stream's first look reads for itself and tells of the articles.
+            try await LiveUpdatesTests.eventually { events.value == streams }
+            let before = reads.withLock { $0 }
+            #expect(before >= streams)
+
+            _ = try await h.service.push(user: alice, request: PushRequest(deviceId: "phone", mutations: [mutation(1, "art-1", .read, .bool(true))]))
+            try await LiveUpdatesTests.eventually { events.value == 2 * streams }
+            #expect(reads.withLock { $0 } - before == 1, "\(reads.withLock { $0 } - before) reads for one wake-up of \(streams) streams")
+            h.service.notifier.close()
+        }
+    }
+}
+
+/// A count shared by tasks.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    var value: Int { count.withLock { $0 } }
+    func add() { count.withLock { $0 += 1 } }
 }

@@ -29,6 +29,12 @@ package final class ChangeNotifier: Sendable {
         var byUser: [Int64: [Int: WakeSignal]] = [:]
         var count = 0
         var closed = false
+        /// Counts wake-ups; the value of the last one of each user, and of the last for everyone.
+        var generation: UInt64 = 0
+        var userGeneration: [Int64: UInt64] = [:]
+        var everyoneGeneration: UInt64 = 0
+        /// The last feed head read for a user's woken streams, shared by them (``sharedHead``).
+        var heads: [Int64: (generation: UInt64, read: Task<FeedHead, any Error>)] = [:]
     }
 
     /// - Parameters:
@@ -68,12 +74,37 @@ package final class ChangeNotifier: Sendable {
     /// Wakes the streams `scope` concerns.
     package func wake(_ scope: ChangeScope) {
         let signals: [WakeSignal] = state.withLock { state in
+            state.generation += 1
             switch scope {
-            case .everyone: return state.byUser.values.flatMap(\.values)
-            case .user(let id): return state.byUser[id].map { Array($0.values) } ?? []
+            case .everyone:
+                state.everyoneGeneration = state.generation
+                return state.byUser.values.flatMap(\.values)
+            case .user(let id):
+                guard let signals = state.byUser[id] else { return [] }
+                state.userGeneration[id] = state.generation
+                return Array(signals.values)
             }
         }
         for signal in signals { signal.wake() }
+    }
+
+    /// The head of `userId`'s feed for a stream that was woken: one read shared by every stream
+    /// of the user woken by the same wake-ups (a thousand devices of one reader make one read,
+    /// not a thousand). A read is shared only when it began after the user's last wake-up, so
+    /// it sees every commit that woke them (a wake-up comes after its commit).
+    ///
+    /// Looks not caused by a wake-up (the first, a heartbeat's, one for changes held back) read
+    /// `store` themselves: nothing woke anyone for what they look for.
+    package func sharedHead(userId: Int64, store: any SyncStore) async throws -> FeedHead {
+        let read: Task<FeedHead, any Error> = state.withLock { state in
+            let latest = max(state.userGeneration[userId] ?? 0, state.everyoneGeneration)
+            if let shared = state.heads[userId], shared.generation >= latest { return shared.read }
+            // Read outside the lock, by the first stream that asks; the others await the same task.
+            let read = Task { try await store.feedHead(userId: userId) }
+            state.heads[userId] = (state.generation, read)
+            return read
+        }
+        return try await read.value
     }
 
     /// Ends every stream (graceful shutdown): their signals report closed, and new subscriptions
@@ -90,7 +121,11 @@ package final class ChangeNotifier: Sendable {
         state.withLock { state in
             guard state.byUser[userId]?.removeValue(forKey: id) != nil else { return }
             state.count -= 1
-            if state.byUser[userId]?.isEmpty == true { state.byUser[userId] = nil }
+            if state.byUser[userId]?.isEmpty == true {
+                state.byUser[userId] = nil
+                state.userGeneration[userId] = nil
+                state.heads[userId] = nil
+            }
         }
     }
 

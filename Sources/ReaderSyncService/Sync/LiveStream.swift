@@ -50,23 +50,26 @@ package final class LiveStream: Sendable {
 
     private let start: Start
     private let store: any SyncStore
+    private let notifier: ChangeNotifier
     private let epoch: String
     private let configuration: LiveConfiguration
     /// After a wake-up that showed nothing new, how long the stream keeps looking again (at 10,
     /// 20, 40 … ms): a read replica may not have replayed the change it was woken for yet.
     static let lookAgainAfterWake: Duration = .milliseconds(2500)
 
-    init(watching userId: Int64, after: FeedPosition, subscription: ChangeNotifier.Subscription,
+    init(watching userId: Int64, after: FeedPosition, subscription: ChangeNotifier.Subscription, notifier: ChangeNotifier,
          store: any SyncStore, epoch: String, configuration: LiveConfiguration) {
         self.start = .watch(after: after, subscription: subscription)
         self.store = store
+        self.notifier = notifier
         self.epoch = epoch
         self.configuration = configuration
     }
 
-    init(resetWith message: String, store: any SyncStore, epoch: String, configuration: LiveConfiguration) {
+    init(resetWith message: String, notifier: ChangeNotifier, store: any SyncStore, epoch: String, configuration: LiveConfiguration) {
         self.start = .reset(message: message)
         self.store = store
+        self.notifier = notifier
         self.epoch = epoch
         self.configuration = configuration
     }
@@ -112,13 +115,17 @@ package final class LiveStream: Sendable {
         var wokenAt: ContinuousClock.Instant?
         var look = true
         var heartbeatDue = false
+        var woken = false
         while !Task.isCancelled, !signal.isClosed {
             if look {
                 if let lastEvent, clock.now < lastEvent + configuration.minimumEventInterval {
                     // Coalescing: what changes meanwhile is told by this one event.
                     do { try await Task.sleep(until: min(lastEvent + configuration.minimumEventInterval, end), clock: clock) } catch { return }
                 }
-                let head = try await store.feedHead(userId: subscription.userId)
+                // A look for a wake-up shares its read with the user's other woken streams.
+                let head = woken && !heartbeatDue
+                    ? try await notifier.sharedHead(userId: subscription.userId, store: store)
+                    : try await store.feedHead(userId: subscription.userId)
                 let now = clock.now
                 let news = head.position > told
                 if news {
@@ -145,7 +152,7 @@ package final class LiveStream: Sendable {
                 }
             }
             let deadline = min(end, nextHeartbeat, lookAgainAt ?? end)
-            let woken = await signal.wait(until: deadline)
+            woken = await signal.wait(until: deadline)
             let now = clock.now
             if signal.isClosed || now >= end { return }
             if woken {

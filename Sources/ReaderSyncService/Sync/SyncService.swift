@@ -140,10 +140,10 @@ package struct SyncService: Sendable {
         do {
             after = try cursor.map { (c) throws(SyncError) in try cursors.decode(c) } ?? .start
         } catch where error.code == .resetRequired {
-            return LiveStream(resetWith: error.message, store: store, epoch: epoch, configuration: configuration.live)
+            return LiveStream(resetWith: error.message, notifier: notifier, store: store, epoch: epoch, configuration: configuration.live)
         }
         let subscription = try notifier.subscribe(userId: user.id)
-        return LiveStream(watching: user.id, after: after, subscription: subscription,
+        return LiveStream(watching: user.id, after: after, subscription: subscription, notifier: notifier,
                           store: store, epoch: epoch, configuration: configuration.live)
     }
 
