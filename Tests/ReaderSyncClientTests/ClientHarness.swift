@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Hummingbird
+import HummingbirdTesting
 import Logging
 import ReaderSyncClient
 import ReaderSyncCore
@@ -75,6 +76,16 @@ final class ClientHarness: Sendable {
         let clock = self.clock
         let store = try ReaderStore(path: path, deviceId: name, now: { clock.now })
         return (store, SyncEngine(store: store, transport: transport ?? self.transport(token: token), pushBatchSize: 3, pageSize: 4))
+    }
+
+    /// Runs `body` with the harness's current service served on a loopback port: its base URL.
+    func withHTTPServer(_ body: @escaping @Sendable (String) async throws -> Void) async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let app = buildApplication(service: service, configuration: .init(port: 0), logger: logger)
+        try await app.test(.live) { client in
+            try await body("http://127.0.0.1:\(try #require(client.port))")
+        }
     }
 
     func serverState(user: String, article: String) async throws -> UserArticleState? {

@@ -14,11 +14,7 @@ struct HTTPSyncTransportTests {
         let h = try await ClientHarness()
         try await h.seedArticles(30)
         let token = try await h.createUser("alice")
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let app = buildApplication(service: h.service, configuration: .init(port: 0), logger: logger)
-        try await app.test(.live) { client in
-            let url = "http://127.0.0.1:\(try #require(client.port))"
+        try await h.withHTTPServer { url in
             let path = h.directory.appendingPathComponent("http-device.sqlite").path
             let store = try ReaderStore(path: path, deviceId: "http-device")
             try store.setBookmarked("art-3", true)

@@ -22,11 +22,7 @@ struct LiveModeTests {
         let h = try await ClientHarness(configuration: Self.quiet)
         try await h.seedArticles(10)
         let token = try await h.createUser("alice")
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let app = buildApplication(service: h.service, configuration: .init(port: 0), logger: logger)
-        try await app.test(.live) { client in
-            let url = "http://127.0.0.1:\(try #require(client.port))"
+        try await h.withHTTPServer { url in
             let phone = try h.openDevice("phone", token: token, transport: HTTPSyncTransport(baseURL: url, token: token))
             let tablet = try h.openDevice("tablet", token: token, transport: HTTPSyncTransport(baseURL: url, token: token))
             let phoneLive = LiveRun(phone.engine)
@@ -61,11 +57,7 @@ struct LiveModeTests {
         let h = try await ClientHarness(configuration: Self.quiet)
         try await h.seedArticles(4)
         let token = try await h.createUser("alice")
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let app = buildApplication(service: h.service, configuration: .init(port: 0), logger: logger)
-        try await app.test(.live) { client in
-            let url = "http://127.0.0.1:\(try #require(client.port))"
+        try await h.withHTTPServer { url in
             let phone = try h.openDevice("phone", token: token, transport: HTTPSyncTransport(baseURL: url, token: token))
             let tablet = try h.openDevice("tablet", token: token, transport: NoEventStream(inner: HTTPSyncTransport(baseURL: url, token: token)))
             let tabletLive = Task { for try await _ in tablet.engine.live(LiveOptions(longPollWait: 30, baseDelay: .milliseconds(10))) {} }
@@ -104,11 +96,7 @@ struct LiveModeTests {
     @Test("a refused token ends live mode with server_refused instead of retrying for ever")
     func refusedToken() async throws {
         let h = try await ClientHarness()
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let app = buildApplication(service: h.service, configuration: .init(port: 0), logger: logger)
-        try await app.test(.live) { client in
-            let url = "http://127.0.0.1:\(try #require(client.port))"
+        try await h.withHTTPServer { url in
             let device = try h.openDevice("phone", token: "x", transport: HTTPSyncTransport(baseURL: url, token: "rs_unknown"))
             do {
                 for try await _ in device.engine.live() { Issue.record("a sync with a bad token succeeded") }

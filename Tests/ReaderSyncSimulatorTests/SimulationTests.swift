@@ -67,17 +67,9 @@ struct SimulationTests {
         expectAllPass(report)
         #expect(report.liveConvergenceSeconds != nil && report.replayCommand.contains("--live"))
 
-        let directory = try TestDirectory.make("simulation-live-http")
-        let store = try SQLiteSyncStore(path: directory.appendingPathComponent("server.sqlite").path)
-        let adminToken = "live-simulation-admin-token"
-        try await store.setAdminTokenHash(Tokens.hash(adminToken))
-        let service = try await SyncService(store: store)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let app = buildApplication(service: service, configuration: .init(port: 0), logger: logger)
-        try await app.test(.live) { client in
+        try await withHTTPServer { url, adminToken in
             var overHTTP = options(seed: 22, steps: 150, faults: Set(FaultKind.allCases).subtracting([.serverRestored]))
-            overHTTP.server = .remote(url: "http://127.0.0.1:\(try #require(client.port))", adminToken: adminToken)
+            overHTTP.server = .remote(url: url, adminToken: adminToken)
             overHTTP.live = true
             let report = try await Simulation.run(overHTTP)
             expectAllPass(report)
@@ -88,23 +80,29 @@ struct SimulationTests {
 
     @Test("against the real HTTP server on a loopback port", .timeLimit(.minutes(3)))
     func overHTTP() async throws {
-        let directory = try TestDirectory.make("simulation-http")
-        let store = try SQLiteSyncStore(path: directory.appendingPathComponent("server.sqlite").path)
-        let adminToken = "http-simulation-admin-token"
-        try await store.setAdminTokenHash(Tokens.hash(adminToken))
-        let service = try await SyncService(store: store)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let app = buildApplication(service: service, configuration: .init(port: 0), logger: logger)
-        try await app.test(.live) { client in
-            let port = try #require(client.port)
+        try await withHTTPServer { url, adminToken in
             var o = options(seed: 5, steps: 150, faults: Set(FaultKind.allCases).subtracting([.serverRestored]))
-            o.server = .remote(url: "http://127.0.0.1:\(port)", adminToken: adminToken)
+            o.server = .remote(url: url, adminToken: adminToken)
             let report = try await Simulation.run(o)
             expectAllPass(report)
             #expect(report.bytesDown > 0 && report.syncs > 20)
             #expect(report.faults[FaultKind.serverRestored.rawValue] == nil)
         }
+    }
+}
+
+/// Runs `body` with a real server (a fresh SQLite store) on a loopback port: its URL and admin token.
+func withHTTPServer(_ body: @escaping @Sendable (_ url: String, _ adminToken: String) async throws -> Void) async throws {
+    let directory = try TestDirectory.make("simulation-http")
+    let store = try SQLiteSyncStore(path: directory.appendingPathComponent("server.sqlite").path)
+    let adminToken = "http-simulation-admin-token"
+    try await store.setAdminTokenHash(Tokens.hash(adminToken))
+    let service = try await SyncService(store: store)
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical
+    let app = buildApplication(service: service, configuration: .init(port: 0), logger: logger)
+    try await app.test(.live) { client in
+        try await body("http://127.0.0.1:\(try #require(client.port))", adminToken)
     }
 }
 
