@@ -92,6 +92,28 @@ struct LiveUpdatesTests {
         }
     }
 
+    @Test("another user's pushes never give a stream an event (each heartbeat looks at the feed and finds nothing new)",
+          arguments: Backend.available)
+    func isolation(backend: Backend) async throws {
+        let h = try await Harness(backend: backend, configuration: Self.configuration())
+        try await h.seedArticles(3)
+        let (_, alice) = try await h.createUser("alice")
+        let (_, bob) = try await h.createUser("bob")
+        try await Self.withServer(h) { base in
+            let phone = HTTPSyncTransport(baseURL: base, token: alice)
+            let cursor = try await phone.pull(cursor: nil, limit: 100).value.cursor
+            var events = try await phone.events(cursor: cursor).makeAsyncIterator()
+            #expect(try await events.next(within: .seconds(10)) == .heartbeat)
+            let bobsPhone = HTTPSyncTransport(baseURL: base, token: bob)
+            for id in 1...3 {
+                _ = try await bobsPhone.push(PushRequest(deviceId: "bob-phone", mutations: [mutation(Int64(id), "art-\(id)", .read, .bool(true))]))
+            }
+            // Wake alice's streams too, as an article change would: her feed still holds nothing new.
+            h.service.notifier.wake(.everyone)
+            #expect(try await events.skippingHeartbeats(2) == [])
+        }
+    }
+
     @Test("the end of a user's feed moves with articles and that user's states only", arguments: Backend.available)
     func feedHeadIsolation(backend: Backend) async throws {
         let h = try await Harness(backend: backend)
