@@ -164,7 +164,7 @@ private struct LiveSession: Sendable {
                 }
                 let asked = clock.now
                 let page = try await engine.transport.pull(cursor: try engine.store.cursor(), limit: 1, wait: options.longPollWait).value
-                if !page.articles.isEmpty || !page.deletedArticleIds.isEmpty || !page.states.isEmpty || page.hasMore {
+                if !page.isCaughtUp {
                     failures = 0
                     await syncAndWait()
                 } else if clock.now - asked < .seconds(options.longPollWait) / 2 {
@@ -218,10 +218,11 @@ private struct LiveSession: Sendable {
         }
     }
 
+    /// ``RetryPolicy``'s delay with this session's delays, the jitter taking 50–100 % of it.
     private func backoff(failures: Int, _ error: any Error) -> Duration {
-        let exponential = min(options.baseDelay * (1 << min(failures - 1, 20)), options.maxDelay)
-        let retryAfter = (error as? ReaderSyncError)?.retryAfter ?? .zero
-        return retryAfter + exponential * (0.5 + 0.5 * min(max(engine.jitter(), 0), 1))
+        RetryPolicy(baseDelay: options.baseDelay, maxDelay: options.maxDelay).delay(
+            beforeRetry: failures, retryAfter: (error as? ReaderSyncError)?.retryAfter ?? .zero,
+            jitter: 0.5 + 0.5 * min(max(engine.jitter(), 0), 1))
     }
 }
 

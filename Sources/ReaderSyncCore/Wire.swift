@@ -112,6 +112,12 @@ public struct PullResponse: Sendable, Hashable, Codable {
     /// The server database's epoch: it changes when the database is reset or restored.
     public var epoch: String
 
+    /// Whether the page holds no change and nothing comes after it: the device is caught up
+    /// (an empty long-poll answer).
+    public var isCaughtUp: Bool {
+        articles.isEmpty && deletedArticleIds.isEmpty && states.isEmpty && !hasMore
+    }
+
     public init(articles: [ArticleDTO], deletedArticleIds: [String], states: [StateDTO], cursor: String, hasMore: Bool, epoch: String) {
         self.articles = articles
         self.deletedArticleIds = deletedArticleIds

@@ -114,8 +114,7 @@ package struct SyncService: Sendable {
         // Subscribed before the first read, so a commit between the two still wakes it.
         let stream = try openLiveStream(user: user, cursor: cursor)
         let page = try await pull(user: user, cursor: cursor, limit: limit)
-        guard page.articles.isEmpty, page.deletedArticleIds.isEmpty, page.states.isEmpty, !page.hasMore, !stream.isReset
-        else { return page }
+        guard page.isCaughtUp, !stream.isReset else { return page }
         var changed = false
         try await stream.run(life: wait) { event in
             if case .changes = event { changed = true }
