@@ -123,22 +123,22 @@ struct NoEventStream: SyncTransport {
 
 /// ``eventually(_:sourceLocation:)`` for a condition that awaits.
 func eventuallyAsync(_ condition: @Sendable () async throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
-    let deadline = ContinuousClock.now + .seconds(20)
+    let deadline = ContinuousClock.now + .seconds(60)
     while try await !condition() {
         guard ContinuousClock.now < deadline else {
-            Issue.record("the condition did not come true within 20 s", sourceLocation: sourceLocation)
+            Issue.record("the condition did not come true within 60 s", sourceLocation: sourceLocation)
             return
         }
         try await Task.sleep(for: .milliseconds(10))
     }
 }
 
-/// Waits, polling, until `condition` holds (a safety net of 20 s, not a timing assertion).
+/// Waits, polling, until `condition` holds (a safety net of 60 s, not a timing assertion).
 func eventually(_ condition: @Sendable () throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
-    let deadline = ContinuousClock.now + .seconds(20)
+    let deadline = ContinuousClock.now + .seconds(60)
     while try !condition() {
         guard ContinuousClock.now < deadline else {
-            Issue.record("the condition did not come true within 20 s", sourceLocation: sourceLocation)
+            Issue.record("the condition did not come true within 60 s", sourceLocation: sourceLocation)
             return
         }
         try await Task.sleep(for: .milliseconds(10))
