@@ -43,9 +43,11 @@ let package = Package(
                 .embedInCode("m0001_server_initial.sql"),
                 .embedInCode("m0002_server_token_revocation.sql"),
                 .embedInCode("m0003_server_conflict_rule_index.sql"),
+                .embedInCode("m0004_server_reader_api.sql"),
                 .embedInCode("m0001_client_initial.sql"),
                 .embedInCode("m0001_postgres_initial.sql"),
                 .embedInCode("m0002_postgres_article_lz4.sql"),
+                .embedInCode("m0003_postgres_reader_api.sql"),
                 .embedInCode("openapi.json"),
             ],
             swiftSettings: swiftSettings

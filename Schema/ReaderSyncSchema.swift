@@ -12,12 +12,14 @@ package enum ReaderSyncSchema {
         Migration(name: "m0001_server_initial", sql: text(PackageResources.m0001_server_initial_sql)),
         Migration(name: "m0002_server_token_revocation", sql: text(PackageResources.m0002_server_token_revocation_sql)),
         Migration(name: "m0003_server_conflict_rule_index", sql: text(PackageResources.m0003_server_conflict_rule_index_sql)),
+        Migration(name: "m0004_server_reader_api", sql: text(PackageResources.m0004_server_reader_api_sql)),
     ]
 
     /// The PostgreSQL server store's migrations, in the order they run (see `Schema/m0001_postgres_initial.sql`).
     package static let postgresMigrations: [Migration] = [
         Migration(name: "m0001_postgres_initial", sql: text(PackageResources.m0001_postgres_initial_sql)),
         Migration(name: "m0002_postgres_article_lz4", sql: text(PackageResources.m0002_postgres_article_lz4_sql)),
+        Migration(name: "m0003_postgres_reader_api", sql: text(PackageResources.m0003_postgres_reader_api_sql)),
     ]
 
     /// The client store's migrations, in the order they run.

@@ -10,6 +10,7 @@ extension PostgresSyncStore {
     /// article is stored by one multi-row upsert with a new sequence value.
     package func ingest(_ items: [IngestItem], now: String) async throws -> IngestReport {
         let nowDate = try Self.date(now)
+        let arrivedAt = try ArrivalTime.micros(now)
         // An id holding NUL is never stored (see ``canBeStoredName(_:)``): deleting one is unchanged, as on SQLite.
         let ids = Array(Set(items.map { $0.articleId.exact })).sorted().map(\.string).filter(canBeStoredName)
         return try await transaction { connection in
@@ -65,12 +66,12 @@ extension PostgresSyncStore {
             while start < order.count {
                 let chunk = order[start..<min(start + Self.upsertRows, order.count)]
                 start = chunk.endIndex
-                var binds = PostgresBindings(capacity: chunk.count * 12)
+                var binds = PostgresBindings(capacity: chunk.count * 14)
                 var values: [String] = []
                 for id in chunk {
                     guard let (item, writes, lastWrite) = written[id] else { continue }
                     let base = binds.count
-                    values.append("(" + (1...12).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
+                    values.append("(" + (1...14).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
                     binds.append(id.string)
                     switch item {
                     case .upsert(let a):
@@ -86,9 +87,14 @@ extension PostgresSyncStore {
                     }
                     binds.append(writes)
                     binds.append(seqs[lastWrite])
+                    // A new article's item number is its write's sequence value (m0003_postgres_reader_api);
+                    // an existing one keeps both below.
+                    binds.append(seqs[lastWrite])
+                    binds.append(arrivedAt)
                 }
                 try await connection.query(PostgresQuery(unsafeSQL: """
-                    INSERT INTO article (id, section, title, summary, body, author, url, published_at, updated_at, deleted_at, version, seq)
+                    INSERT INTO article (id, section, title, summary, body, author, url, published_at, updated_at, deleted_at, version, seq,
+                        item_id, arrived_at)
                     VALUES \(values.joined(separator: ", "))
                     ON CONFLICT (id) DO UPDATE SET section = EXCLUDED.section, title = EXCLUDED.title, summary = EXCLUDED.summary,
                         body = EXCLUDED.body, author = EXCLUDED.author, url = EXCLUDED.url, published_at = EXCLUDED.published_at,
@@ -96,11 +102,29 @@ extension PostgresSyncStore {
                         version = article.version + EXCLUDED.version, seq = EXCLUDED.seq, xid = pg_current_xact_id()
                     """, binds: binds), logger: self.logger)
             }
+            try await self.addSections(of: written.values.map(\.item), connection: connection)
             return report
         }
     }
 
-    /// Rows of one upsert statement (12 parameters each, well under PostgreSQL's 65,535).
+    /// Numbers the sections the batch's articles are in that have none yet, in the ingest's
+    /// transaction, by their bytes: two ingests add names in one order, so they never deadlock.
+    private func addSections(of items: [IngestItem], connection: PostgresConnection) async throws {
+        var names = Set<ExactText>()
+        for case .upsert(let article) in items { names.insert(article.section.exact) }
+        guard !names.isEmpty else { return }
+        var binds = PostgresBindings(capacity: names.count)
+        var values: [String] = []
+        for name in names.sorted() {
+            binds.append(ByteBuffer(string: name.string))
+            values.append("($\(binds.count)::bytea)")
+        }
+        try await connection.query(PostgresQuery(unsafeSQL: """
+            INSERT INTO section (name) VALUES \(values.joined(separator: ", ")) ON CONFLICT (name) DO NOTHING
+            """, binds: binds), logger: logger)
+    }
+
+    /// Rows of one upsert statement (14 parameters each, well under PostgreSQL's 65,535).
     static let upsertRows = 1_000
 
     package func articleExists(id: String) async throws -> Bool {

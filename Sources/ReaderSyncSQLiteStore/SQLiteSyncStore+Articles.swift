@@ -13,10 +13,14 @@ extension SQLiteSyncStore {
                 SELECT section, title, summary, body, author, url, publishedAt, updatedAt, version, deletedAt
                 FROM article WHERE id = ?
                 """)
+            // A new article's item number is the sequence value of its first write (m0004).
             let insert = try db.cachedStatement(sql: """
-                INSERT INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version, seq, deletedAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, NULL)
+                INSERT INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version, seq, deletedAt,
+                    itemId, arrivedAt)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, NULL, ?10, ?11)
                 """)
+            let addSection = try db.cachedStatement(sql: "INSERT OR IGNORE INTO section (name) VALUES (?)")
+            let arrivedAt = try ArrivalTime.micros(now)
             let update = try db.cachedStatement(sql: """
                 UPDATE article SET section = ?, title = ?, summary = ?, body = ?, author = ?, url = ?,
                     publishedAt = ?, updatedAt = ?, version = version + 1, seq = ?, deletedAt = NULL
@@ -43,10 +47,11 @@ extension SQLiteSyncStore {
                         a.publishedAt, a.updatedAt,
                     ]
                     if effect == .insert {
-                        try insert.execute(arguments: [a.id] + content + [sequence.next()])
+                        try insert.execute(arguments: [a.id] + content + [sequence.next(), arrivedAt])
                     } else {
                         try update.execute(arguments: content + [sequence.next(), a.id])
                     }
+                    try addSection.execute(arguments: [a.section.exactDatabaseValue])
                 case (.delete(let id), _):
                     try tombstone.execute(arguments: [sequence.next(), now, id])
                 }

@@ -7,8 +7,9 @@ import ReaderSyncService
 extension ReaderSync {
     struct Users: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create and list users; revoke or replace their tokens.",
-            subcommands: [Add.self, List.self, Revoke.self, Token.self])
+            abstract: "Create and list users; revoke or replace their tokens; give them app passwords.",
+            subcommands: [Add.self, List.self, Revoke.self, Token.self, AppPassword.self, AppPasswords.self,
+                          RevokeAppPassword.self])
     }
 }
 
@@ -82,6 +83,74 @@ extension ReaderSync.Users {
 
         func run() async throws {
             say(try await database.withService(create: false) { try await $0.issueToken(name: name).token })
+        }
+    }
+
+    struct AppPassword: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "app-password",
+            abstract: "Create an app password for a reader app and print it (only the password, on stdout; shown only this once).",
+            discussion: """
+                A reader app that speaks the Google Reader API (NetNewsWire, Reeder, newsboat…) logs in with the user \
+                name and this password; it is one device of the user. A new password with an existing label replaces \
+                it (the old one stops working). See docs/GOOGLE-READER-API.md.
+                """)
+
+        @OptionGroup var database: DatabaseOptions
+
+        @Argument(help: "The user's name.")
+        var name: String
+
+        @Option(help: "What the password is for, e.g. the app: 1 to 64 letters, digits and . _ -")
+        var label = "reader-app"
+
+        func run() async throws {
+            say(try await database.withService(create: false) { service in
+                try await ReaderAPI(service: service).createAppPassword(userName: name, label: label)
+            })
+        }
+    }
+
+    struct AppPasswords: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "app-passwords", abstract: "List a user's app passwords by label (never the passwords).")
+
+        @OptionGroup var database: DatabaseOptions
+
+        @Argument(help: "The user's name.")
+        var name: String
+
+        func run() async throws {
+            let records = try await database.withService(create: false) { service in
+                try await ReaderAPI(service: service).appPasswords(userName: name)
+            }
+            if records.isEmpty {
+                say("\(name) has no app passwords; create one with: reader-sync users app-password \(name) --db \(database.shown)")
+                return
+            }
+            say(TextTable(header: ["LABEL", "CREATED", "DEVICE"],
+                          rows: records.map { [$0.label, $0.createdAt, $0.deviceId] }).render())
+        }
+    }
+
+    struct RevokeAppPassword: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "revoke-app-password",
+            abstract: "Remove a user's app password: apps logged in with it get 401 from their next request on.")
+
+        @OptionGroup var database: DatabaseOptions
+
+        @Argument(help: "The user's name.")
+        var name: String
+
+        @Argument(help: "The password's label.")
+        var label: String
+
+        func run() async throws {
+            try await database.withService(create: false) { service in
+                try await ReaderAPI(service: service).revokeAppPassword(userName: name, label: label)
+            }
+            say("removed the app password \(label) of \(name)")
         }
     }
 }

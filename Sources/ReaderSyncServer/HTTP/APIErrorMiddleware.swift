@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import Logging
 import ReaderSyncCore
@@ -23,6 +24,11 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             var busy = try Self.response(error.error)
             busy.headers[.retryAfter] = String(error.seconds)
             response = busy
+        } catch let error as BadActionToken {
+            var refused = try Self.response(error.error)
+            refused.headers[.readerBadToken] = "true"
+            refused.headers[.googleBadToken] = "true"
+            response = refused
         } catch let error as HTTPError where error.status == .notFound {
             if let methods = allowedMethods?.methods(for: request.uri.path), !methods.contains(request.method) {
                 var notAllowed = try Self.response(SyncError(.methodNotAllowed, "\(request.uri.path) answers \(methods.map(\.rawValue).joined(separator: ", ")) only"))

@@ -124,7 +124,7 @@ struct APIHandlers: Sendable {
     }
 
     /// The whole body, within the size limit and the request timeout (a slow sender holds a slot).
-    private func collect(_ request: Request) async throws -> ByteBuffer {
+    func collect(_ request: Request) async throws -> ByteBuffer {
         let tooLarge = SyncError(.payloadTooLarge, "the request body is over \(service.configuration.maxBodyBytes) bytes")
         let limit = service.configuration.maxBodyBytes
         let timeout = requestTimeout

@@ -94,7 +94,7 @@ package func buildRouter(
         Route(.delete, "/v1/admin/articles/{id}", api.deleteArticle),
         Route(.get, "/v1/openapi.json") { _, _ in jsonResponse(bytes: ReaderSyncSchema.openAPIDocument.utf8) },
         Route(.get, "/metrics", api.metrics),
-    ]
+    ] + ReaderAPIHandlers(reader: ReaderAPI(service: service), api: api).routes()
 
     let router = Router()
     // Outermost: compress whatever the inner middleware and routes answered, errors included.

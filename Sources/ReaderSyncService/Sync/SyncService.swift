@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import ReaderSyncCore
 
@@ -35,8 +36,11 @@ package enum Principal: Sendable, Hashable {
 package struct SyncService: Sendable {
     package let store: any SyncStore
     package let configuration: SyncConfiguration
-    private let now: @Sendable () -> Date
+    let now: @Sendable () -> Date
     private let cursors: CursorCodec
+    /// Signs the Google Reader API's session and action tokens (``ReaderAPI``): derived from the
+    /// cursor secret, so it is the database's and the same on every server sharing it.
+    let readerKey: [UInt8]
     /// The database's epoch, read once at start (a restore starts a new server).
     package let epoch: String
     /// The live streams open on this server, woken after each commit that changed the feed.
@@ -51,6 +55,7 @@ package struct SyncService: Sendable {
         let identity = try await store.identity()
         cursors = CursorCodec(secret: identity.cursorSecret, epoch: identity.epoch)
         epoch = identity.epoch
+        readerKey = Array(HMAC<SHA256>.authenticationCode(for: Array("reader-api".utf8), using: SymmetricKey(data: identity.cursorSecret)))
         notifier = ChangeNotifier(maxStreams: configuration.live.maxStreams,
                                   maxStreamsPerUser: configuration.live.maxStreamsPerUser)
     }
@@ -155,7 +160,7 @@ package struct SyncService: Sendable {
 
     /// After a commit that changed `scope`'s feed: wakes this server's streams and queues word
     /// to the others (sent by ``listenForChanges()``, or ``flushAnnouncements()``).
-    private func committed(_ scope: ChangeScope) {
+    func committed(_ scope: ChangeScope) {
         notifier.wake(scope)
         store.announce(scope)
     }
