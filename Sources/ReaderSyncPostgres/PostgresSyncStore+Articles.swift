@@ -102,25 +102,33 @@ extension PostgresSyncStore {
                         version = article.version + EXCLUDED.version, seq = EXCLUDED.seq, xid = pg_current_xact_id()
                     """, binds: binds), logger: self.logger)
             }
-            try await self.addSections(of: written.values.map(\.item), connection: connection)
+            try await self.addSections(of: items, connection: connection)
             return report
         }
     }
 
     /// Numbers the sections the batch's articles are in that have none yet, in the ingest's
-    /// transaction, by their bytes: two ingests add names in one order, so they never deadlock.
+    /// transaction, in order of first appearance as on SQLite. (Two ingests adding the same two
+    /// new names in opposite orders at once can deadlock; the loser is retried, ``transaction(_:)``.)
     private func addSections(of items: [IngestItem], connection: PostgresConnection) async throws {
-        var names = Set<ExactText>()
-        for case .upsert(let article) in items { names.insert(article.section.exact) }
+        var seen = Set<ExactText>()
+        var names: [ExactText] = []
+        for case .upsert(let article) in items where seen.insert(article.section.exact).inserted { names.append(article.section.exact) }
         guard !names.isEmpty else { return }
         var binds = PostgresBindings(capacity: names.count)
         var values: [String] = []
-        for name in names.sorted() {
+        for name in names {
             binds.append(ByteBuffer(string: name.string))
-            values.append("($\(binds.count)::bytea)")
+            values.append("($\(binds.count)::bytea, \(values.count))")
         }
+        // Only names not numbered yet take a number: an insert that meets a conflict would still
+        // use one up, and every batch would leave gaps between sections' numbers.
         try await connection.query(PostgresQuery(unsafeSQL: """
-            INSERT INTO section (name) VALUES \(values.joined(separator: ", ")) ON CONFLICT (name) DO NOTHING
+            INSERT INTO section (name)
+            SELECT v.name FROM (VALUES \(values.joined(separator: ", "))) AS v (name, position)
+            WHERE NOT EXISTS (SELECT 1 FROM section WHERE section.name = v.name)
+            ORDER BY v.position
+            ON CONFLICT (name) DO NOTHING
             """, binds: binds), logger: logger)
     }
 
