@@ -266,6 +266,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            exclude: ["Clients"],
             swiftSettings: swiftSettings
         ),
     ],
