@@ -93,13 +93,16 @@ final class BenchServer: Sendable {
     /// Every server's base URL; admin requests and single devices use the first.
     let urls: [String]
     let adminToken: String
+    /// The database the servers run on: a SQLite path or a PostgreSQL URL, as `--db` takes it.
+    let database: String
     /// The CPU and memory of every server process together.
     let meter: ProcessGroupMeter
     private let stopAction: @Sendable () async -> Void
 
-    private init(urls: [String], adminToken: String, meter: ProcessGroupMeter, stop: @escaping @Sendable () async -> Void) {
+    private init(urls: [String], adminToken: String, database: String, meter: ProcessGroupMeter, stop: @escaping @Sendable () async -> Void) {
         self.urls = urls
         self.adminToken = adminToken
+        self.database = database
         self.meter = meter
         stopAction = stop
     }
@@ -141,7 +144,7 @@ final class BenchServer: Sendable {
             throw error
         }
         let box = ProcessBox(processes)
-        return BenchServer(urls: urls, adminToken: adminToken, meter: ProcessGroupMeter(pids: processes.map(\.processIdentifier))) {
+        return BenchServer(urls: urls, adminToken: adminToken, database: database, meter: ProcessGroupMeter(pids: processes.map(\.processIdentifier))) {
             for process in box.processes { process.terminate() }
             for process in box.processes { process.waitUntilExit() }
         }
@@ -183,7 +186,7 @@ final class BenchServer: Sendable {
             port = p
             break
         }
-        return BenchServer(urls: ["http://127.0.0.1:\(port)"], adminToken: adminToken, meter: ProcessGroupMeter(pids: [getpid()])) {
+        return BenchServer(urls: ["http://127.0.0.1:\(port)"], adminToken: adminToken, database: databasePath, meter: ProcessGroupMeter(pids: [getpid()])) {
             await group.triggerGracefulShutdown()
             _ = try? await task.value
         }

@@ -210,6 +210,9 @@ extension Benchmark {
             try await statePulls(articleIds: (try store.articleVersions()).keys.sorted().map(\.string), from: afterDelta, options: options,
                                  server: server, client: client, into: &report, log: log)
         }
+        if options.runs("S7") {
+            try await readerAPI(options: options, server: server, client: client, into: &report, log: log)
+        }
         recordCPU(since: workloadCPU, server: "cpu.serverSeconds", client: "cpu.clientSeconds")
     }
 

@@ -35,7 +35,7 @@ public struct BenchmarkOptions: Sendable {
     /// The `reader-sync` binary to start the server with.
     public var serverExecutable: String
     public var workDirectory: URL
-    /// Scenarios to run (S0…S6, floors, scale); all but scale and S6 when empty.
+    /// Scenarios to run (S0…S7, floors, scale); all but scale and S6 when empty.
     public var scenarios: Set<String> = []
     /// Articles and users of the scale run.
     public var scaleArticles = 200_000
