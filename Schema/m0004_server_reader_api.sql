@@ -26,9 +26,10 @@ INSERT INTO section (name) SELECT section FROM article WHERE section IS NOT NULL
 
 -- App passwords: what a reader types into a third-party app instead of their bearer token
 -- (`reader-sync users app-password NAME --label L`). Only the SHA-256 of the password is kept.
--- Each is one device of its user; removing it ends every session opened with it.
+-- Each is one device of its user (`reader-api:<label>#<id>`); removing it ends every session
+-- opened with it. AUTOINCREMENT: an id is never given again, so no two passwords share a device.
 CREATE TABLE appPassword (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     userId INTEGER NOT NULL REFERENCES user(id),
     label TEXT NOT NULL,
     passwordHash BLOB NOT NULL UNIQUE,

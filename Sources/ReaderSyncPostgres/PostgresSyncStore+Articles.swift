@@ -8,9 +8,7 @@ extension PostgresSyncStore {
     /// (`FOR UPDATE`), so a racing push waits and then sees a delete, and two ingests never
     /// deadlock; each line is classified as on SQLite (``IngestEffect``), then every written
     /// article is stored by one multi-row upsert with a new sequence value.
-    package func ingest(_ items: [IngestItem], now: String) async throws -> IngestReport {
-        let nowDate = try Self.date(now)
-        let arrivedAt = try ArrivalTime.micros(now)
+    package func ingest(_ items: [IngestItem], now clock: @escaping @Sendable () -> String) async throws -> IngestReport {
         // An id holding NUL is never stored (see ``canBeStoredName(_:)``): deleting one is unchanged, as on SQLite.
         let ids = Array(Set(items.map { $0.articleId.exact })).sorted().map(\.string).filter(canBeStoredName)
         return try await transaction { connection in
@@ -57,6 +55,11 @@ extension PostgresSyncStore {
                 writeCount += 1
             }
             guard !written.isEmpty else { return report }
+            // Read holding the batch's row locks, and again on a retry: as close to the commit as
+            // the transaction can tell.
+            let now = clock()
+            let nowDate = try Self.date(now)
+            let arrivedAt = try ArrivalTime.micros(now)
 
             // The rows are written in id order, the order the locks above were taken in.
             let order = written.keys.sorted()
@@ -99,7 +102,9 @@ extension PostgresSyncStore {
                     ON CONFLICT (id) DO UPDATE SET section = EXCLUDED.section, title = EXCLUDED.title, summary = EXCLUDED.summary,
                         body = EXCLUDED.body, author = EXCLUDED.author, url = EXCLUDED.url, published_at = EXCLUDED.published_at,
                         updated_at = EXCLUDED.updated_at, deleted_at = EXCLUDED.deleted_at,
-                        version = article.version + EXCLUDED.version, seq = EXCLUDED.seq, xid = pg_current_xact_id()
+                        version = article.version + EXCLUDED.version, seq = EXCLUDED.seq, xid = pg_current_xact_id(),
+                        arrived_at = CASE WHEN article.deleted_at IS NOT NULL AND EXCLUDED.deleted_at IS NULL
+                            THEN EXCLUDED.arrived_at ELSE article.arrived_at END
                     """, binds: binds), logger: self.logger)
             }
             try await self.addSections(of: items, connection: connection)
@@ -126,9 +131,9 @@ extension PostgresSyncStore {
         try await connection.query(PostgresQuery(unsafeSQL: """
             INSERT INTO section (name)
             SELECT v.name FROM (VALUES \(values.joined(separator: ", "))) AS v (name, position)
-            WHERE NOT EXISTS (SELECT 1 FROM section WHERE section.name = v.name)
+            WHERE NOT EXISTS (SELECT 1 FROM section WHERE md5(section.name) = md5(v.name) AND section.name = v.name)
             ORDER BY v.position
-            ON CONFLICT (name) DO NOTHING
+            ON CONFLICT DO NOTHING
             """, binds: binds), logger: logger)
     }
 

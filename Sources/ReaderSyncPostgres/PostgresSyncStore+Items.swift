@@ -10,7 +10,8 @@ extension PostgresSyncStore {
     package func sections() async throws -> [Section] {
         try await readClient.query("""
             SELECT id, name FROM section
-            WHERE EXISTS (SELECT 1 FROM article WHERE article.section = section.name AND article.deleted_at IS NULL)
+            WHERE EXISTS (SELECT 1 FROM article WHERE md5(article.section) = md5(section.name) AND article.section = section.name
+                          AND article.deleted_at IS NULL)
             ORDER BY id
             """, logger: logger).collect().map(Self.decodeSection)
     }
@@ -21,7 +22,8 @@ extension PostgresSyncStore {
     }
 
     package func section(named name: String) async throws -> Section? {
-        try await readClient.query("SELECT id, name FROM section WHERE name = \(ByteBuffer(string: name))", logger: logger)
+        let bytes = ByteBuffer(string: name)
+        return try await readClient.query("SELECT id, name FROM section WHERE md5(name) = md5(\(bytes)) AND name = \(bytes)", logger: logger)
             .collect().first.map(Self.decodeSection)
     }
 
@@ -47,7 +49,10 @@ extension PostgresSyncStore {
         }
         var conditions = ["a.deleted_at IS NULL"]
         let user = bind(userId)
-        if let section = query.section { conditions.append("a.section = \(bind(ByteBuffer(string: section)))") }
+        if let section = query.section {
+            let name = bind(ByteBuffer(string: section))
+            conditions.append("md5(a.section) = md5(\(name)) AND a.section = \(name)")
+        }
         for section in query.excludedSections { conditions.append("a.section <> \(bind(ByteBuffer(string: section)))") }
         if let ids = query.itemIds { conditions.append("a.item_id = ANY(\(bind(ids)))") }
         if let read = query.read { conditions.append("coalesce(s.read_value, false) = \(bind(read))") }
@@ -148,13 +153,14 @@ extension PostgresSyncStore {
         guard canBeStoredName(userName) else { return nil }
         return try await query("""
             SELECT \(unescaped: Self.appPasswordColumns) FROM app_password p JOIN users u ON u.id = p.user_id
-            WHERE p.password_hash = \(ByteBuffer(bytes: passwordHash)) AND u.name = \(userName)
+            WHERE p.password_hash = \(ByteBuffer(bytes: passwordHash)) AND u.name = \(userName) AND u.revoked_at IS NULL
             """).first.map(Self.appPassword)
     }
 
     package func appPassword(id: Int64) async throws -> AppPasswordRecord? {
         try await query("""
-            SELECT \(unescaped: Self.appPasswordColumns) FROM app_password p JOIN users u ON u.id = p.user_id WHERE p.id = \(id)
+            SELECT \(unescaped: Self.appPasswordColumns) FROM app_password p JOIN users u ON u.id = p.user_id
+            WHERE p.id = \(id) AND u.revoked_at IS NULL
             """).first.map(Self.appPassword)
     }
 }

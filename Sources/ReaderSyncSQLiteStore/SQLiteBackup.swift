@@ -101,8 +101,17 @@ package enum SQLiteBackup {
             var revokedAt: String?
             var createdAt: String
         }
+        /// An app password (Google Reader API), by its user's name.
+        struct AppPassword {
+            var id: Int64
+            var userName: String
+            var label: String
+            var passwordHash: Data
+            var createdAt: String
+        }
         var users: [User]
         var meta: [String: String]
+        var appPasswords: [AppPassword] = []
     }
 
     /// Installs the backup at `backupPath` as the database at `databasePath`, under a new epoch:
@@ -111,9 +120,10 @@ package enum SQLiteBackup {
     /// Security state never goes back in time: the replaced database is newer than the backup, so
     /// its credentials are carried over into the restored one, in the transaction that starts the
     /// new epoch, before the file goes live. Each user of both keeps the replaced database's token
-    /// hash and revocation; a user only the replaced database has (created after the backup) is
-    /// added with them, without state, so its devices can give back what they wrote; the admin
-    /// token's hash and the cursor secret are the replaced database's where it has them. Everything
+    /// hash and revocation, and the app passwords are the replaced database's; a user only the
+    /// replaced database has (created after the backup) is added with them, without state, so its
+    /// devices can give back what they wrote; the admin token's hash and the cursor secret are the
+    /// replaced database's where it has them. Everything
     /// else — articles, states, devices and their last mutation ids, conflicts — is the backup's.
     /// With no database at `databasePath` (or an empty file), the backup's users and tokens are kept.
     ///
@@ -228,7 +238,11 @@ package enum SQLiteBackup {
                 for key in credentialMetaKeys {
                     meta[key] = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
                 }
-                return Credentials(users: users, meta: meta)
+                // A database older than the Google Reader API has no app passwords.
+                let appPasswords = try db.tableExists("appPassword") ? try Row.fetchAll(db, sql: """
+                    SELECT p.id, u.name, p.label, p.passwordHash, p.createdAt FROM appPassword p JOIN user u ON u.id = p.userId ORDER BY p.id
+                    """).map { Credentials.AppPassword(id: $0[0], userName: $0[1], label: $0[2], passwordHash: $0[3], createdAt: $0[4]) } : []
+                return Credentials(users: users, meta: meta, appPasswords: appPasswords)
             }
         } catch let error as SQLiteBackupError {
             throw error
@@ -261,6 +275,15 @@ package enum SQLiteBackup {
                                arguments: [user.name, user.tokenHash, user.createdAt, user.revokedAt])
                 carried.addedUsers.append(user.name)
             }
+        }
+        // App passwords are credentials too: the replaced database's, so that a removed one never
+        // works again. Their ids stay, and with them the device ids their marks carry.
+        try db.execute(sql: "DELETE FROM appPassword")
+        for password in credentials.appPasswords {
+            try db.execute(sql: """
+                INSERT INTO appPassword (id, userId, label, passwordHash, createdAt)
+                SELECT ?, id, ?, ?, ? FROM user WHERE name = ?
+                """, arguments: [password.id, password.label, password.passwordHash, password.createdAt, password.userName])
         }
         for (key, value) in credentials.meta.sorted(by: { $0.key < $1.key }) {
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, value])

@@ -5,8 +5,10 @@ import ReaderSyncService
 import ReaderSyncSQLite
 
 extension SQLiteSyncStore {
-    package func ingest(_ items: [IngestItem], now: String) async throws -> IngestReport {
+    package func ingest(_ items: [IngestItem], now clock: @escaping @Sendable () -> String) async throws -> IngestReport {
         try await dbPool.write { db in
+            // Read holding the write lock: the one writer's articles arrive in commit order.
+            let now = clock()
             var report = IngestReport()
             var sequence = try SequenceAllocator(db)
             let select = try db.cachedStatement(sql: """
@@ -21,9 +23,12 @@ extension SQLiteSyncStore {
                 """)
             let addSection = try db.cachedStatement(sql: "INSERT OR IGNORE INTO section (name) VALUES (?)")
             let arrivedAt = try ArrivalTime.micros(now)
+            // A restored article (tombstoned, then ingested again) arrives again: it was in no
+            // stream meanwhile, so a reader's mark-all-as-read of before must not reach it.
             let update = try db.cachedStatement(sql: """
                 UPDATE article SET section = ?, title = ?, summary = ?, body = ?, author = ?, url = ?,
-                    publishedAt = ?, updatedAt = ?, version = version + 1, seq = ?, deletedAt = NULL
+                    publishedAt = ?, updatedAt = ?, version = version + 1, seq = ?,
+                    arrivedAt = CASE WHEN deletedAt IS NULL THEN arrivedAt ELSE ? END, deletedAt = NULL
                 WHERE id = ?
                 """)
             let tombstone = try db.cachedStatement(sql: """
@@ -49,7 +54,7 @@ extension SQLiteSyncStore {
                     if effect == .insert {
                         try insert.execute(arguments: [a.id] + content + [sequence.next(), arrivedAt])
                     } else {
-                        try update.execute(arguments: content + [sequence.next(), a.id])
+                        try update.execute(arguments: content + [sequence.next(), arrivedAt, a.id])
                     }
                     try addSection.execute(arguments: [a.section.exactDatabaseValue])
                 case (.delete(let id), _):

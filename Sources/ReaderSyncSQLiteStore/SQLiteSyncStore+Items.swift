@@ -176,7 +176,7 @@ extension SQLiteSyncStore {
         return try await dbPool.read { db in
             try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT \(Self.appPasswordColumns) FROM appPassword p JOIN user u ON u.id = p.userId
-                WHERE p.passwordHash = ? AND u.name = ?
+                WHERE p.passwordHash = ? AND u.name = ? AND u.revokedAt IS NULL
                 """), arguments: [Data(passwordHash), userName]).map(Self.appPassword)
         }
     }
@@ -184,7 +184,7 @@ extension SQLiteSyncStore {
     package func appPassword(id: Int64) async throws -> AppPasswordRecord? {
         try await dbPool.read { db in
             try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT \(Self.appPasswordColumns) FROM appPassword p JOIN user u ON u.id = p.userId WHERE p.id = ?
+                SELECT \(Self.appPasswordColumns) FROM appPassword p JOIN user u ON u.id = p.userId WHERE p.id = ? AND u.revokedAt IS NULL
                 """), arguments: [id]).map(Self.appPassword)
         }
     }

@@ -58,7 +58,10 @@ extension ReaderSync.Users {
     struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke a user's token: it gets 401 from the next request on, also on a running server.",
-            discussion: "The user's devices, state and conflicts stay. Issue a new token with: reader-sync users token NAME")
+            discussion: """
+                The user's app passwords (Google Reader API apps) are shut out too, until a new token is issued. \
+                The user's devices, state and conflicts stay. Issue a new token with: reader-sync users token NAME
+                """)
 
         @OptionGroup var database: DatabaseOptions
 

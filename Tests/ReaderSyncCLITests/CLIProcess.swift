@@ -164,6 +164,7 @@ struct Loopback {
     struct Answer {
         var status: UInt
         var body: String
+        var headers: HTTPHeaders = [:]
     }
 
     func call(_ method: HTTPMethod, _ path: String, token: String?, body: String? = nil) async throws -> Answer {
@@ -173,7 +174,7 @@ struct Loopback {
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
         let response = try await client.execute(request, timeout: .seconds(30))
         let bytes = try await response.body.collect(upTo: 64 << 20)
-        return Answer(status: response.status.code, body: String(buffer: bytes))
+        return Answer(status: response.status.code, body: String(buffer: bytes), headers: response.headers)
     }
 
     /// Runs `body` with a client that is shut down afterwards, also when `body` throws.

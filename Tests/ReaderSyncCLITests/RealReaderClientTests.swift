@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import ReaderSyncClient
 import ReaderSyncTestSupport
 import Testing
@@ -245,6 +246,16 @@ struct RealReaderClientTests {
         #expect(marks.starred == ["https://news.example/art-4"])
         _ = try await fixture.device.sync()
         let states = try (1...5).map { try fixture.deviceStore.state(articleId: "art-\($0)") }
+        // Clients take the Date header as their next `ot`: it must be the server's clock, now.
+        let answer = try await Loopback.with(fixture.baseURL) { http in
+            try await http.call(.POST, "/api/greader.php/accounts/ClientLogin", token: nil,
+                                body: "Email=alice&Passwd=\(fixture.alicePassword)")
+        }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        let date = try #require(answer.headers.first(name: "Date").flatMap(formatter.date(from:)))
+        #expect(abs(date.timeIntervalSinceNow) < 60)
         #expect(states.map(\.isRead) == [true, true, true, false, true])
         #expect(states.map(\.isBookmarked) == [false, false, false, true, false])
     }

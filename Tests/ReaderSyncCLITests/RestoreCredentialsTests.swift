@@ -75,6 +75,27 @@ struct RestoreCredentialsTests {
         }
     }
 
+    @Test("app passwords are credentials too: one removed after the backup stays removed after the restore, one made after it works")
+    func appPasswordsSurviveRestore() async throws {
+        let dir = try CLI.temporaryDirectory()
+        let db = try Self.database(dir, "live.sqlite")
+        let backup = dir.appendingPathComponent("b.sqlite").path
+        _ = try Self.output(["users", "add", "alice", "--db", db])
+        let removed = try Self.output(["users", "app-password", "alice", "--label", "old-phone", "--db", db])
+        _ = try Self.output(["backup", "--db", db, "--out", backup])
+        _ = try Self.output(["users", "revoke-app-password", "alice", "old-phone", "--db", db])
+        let made = try Self.output(["users", "app-password", "alice", "--label", "newsboat", "--db", db])
+
+        _ = try Self.output(["restore", "--from", backup, "--db", db])
+        #expect(try Self.output(["users", "app-passwords", "alice", "--db", db]).contains("newsboat"))
+        try await Self.serving(db) { _, http async throws in
+            for (password, status) in [(removed, 401 as UInt), (made, 200)] {
+                let login = try await http.call(.POST, "/accounts/ClientLogin", token: nil, body: "Email=alice&Passwd=\(password)")
+                #expect(login.status == status, "\(login.body)")
+            }
+        }
+    }
+
     @Test("an admin token set with serve --admin-token after the backup stays; the backup's older one gets 401")
     func adminTokenSurvivesRestore() async throws {
         let dir = try CLI.temporaryDirectory()

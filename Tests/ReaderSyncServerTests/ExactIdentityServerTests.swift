@@ -126,7 +126,7 @@ struct ExactIdentityServerTests {
         await #expect(throws: StoreError.self) { try await h.store.adminTokenHash() }
         try await h.sqlite.dbPool.write { db in try db.execute(sql: "DELETE FROM changeSequence") }
         await #expect(throws: StoreError.self) {
-            try await h.store.ingest([.delete(id: "nothing")], now: "2026-11-30T00:00:00Z")
+            try await h.store.ingest([.delete(id: "nothing")]) { "2026-11-30T00:00:00Z" }
         }
     }
 }

@@ -288,9 +288,9 @@ struct ReaderAPITests {
             #expect(oldest.ids == newest.ids.reversed())
             let feed = try await reader.allIds("s=feed/1&r=o", n: 999)
             #expect(feed.ids == oldest.ids)
-            // The cap: n over 10,000 is refused with a clear error; 10,000 answers everything.
-            #expect(try await reader.get("/reader/api/0/stream/items/ids?s=\(Self.readingList)&n=10001").status == .badRequest)
+            // The caps: n over 10,000 ids (1,000 items) is answered with that many and a continuation.
             #expect(try await reader.allIds("s=\(Self.readingList)", n: 10_000).pages == [2500])
+            #expect(try await reader.allIds("s=\(Self.readingList)", n: 50_000).pages == [2500])
             // stream/contents pages the same way, capped at 1,000.
             var seen: [String] = []
             var continuation: String?
@@ -301,7 +301,9 @@ struct ReaderAPITests {
                 continuation = page["continuation"] as? String
             } while continuation != nil
             #expect(seen == oldest.ids)
-            #expect(try await reader.get("/reader/api/0/stream/contents?n=1001").status == .badRequest)
+            let capped = try await reader.json("/reader/api/0/stream/contents?n=5000")
+            #expect((capped["items"] as? [Any])?.count == 1000)
+            #expect(capped["continuation"] is String)
         }
     }
 
@@ -376,6 +378,97 @@ struct ReaderAPITests {
             let head = try await h.store.feedHead(userId: alice.id)
             #expect(try await reader.post("/reader/api/0/edit-tag", "T=\(token)&i=\(item)&a=\(Self.read)").text == "OK")
             #expect(try await h.store.feedHead(userId: alice.id) == head)
+        }
+    }
+
+    @Test("Reeder's shapes: n=10000 with xt=read, contents by bare 16-digit hex ids, T=x on writes, feed/feed/<n>, r=starred",
+          arguments: Backend.available)
+    func reederShapes(backend: Backend) async throws {
+        let (h, alice, password, _, _) = try await Self.setUp(backend)
+        try await h.withClient { client in
+            let reader = try await ReaderTestClient.login(client, user: "alice", password: password)
+            let unread = try await reader.json("/reader/api/0/stream/items/ids?n=10000&xt=user/-/state/com.google/read&output=json&s=user/-/state/com.google/reading-list")
+            let ids = try #require((unread["itemRefs"] as? [[String: Any]])?.compactMap { $0["id"] as? String })
+            #expect(ids.count == 6)
+            let hex = ids.map { ReaderItemId.long(Int64($0)!).dropFirst(ReaderItemId.longPrefix.count) }
+            #expect(hex.allSatisfy { $0.count == 16 && $0.hasPrefix("00") })
+            let contents = try await reader.post("/reader/api/0/stream/items/contents", "T=x&" + hex.map { "i=\($0)" }.joined(separator: "&"))
+            let items = try #require((contents.json as? [String: Any])?["items"] as? [[String: Any]])
+            #expect(items.compactMap { $0["id"] as? String }.map { String($0.suffix(16)) } == hex.map(String.init))
+            #expect(try await reader.post("/reader/api/0/edit-tag", "T=x&i=\(hex[0])&a=\(Self.starred)&a=\(Self.read)").text == "OK")
+            #expect(try await reader.post("/reader/api/0/edit-tag", "T=x&i=\(hex[0])&r=\(Self.starred)").text == "OK")
+            let state = try #require(try await h.store.itemRefs(userId: alice.id, query: {
+                var query = ItemQuery(limit: 1)
+                query.itemIds = [Int64(ids[0])!]
+                return query
+            }()).first)
+            #expect(state.read && !state.starred)
+            #expect(try await reader.allIds("s=feed/feed/1", n: 100).ids.count == 3)
+            #expect(try await reader.post("/reader/api/0/mark-all-as-read", "T=x&s=feed/feed/1").text == "OK")
+            // World's three are read now, and the newest item (art-6, in Sports) was read above.
+            #expect(try await reader.allIds("s=\(Self.readingList)&xt=\(Self.read)", n: 100).ids.count == 2)
+        }
+    }
+
+    @Test("a revoked user's apps are shut out; a restored article arrives again; the API's device ids are reserved; articles without a section are a label too",
+          arguments: Backend.available)
+    func edges(backend: Backend) async throws {
+        let (h, alice, password, _, aliceToken) = try await Self.setUp(backend, articles: 3)
+        try await h.withClient { client in
+            let reader = try await ReaderTestClient.login(client, user: "alice", password: password)
+            let token = try await reader.actionToken()
+            // Deleted before the reader's list was loaded, restored after: mark-all-as-read of that list leaves it unread.
+            _ = try await h.service.deleteArticle(id: "art-1")
+            h.clock.advance(millis: 1000)
+            let loadedAt = h.clock.nowMillis * 1000
+            h.clock.advance(millis: 1000)
+            try await Self.ingest(h, [("art-1", "World")])
+            #expect(try await reader.post("/reader/api/0/mark-all-as-read", "T=\(token)&s=\(Self.readingList)&ts=\(loadedAt)").text == "OK")
+            let unread = try await reader.allIds("s=\(Self.readingList)&xt=\(Self.read)", n: 100).ids
+            #expect(unread == [String(try ReaderItemId.parse(try await Self.itemId(reader, of: "art-1")))])
+
+            // The sync protocol cannot take a Reader API device's name.
+            let record = try #require(try await h.store.appPasswords(userName: "alice")?.first)
+            let squat = PushRequest(deviceId: record.deviceId, mutations: [mutation(1, "art-2", .read, .bool(true))])
+            let refused = try await call(client, .post, SyncRoute.push, token: aliceToken, body: try jsonBody(squat))
+            #expect(refused.status == .badRequest)
+
+            // Articles ingested without a section: a subscription and label with an empty name, listed and readable.
+            try await Self.ingest(h, [("loose", "")])
+            let subscriptions = try #require(try await reader.json("/reader/api/0/subscription/list")["subscriptions"] as? [[String: Any]])
+            let loose = try #require(subscriptions.first { $0["title"] as? String == "" })
+            #expect(try await reader.allIds("s=user/-/label/", n: 10).ids.count == 1)
+            #expect(try await reader.allIds("s=\(loose["id"] as! String)", n: 10).ids.count == 1)
+
+            // users revoke shuts out the apps too: the session and a new login get 401.
+            try await h.service.revokeToken(name: "alice")
+            #expect(try await reader.get("/reader/api/0/user-info").status == .unauthorized)
+            let login = try await client.executeRequest(uri: "/accounts/ClientLogin", method: .post,
+                                                        headers: [.contentType: "application/x-www-form-urlencoded"],
+                                                        body: ByteBuffer(string: "Email=alice&Passwd=\(password)"))
+            #expect(login.status == .unauthorized)
+            _ = try await h.service.issueToken(name: "alice")
+            #expect(try await reader.get("/reader/api/0/user-info").status == .ok)
+            _ = alice
+        }
+    }
+
+    @Test("an API mark wakes the user's live streams: a long-poll waiting for a change answers with it", arguments: Backend.available)
+    func marksWakeLiveStreams(backend: Backend) async throws {
+        let (h, alice, password, _, _) = try await Self.setUp(backend, articles: 2)
+        let caughtUp = try await h.service.pull(user: alice, cursor: nil, limit: 100)
+        try await h.withClient { client in
+            let reader = try await ReaderTestClient.login(client, user: "alice", password: password)
+            let token = try await reader.actionToken()
+            let item = try await Self.itemId(reader, of: "art-2")
+            let service = h.service
+            let poll = Task { try await service.pull(user: alice, cursor: caughtUp.cursor, limit: 100, wait: .seconds(60)) }
+            // Marked only once the long-poll waits, so only a wake-up can answer it early.
+            while service.notifier.count == 0 { await Task.yield() }
+            #expect(try await reader.post("/reader/api/0/edit-tag", "T=\(token)&i=\(item)&a=\(Self.starred)").text == "OK")
+            let answer = try await poll.value
+            #expect(answer.states.map(\.articleId) == ["art-2"])
+            #expect(answer.states.first?.bookmarked == true)
         }
     }
 

@@ -37,10 +37,11 @@ package protocol ItemStore: Sendable {
     /// The user's app passwords by label, or `nil` when no user has this name.
     func appPasswords(userName: String) async throws -> [AppPasswordRecord]?
 
-    /// The app password whose hash is `passwordHash`, if it belongs to the user named `userName`.
+    /// The app password whose hash is `passwordHash`, if it belongs to the user named `userName`
+    /// and that user's token is not revoked (`users revoke` shuts out every app too).
     func appPassword(userName: String, passwordHash: [UInt8]) async throws -> AppPasswordRecord?
 
-    /// The app password with this id, or `nil` when it was removed.
+    /// The app password with this id, or `nil` when it was removed or its user's token is revoked.
     func appPassword(id: Int64) async throws -> AppPasswordRecord?
 }
 
@@ -154,7 +155,10 @@ package struct AppPasswordRecord: Sendable, Hashable {
 
     /// The device id marks made with this password carry: `reader-api:<label>#<id>` (a new
     /// password, even with the same label, is a new device).
-    package var deviceId: String { "reader-api:\(label)#\(id)" }
+    package var deviceId: String { "\(Self.devicePrefix)\(label)#\(id)" }
+
+    /// What every app password's device id starts with; the sync protocol refuses it (`push`).
+    package static let devicePrefix = "reader-api:"
 
     package init(id: Int64, user: UserRecord, label: String, passwordHash: [UInt8], createdAt: String) {
         self.id = id

@@ -132,16 +132,18 @@ package struct ReaderAPI: Sendable {
         try await store.unreadCounts(userId: session.user.id)
     }
 
-    /// One page of a stream: at most `limit` items, and where the next page starts when more remain.
+    /// One page of a stream: at most `limit` items (at most `maxLimit`, the rest by the
+    /// continuation), and where the next page starts when more remain.
     ///
-    /// - Throws: ``SyncError`` `invalid_request` for a limit outside 1…`maxLimit`; `not_found` for
-    ///   a feed or label no article was ever in.
-    package func page(_ session: ReaderSession, of selection: StreamSelection, limit: Int, maxLimit: Int)
+    /// - Throws: ``SyncError`` `limit_out_of_range` for a limit below 1; `not_found` for a feed or
+    ///   label no article was ever in.
+    package func page(_ session: ReaderSession, of selection: StreamSelection, limit requested: Int, maxLimit: Int)
         async throws -> (refs: [ItemRef], continuation: String?)
     {
-        guard (1...maxLimit).contains(limit) else {
-            throw SyncError(.limitOutOfRange, "n must be from 1 to \(maxLimit), got \(limit); page with c=<continuation>")
+        guard requested >= 1 else {
+            throw SyncError(.limitOutOfRange, "n must be at least 1, got \(requested)")
         }
+        let limit = min(requested, maxLimit)
         guard var query = try await itemQuery(selection, limit: limit + 1) else { return ([], nil) }
         query.limit = limit + 1
         var refs = try await store.itemRefs(userId: session.user.id, query: query)
@@ -268,11 +270,10 @@ package struct ReaderAPI: Sendable {
     /// Writes the marks that change something, as one push of the session's device, in one
     /// transaction. Mutation ids follow the device's last, each write's HLC is the server's
     /// clock after the state's newest, and its base version the state's current one: the write
-    /// is made online, having seen what the server holds.
+    /// is made online, having seen what the server holds. What changes is decided on the states
+    /// read in that transaction, never on `refs`' marks (read before it, maybe on a replica).
     private func mark(_ session: ReaderSession, refs: [ItemRef], _ change: MarkChange) async throws {
-        let wanted = refs.filter { ref in
-            (change.read.map { $0 != ref.read } ?? false) || (change.starred.map { $0 != ref.starred } ?? false)
-        }
+        let wanted = refs
         guard !wanted.isEmpty else { return }
         let userId = session.user.id
         let deviceId = session.deviceId

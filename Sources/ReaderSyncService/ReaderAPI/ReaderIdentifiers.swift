@@ -25,14 +25,18 @@ package enum ReaderStream: Sendable, Hashable {
     ///
     /// - Throws: ``SyncError`` `invalid_request` for anything else.
     package init(parsing text: String) throws(SyncError) {
-        if text.hasPrefix("feed/"), let number = Int64(text.dropFirst(5)), number > 0 {
+        // Reeder sends `feed/feed/<n>` (FreshRSS issue 3031): the prefix once or more.
+        var feed = text[...]
+        while feed.hasPrefix("feed/feed/") { feed = feed.dropFirst(5) }
+        if feed.hasPrefix("feed/"), let number = Int64(feed.dropFirst(5)), number > 0 {
             self = .feed(number)
             return
         }
         let parts = text.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
         if parts.count == 3, parts[0] == "user", parts[1] == "-" || parts[1].allSatisfy(\.isNumber) {
             let rest = parts[2]
-            if rest.hasPrefix("label/"), rest.count > "label/".count {
+            // An empty name is a label too: the section of articles ingested without one.
+            if rest.hasPrefix("label/") {
                 self = .label(String(rest.dropFirst("label/".count)))
                 return
             }

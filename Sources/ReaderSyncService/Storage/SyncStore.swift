@@ -57,7 +57,12 @@ package protocol SyncStore: ItemStore {
     ) async throws -> CommittedPush
 
     /// Applies a batch of article changes in one transaction.
-    func ingest(_ items: [IngestItem], now: String) async throws -> IngestReport
+    ///
+    /// - Parameter now: the server's clock as RFC 3339 text, read once the transaction holds its
+    ///   write locks (and again on a retry): new and restored articles arrive then (the Reader
+    ///   API's arrival time), as close to their commit as the store can tell, so a reader's list
+    ///   loaded before the commit rarely shows a time after their arrival.
+    func ingest(_ items: [IngestItem], now: @escaping @Sendable () -> String) async throws -> IngestReport
 
     /// Whether an article with this id was ever ingested (live or tombstoned).
     func articleExists(id: String) async throws -> Bool

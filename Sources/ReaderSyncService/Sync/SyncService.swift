@@ -219,6 +219,11 @@ package struct SyncService: Sendable {
         guard Self.isValidIdentifier(request.deviceId) else {
             throw SyncError(.invalidRequest, "deviceId must be 1 to 200 printable characters")
         }
+        // The Google Reader API's devices (one per app password) are named by the server alone:
+        // a device of the sync protocol that took such a name would block that password's marks.
+        guard !request.deviceId.hasPrefix(AppPasswordRecord.devicePrefix) else {
+            throw SyncError(.invalidRequest, "device ids starting with \(AppPasswordRecord.devicePrefix) are reserved for the Google Reader API's app passwords")
+        }
         guard request.mutations.count <= configuration.maxMutationsPerPush else {
             throw SyncError(.tooManyMutations,
                             "a push carries at most \(configuration.maxMutationsPerPush) mutations, got \(request.mutations.count)")
@@ -354,7 +359,8 @@ package struct SyncService: Sendable {
 
     /// One ingest transaction, then the wake-up of every stream if it changed an article.
     private func ingestBatch(_ items: [IngestItem]) async throws -> IngestReport {
-        let report = try await store.ingest(items, now: nowText)
+        let clock = now
+        let report = try await store.ingest(items) { Timestamp.format(clock()) }
         if report.inserted + report.updated + report.deleted > 0 { committed(.everyone) }
         return report
     }
