@@ -38,7 +38,7 @@ extension PostgresSyncStore {
             // Each write takes the next sequence value, as on SQLite, and an article keeps its
             // last write's: a pull serves the batch in the order it was written, and the values
             // are SQLite's when nothing else writes meanwhile.
-            var written: [ExactText: (item: IngestItem, writes: Int64, lastWrite: Int)] = [:]
+            var written: [ExactText: (item: IngestItem, writes: Int64, firstWrite: Int, lastWrite: Int)] = [:]
             var writeCount = 0
             for item in items {
                 let id = item.articleId.exact
@@ -49,7 +49,7 @@ extension PostgresSyncStore {
                 case .upsert(let content): stored[id] = .live(content)
                 case .delete: stored[id] = .tombstoned
                 }
-                written[id, default: (item, 0, writeCount)].writes += 1
+                written[id, default: (item, 0, writeCount, writeCount)].writes += 1
                 written[id]?.item = item
                 written[id]?.lastWrite = writeCount
                 writeCount += 1
@@ -72,7 +72,7 @@ extension PostgresSyncStore {
                 var binds = PostgresBindings(capacity: chunk.count * 14)
                 var values: [String] = []
                 for id in chunk {
-                    guard let (item, writes, lastWrite) = written[id] else { continue }
+                    guard let (item, writes, firstWrite, lastWrite) = written[id] else { continue }
                     let base = binds.count
                     values.append("(" + (1...14).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
                     binds.append(id.string)
@@ -90,9 +90,9 @@ extension PostgresSyncStore {
                     }
                     binds.append(writes)
                     binds.append(seqs[lastWrite])
-                    // A new article's item number is its write's sequence value (m0003_postgres_reader_api);
-                    // an existing one keeps both below.
-                    binds.append(seqs[lastWrite])
+                    // A new article's item number is the sequence value of its first write, as on
+                    // SQLite (m0003_postgres_reader_api); an existing one keeps both below.
+                    binds.append(seqs[firstWrite])
                     binds.append(arrivedAt)
                 }
                 try await connection.query(PostgresQuery(unsafeSQL: """

@@ -84,7 +84,8 @@ extension SQLiteSyncStore {
             """
         let bound = arguments
         return try await dbPool.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: sql), arguments: bound).map(Self.itemRef)
+            // Not cached: the statement's text varies with the query (ids, excluded sections).
+            try Row.fetchAll(db, sql: sql, arguments: bound).map(Self.itemRef)
         }
     }
 

@@ -440,6 +440,14 @@ struct ReaderAPITests {
             #expect(try await reader.allIds("s=user/-/label/", n: 10).ids.count == 1)
             #expect(try await reader.allIds("s=\(loose["id"] as! String)", n: 10).ids.count == 1)
 
+            // A section named "read": its unread item's Atom entry never says read to newsboat.
+            try await Self.ingest(h, [("named-read", "read")])
+            let feed = try #require(subscriptions.count + 1 == (try await reader.json("/reader/api/0/subscription/list")["subscriptions"] as? [Any])?.count ? "user%2F-%2Flabel%2Fread" : nil)
+            let atom = try await reader.get("/reader/atom/\(feed)").text
+            #expect(atom.contains(#"label="kept-unread""#))
+            #expect(!atom.contains(#"scheme="http://www.google.com/reader/" label="read""#))
+            #expect(atom.contains(#"<category term="user/-/label/read" label="read"/>"#))
+
             // users revoke shuts out the apps too: the session and a new login get 401.
             try await h.service.revokeToken(name: "alice")
             #expect(try await reader.get("/reader/api/0/user-info").status == .unauthorized)
@@ -491,6 +499,7 @@ struct ReaderAPITests {
                 ("/reader/api/0/stream/items/ids?s=\(Self.readingList)&c=garbage", nil, .badRequest),
                 ("/reader/api/0/stream/items/ids?s=\(Self.readingList)&ot=yesterday", nil, .badRequest),
                 ("/reader/api/0/stream/items/ids?s=\(Self.readingList)&r=x", nil, .badRequest),
+                ("/reader/api/0/stream/items/ids?s=\(Self.readingList)" + String(repeating: "&xt=\(Self.starred)", count: 101), nil, .badRequest),
                 ("/reader/atom/feed%2F99", nil, .notFound),
                 ("/reader/api/0/edit-tag", "T=\(token)&i=not-an-id&a=\(Self.read)", .badRequest),
                 ("/reader/api/0/edit-tag", "T=\(token)&i=\(item)&i=tag:google.com,2005:reader/item/xyz&a=\(Self.read)", .badRequest),

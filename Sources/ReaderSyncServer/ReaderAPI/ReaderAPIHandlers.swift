@@ -41,6 +41,9 @@ struct ReaderAPIHandlers: Sendable {
     /// `/api/greader.php`, the address users are told to enter in FreshRSS-style apps.
     static let prefixes = ["", "/api/greader.php"]
 
+    /// Most `xt` and `it` parameters one stream request may carry (each is a condition of its query).
+    static let maxStreamFilters = 100
+
     // MARK: Sessions
 
     func clientLogin(_ request: Request, _ url: URLParameters) async throws -> Response {
@@ -174,6 +177,9 @@ struct ReaderAPIHandlers: Sendable {
         var selection = StreamSelection(stream: stream)
         selection.excluded = try parameters.all("xt").filter { !$0.isEmpty }.map(ReaderStream.init(parsing:))
         selection.included = try parameters.all("it").filter { !$0.isEmpty }.map(ReaderStream.init(parsing:))
+        guard selection.excluded.count + selection.included.count <= Self.maxStreamFilters else {
+            throw SyncError(.invalidRequest, "at most \(Self.maxStreamFilters) xt and it parameters a request")
+        }
         if let ot = parameters.first("ot"), !ot.isEmpty { selection.arrivedSince = try ReaderTime.micros(parsing: ot, name: "ot") }
         if let nt = parameters.first("nt"), !nt.isEmpty { selection.arrivedBefore = try ReaderTime.micros(parsing: nt, name: "nt") }
         switch parameters.first("r") ?? "" {

@@ -166,9 +166,15 @@ enum ReaderAtom {
             let section = sections[article.section]
             xml += #"<entry gr:crawl-timestamp-msec=""# + String(item.ref.position.arrivedAt / 1000) + "\">\n"
             xml += "<id>\(ReaderItemId.long(item.ref.itemId))</id>\n"
+            // States carry Google's scheme and their name as label (what newsboat reads); a section's
+            // label does not, so a section named "read" can never read as the state.
             for category in ReaderJSON.categories(of: item.ref, section: section) {
-                xml += #"<category term=""# + escape(category) + #"" scheme="http://www.google.com/reader/" label=""#
-                    + escape(category.split(separator: "/").last.map(String.init) ?? category) + "\"/>\n"
+                if category.hasPrefix(ReaderStream.statePrefix) {
+                    xml += #"<category term=""# + escape(category) + #"" scheme="http://www.google.com/reader/" label=""#
+                        + escape(String(category.dropFirst(ReaderStream.statePrefix.count))) + "\"/>\n"
+                } else {
+                    xml += #"<category term=""# + escape(category) + #"" label=""# + escape(section?.name ?? "") + "\"/>\n"
+                }
             }
             xml += "<title type=\"html\">\(escape(article.title))</title>\n"
             let published = article.publishedAt.isEmpty ? Timestamp.format(Timestamp.date(millis: item.ref.position.arrivedAt / 1000)) : article.publishedAt
