@@ -6,55 +6,57 @@ import ReaderSyncClient
 import ReaderSyncCore
 import Testing
 
-@Suite("Backup and restore of a real server", .serialized)
-struct BackupRestoreTests {
-    @Test("a command on a database being restored is refused and writes nothing, so no token change lands in the replaced file")
-    func commandDuringRestore() throws {
-        let dir = try CLI.temporaryDirectory()
-        let db = dir.appendingPathComponent("r.sqlite").path
-        #expect(try CLI.run(["users", "add", "ann", "--db", db]).status == 0)
-        // What restore holds while it swaps the file: the database's lock, exclusively.
-        let descriptor = open(db + ".lock", O_RDWR | O_CREAT, 0o644)
-        #expect(descriptor >= 0 && flock(descriptor, LOCK_EX) == 0)
-        let refused = try CLI.run(["users", "add", "ben", "--db", db])
-        let ingest = try CLI.run(["users", "token", "ann", "--db", db])
-        flock(descriptor, LOCK_UN)
-        close(descriptor)
-        #expect(refused.status != 0 && refused.stderr.contains("being restored"), "\(refused.stderr)")
-        #expect(ingest.status != 0 && ingest.stderr.contains("being restored"), "\(ingest.stderr)")
-        let list = try CLI.run(["users", "list", "--db", db])
-        #expect(list.status == 0 && list.stdout.contains("ann") && !list.stdout.contains("ben"), "\(list.stdout)")
-    }
+extension ProcessTests {
+    @Suite("Backup and restore of a real server", .serialized)
+    struct BackupRestoreTests {
+        @Test("a command on a database being restored is refused and writes nothing, so no token change lands in the replaced file")
+        func commandDuringRestore() throws {
+            let dir = try CLI.temporaryDirectory()
+            let db = dir.appendingPathComponent("r.sqlite").path
+            #expect(try CLI.run(["users", "add", "ann", "--db", db]).status == 0)
+            // What restore holds while it swaps the file: the database's lock, exclusively.
+            let descriptor = open(db + ".lock", O_RDWR | O_CREAT, 0o644)
+            #expect(descriptor >= 0 && flock(descriptor, LOCK_EX) == 0)
+            let refused = try CLI.run(["users", "add", "ben", "--db", db])
+            let ingest = try CLI.run(["users", "token", "ann", "--db", db])
+            flock(descriptor, LOCK_UN)
+            close(descriptor)
+            #expect(refused.status != 0 && refused.stderr.contains("being restored"), "\(refused.stderr)")
+            #expect(ingest.status != 0 && ingest.stderr.contains("being restored"), "\(ingest.stderr)")
+            let list = try CLI.run(["users", "list", "--db", db])
+            #expect(list.status == 0 && list.stdout.contains("ann") && !list.stdout.contains("ben"), "\(list.stdout)")
+        }
 
-    @Test("backup while serving; restore is refused while serving, then installs a new epoch; HTTP devices give back all the backup lacks")
-    func backupAndRestore() async throws {
-        let dir = try CLI.temporaryDirectory()
-        let db = dir.appendingPathComponent("live.sqlite").path
-        let backup = dir.appendingPathComponent("backup.sqlite").path
-        let (devices, server, serverArguments) = try RestoreDevices.serving(db: db, directory: dir)
-        try devices.act(1)
-        try await devices.syncAll()
-        let made = try CLI.run(["backup", "--db", db, "--out", backup])
-        #expect(made.status == 0 && made.stdout.contains("30 articles, 2 users"))
-        let again = try CLI.run(["backup", "--db", db, "--out", backup])
-        #expect(again.status != 0 && again.stderr.contains("already exists"))
+        @Test("backup while serving; restore is refused while serving, then installs a new epoch; HTTP devices give back all the backup lacks")
+        func backupAndRestore() async throws {
+            let dir = try CLI.temporaryDirectory()
+            let db = dir.appendingPathComponent("live.sqlite").path
+            let backup = dir.appendingPathComponent("backup.sqlite").path
+            let (devices, server, serverArguments) = try RestoreDevices.serving(db: db, directory: dir)
+            try devices.act(1)
+            try await devices.syncAll()
+            let made = try CLI.run(["backup", "--db", db, "--out", backup])
+            #expect(made.status == 0 && made.stdout.contains("30 articles, 2 users"))
+            let again = try CLI.run(["backup", "--db", db, "--out", backup])
+            #expect(again.status != 0 && again.stderr.contains("already exists"))
 
-        // After the backup: synced changes the backup lacks, and offline ones.
-        try devices.act(2)
-        try await devices.syncAll()
-        try devices.act(3)
+            // After the backup: synced changes the backup lacks, and offline ones.
+            try devices.act(2)
+            try await devices.syncAll()
+            try devices.act(3)
 
-        let refused = try CLI.run(["restore", "--from", backup, "--db", db])
-        #expect(refused.status != 0 && refused.stderr.contains("a server is running"))
-        #expect(server.stop() == 0)
-        let restored = try CLI.run(["restore", "--from", backup, "--db", db])
-        #expect(restored.status == 0 && restored.stdout.contains("new epoch"))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).contains { $0.hasPrefix("live.sqlite.before-restore-") })
+            let refused = try CLI.run(["restore", "--from", backup, "--db", db])
+            #expect(refused.status != 0 && refused.stderr.contains("a server is running"))
+            #expect(server.stop() == 0)
+            let restored = try CLI.run(["restore", "--from", backup, "--db", db])
+            #expect(restored.status == 0 && restored.stdout.contains("new epoch"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).contains { $0.hasPrefix("live.sqlite.before-restore-") })
 
-        let restarted = try ServerProcess(arguments: serverArguments)
-        _ = try restarted.baseURL()
-        try await devices.expectEverythingGivenBack()
-        #expect(restarted.stop() == 0)
+            let restarted = try ServerProcess(arguments: serverArguments)
+            _ = try restarted.baseURL()
+            try await devices.expectEverythingGivenBack()
+            #expect(restarted.stop() == 0)
+        }
     }
 }
 

@@ -26,21 +26,34 @@ enum CLI {
 
     /// Runs the binary to completion.
     static func run(_ arguments: [String], in directory: URL? = nil) throws -> Result {
+        try run(binary, arguments, in: directory)
+    }
+
+    /// Runs a program to completion, blocking the calling thread; SIGTERM after `timeout`.
+    static func run(_ executable: URL, _ arguments: [String], in directory: URL? = nil, environment: [String: String]? = nil,
+                    timeout: Duration? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = executable
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
+        if let environment { process.environment = environment }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        process.standardInput = FileHandle.nullDevice
         try process.run()
+        let killer = DispatchWorkItem { process.terminate() }
+        if let timeout {
+            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(timeout.components.seconds)), execute: killer)
+        }
         // Read both pipes to the end before waiting, so a full pipe cannot block the child.
         let errData = Mutexed(Data())
         let reader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
         reader.start()
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        killer.cancel()
         let errBytes = errData.wait { _, written in written }
         return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errBytes, as: UTF8.self))

@@ -7,11 +7,7 @@ import Testing
 /// Another program run to completion off the cooperative thread pool (a blocking wait there
 /// would starve the other tests' tasks), killed when it outlives `timeout`.
 enum Tool {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Result = CLI.Result
 
     /// The executable `name` on `PATH`, or `nil`.
     static func find(_ name: String) -> URL? {
@@ -20,37 +16,12 @@ enum Tool {
             .first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
 
+    /// ``CLI/run(_:_:in:environment:timeout:)`` on a thread of its own.
     static func run(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
                     timeout: Duration = .seconds(120)) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
-                let process = Process()
-                process.executableURL = executable
-                process.arguments = arguments
-                if let environment { process.environment = environment }
-                let out = Pipe()
-                let err = Pipe()
-                process.standardOutput = out
-                process.standardError = err
-                process.standardInput = FileHandle.nullDevice
-                do {
-                    try process.run()
-                } catch {
-                    continuation.resume(throwing: error)
-                    return
-                }
-                let killer = DispatchWorkItem { process.terminate() }
-                DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(timeout.components.seconds)), execute: killer)
-                // Both pipes read to the end before waiting, so a full pipe cannot block the child.
-                let errData = Mutexed(Data())
-                let reader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
-                reader.start()
-                let outData = out.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                killer.cancel()
-                let errBytes = errData.wait { _, written in written }
-                continuation.resume(returning: Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                                                      stderr: String(decoding: errBytes, as: UTF8.self)))
+                continuation.resume(with: Swift.Result { try CLI.run(executable, arguments, environment: environment, timeout: timeout) })
             }.start()
         }
     }
@@ -133,131 +104,133 @@ struct ReaderClientFixture {
     }
 }
 
-@Suite("Real Google Reader clients against reader-sync serve", .serialized)
-struct RealReaderClientTests {
-    @Test("newsboat 2.21 in feedhq mode: the unread count; a read and a star made in its interface reach the server and an SDK device; the SDK's changes show after a reload; a wrong app password fails login")
-    func newsboat() async throws {
-        guard let newsboat = Tool.find("newsboat"), let tmux = Tool.find("tmux") else {
-            Tool.skip("the newsboat test needs newsboat and tmux on PATH (apt-get install newsboat tmux; .ci/run installs them)")
-            return
-        }
-        let fixture = try await ReaderClientFixture.start()
-        defer { _ = fixture.server.stop() }
-        let home = fixture.directory.appendingPathComponent("home")
-        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-        func configure(password: String) throws -> [String] {
-            let passwordFile = fixture.directory.appendingPathComponent("password")
-            try (password + "\n").write(to: passwordFile, atomically: true, encoding: .utf8)
-            let config = fixture.directory.appendingPathComponent("config")
-            try """
-                urls-source "feedhq"
-                feedhq-url "\(fixture.baseURL)/api/greader.php"
-                feedhq-login "alice"
-                feedhq-passwordfile "\(passwordFile.path)"
-                feedhq-show-special-feeds "no"
-                feedhq-min-items 50
-                feedhq-flag-star "s"
-                confirm-exit no
-                show-read-articles yes
-                show-read-feeds yes
-                goto-first-unread no
-                toggleitemread-jumps-to-next-unread no
-                article-sort-order date-desc
-                """.write(to: config, atomically: true, encoding: .utf8)
-            let urls = fixture.directory.appendingPathComponent("urls")
-            try "".write(to: urls, atomically: true, encoding: .utf8)
-            return ["-C", config.path, "-c", fixture.directory.appendingPathComponent("cache.db").path, "-u", urls.path]
-        }
-        let environment = ["HOME": home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "TERM": "xterm"]
-        func unreadCount(_ options: [String]) async throws -> String {
-            let run = try await Tool.run(newsboat, options + ["-x", "reload", "print-unread"], environment: environment)
-            #expect(run.status == 0, "newsboat: \(run.stdout) \(run.stderr)")
-            return run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+extension ProcessTests {
+    @Suite("Real Google Reader clients against reader-sync serve", .serialized)
+    struct RealReaderClientTests {
+        @Test("newsboat 2.21 in feedhq mode: the unread count; a read and a star made in its interface reach the server and an SDK device; the SDK's changes show after a reload; a wrong app password fails login")
+        func newsboat() async throws {
+            guard let newsboat = Tool.find("newsboat"), let tmux = Tool.find("tmux") else {
+                Tool.skip("the newsboat test needs newsboat and tmux on PATH (apt-get install newsboat tmux; .ci/run installs them)")
+                return
+            }
+            let fixture = try await ReaderClientFixture.start()
+            defer { _ = fixture.server.stop() }
+            let home = fixture.directory.appendingPathComponent("home")
+            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+            func configure(password: String) throws -> [String] {
+                let passwordFile = fixture.directory.appendingPathComponent("password")
+                try (password + "\n").write(to: passwordFile, atomically: true, encoding: .utf8)
+                let config = fixture.directory.appendingPathComponent("config")
+                try """
+                    urls-source "feedhq"
+                    feedhq-url "\(fixture.baseURL)/api/greader.php"
+                    feedhq-login "alice"
+                    feedhq-passwordfile "\(passwordFile.path)"
+                    feedhq-show-special-feeds "no"
+                    feedhq-min-items 50
+                    feedhq-flag-star "s"
+                    confirm-exit no
+                    show-read-articles yes
+                    show-read-feeds yes
+                    goto-first-unread no
+                    toggleitemread-jumps-to-next-unread no
+                    article-sort-order date-desc
+                    """.write(to: config, atomically: true, encoding: .utf8)
+                let urls = fixture.directory.appendingPathComponent("urls")
+                try "".write(to: urls, atomically: true, encoding: .utf8)
+                return ["-C", config.path, "-c", fixture.directory.appendingPathComponent("cache.db").path, "-u", urls.path]
+            }
+            let environment = ["HOME": home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "TERM": "xterm"]
+            func unreadCount(_ options: [String]) async throws -> String {
+                let run = try await Tool.run(newsboat, options + ["-x", "reload", "print-unread"], environment: environment)
+                #expect(run.status == 0, "newsboat: \(run.stdout) \(run.stderr)")
+                return run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+
+            let wrong = try await Tool.run(newsboat, try configure(password: "wrong-password") + ["-x", "reload", "print-unread"],
+                                           environment: environment)
+            #expect(wrong.status != 0)
+            #expect((wrong.stdout + wrong.stderr).contains("Authentication failed"), "\(wrong.stdout) \(wrong.stderr)")
+
+            let options = try configure(password: fixture.alicePassword)
+            #expect(try await unreadCount(options) == "5 unread articles")
+
+            // The interface, in a private tmux server.
+            let socket = "readersync-\(ProcessInfo.processInfo.processIdentifier)"
+            func tmuxRun(_ arguments: [String]) async throws -> String {
+                try await Tool.run(tmux, ["-L", socket] + arguments, environment: environment, timeout: .seconds(20)).stdout
+            }
+            defer { _ = system("'\(tmux.path)' -L \(socket) kill-server >/dev/null 2>&1") }
+            let exitFile = fixture.directory.appendingPathComponent("newsboat-exit")
+            let command = ([newsboat.path] + options).map { "'\($0)'" }.joined(separator: " ")
+            let inner = "env HOME='\(home.path)' \(command); echo $? > '\(exitFile.path)'; sleep 600"
+            let started = await Tool.shell("'\(tmux.path)' -L \(socket) new-session -d -s nb -x 200 -y 50 \"\(inner)\" </dev/null >/dev/null 2>&1")
+            #expect(started == 0)
+            func screen() async throws -> String { try await tmuxRun(["capture-pane", "-p", "-t", "nb"]) }
+            func waitForScreen(_ text: String) async throws {
+                try await Tool.waitUntil("newsboat shows '\(text)'") { try await screen().contains(text) }
+            }
+            func keys(_ keys: String...) async throws { _ = try await tmuxRun(["send-keys", "-t", "nb"] + keys) }
+
+            try await waitForScreen("World")
+            try await keys("Enter")
+            try await waitForScreen("Articles in feed 'World' (3 unread, 3 total)")
+            // The story on the top row (its title names the article), which N marks read at once.
+            let list = try await screen()
+            let top = try #require(list.split(separator: "\n").first { $0.hasPrefix("   1 ") }?.split(separator: " ").last)
+            let article = "art-\(top)"
+            try await keys("N")
+            try await waitForScreen("(2 unread, 3 total)")
+            try await fixture.deviceEventually("\(article) read") { try $0.state(articleId: article).isRead }
+            try await keys("Home", "C-e")
+            try await waitForScreen("Flags:")
+            try await keys("s", "Enter")
+            try await fixture.deviceEventually("\(article) bookmarked") { try $0.state(articleId: article).isBookmarked }
+            try await keys("q")
+            try await waitForScreen("World")
+            try await keys("q")
+            try await Tool.waitUntil("newsboat exits") { FileManager.default.fileExists(atPath: exitFile.path) }
+            #expect(try String(contentsOf: exitFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+            #expect(try await unreadCount(options) == "4 unread articles")
+
+            // The SDK device takes back the read newsboat made and reads two others: newsboat
+            // follows after a reload.
+            try fixture.deviceStore.markRead(article, false)
+            _ = try await fixture.device.sync()
+            #expect(try await unreadCount(options) == "5 unread articles")
+            try fixture.deviceStore.markRead("art-2")
+            try fixture.deviceStore.markRead(article == "art-1" ? "art-3" : "art-1")
+            _ = try await fixture.device.sync()
+            #expect(try await unreadCount(options) == "3 unread articles")
         }
 
-        let wrong = try await Tool.run(newsboat, try configure(password: "wrong-password") + ["-x", "reload", "print-unread"],
-                                       environment: environment)
-        #expect(wrong.status != 0)
-        #expect((wrong.stdout + wrong.stderr).contains("Authentication failed"), "\(wrong.stdout) \(wrong.stderr)")
-
-        let options = try configure(password: fixture.alicePassword)
-        #expect(try await unreadCount(options) == "5 unread articles")
-
-        // The interface, in a private tmux server.
-        let socket = "readersync-\(ProcessInfo.processInfo.processIdentifier)"
-        func tmuxRun(_ arguments: [String]) async throws -> String {
-            try await Tool.run(tmux, ["-L", socket] + arguments, environment: environment, timeout: .seconds(20)).stdout
+        @Test("the google-reader package from PyPI: login, subscriptions, tags, ids with continuation, contents, edit tags, mark all as read; an SDK device pulls the same marks")
+        func googleReaderPackage() async throws {
+            guard let python = try await GoogleReaderPackage.python() else { return }
+            let fixture = try await ReaderClientFixture.start()
+            defer { _ = fixture.server.stop() }
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Clients/google_reader_check.py")
+            let run = try await Tool.run(python, [script.path, fixture.baseURL + "/api/greader.php", "alice", fixture.alicePassword])
+            #expect(run.status == 0, "google_reader_check.py: \(run.stdout) \(run.stderr)")
+            struct Marks: Decodable { var read: [String]; var starred: [String] }
+            let marks = try JSONDecoder().decode(Marks.self, from: Data((run.stdout.split(separator: "\n").last ?? "").utf8))
+            #expect(marks.read == ["https://news.example/art-1", "https://news.example/art-2", "https://news.example/art-3", "https://news.example/art-5"])
+            #expect(marks.starred == ["https://news.example/art-4"])
+            _ = try await fixture.device.sync()
+            let states = try (1...5).map { try fixture.deviceStore.state(articleId: "art-\($0)") }
+            // Clients take the Date header as their next `ot`: it must be the server's clock, now.
+            let answer = try await Loopback.with(fixture.baseURL) { http in
+                try await http.call(.POST, "/api/greader.php/accounts/ClientLogin", token: nil,
+                                    body: "Email=alice&Passwd=\(fixture.alicePassword)")
+            }
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+            let date = try #require(answer.headers.first(name: "Date").flatMap(formatter.date(from:)))
+            #expect(abs(date.timeIntervalSinceNow) < 60)
+            #expect(states.map(\.isRead) == [true, true, true, false, true])
+            #expect(states.map(\.isBookmarked) == [false, false, false, true, false])
         }
-        defer { _ = system("'\(tmux.path)' -L \(socket) kill-server >/dev/null 2>&1") }
-        let exitFile = fixture.directory.appendingPathComponent("newsboat-exit")
-        let command = ([newsboat.path] + options).map { "'\($0)'" }.joined(separator: " ")
-        let inner = "env HOME='\(home.path)' \(command); echo $? > '\(exitFile.path)'; sleep 600"
-        let started = await Tool.shell("'\(tmux.path)' -L \(socket) new-session -d -s nb -x 200 -y 50 \"\(inner)\" </dev/null >/dev/null 2>&1")
-        #expect(started == 0)
-        func screen() async throws -> String { try await tmuxRun(["capture-pane", "-p", "-t", "nb"]) }
-        func waitForScreen(_ text: String) async throws {
-            try await Tool.waitUntil("newsboat shows '\(text)'") { try await screen().contains(text) }
-        }
-        func keys(_ keys: String...) async throws { _ = try await tmuxRun(["send-keys", "-t", "nb"] + keys) }
-
-        try await waitForScreen("World")
-        try await keys("Enter")
-        try await waitForScreen("Articles in feed 'World' (3 unread, 3 total)")
-        // The story on the top row (its title names the article), which N marks read at once.
-        let list = try await screen()
-        let top = try #require(list.split(separator: "\n").first { $0.hasPrefix("   1 ") }?.split(separator: " ").last)
-        let article = "art-\(top)"
-        try await keys("N")
-        try await waitForScreen("(2 unread, 3 total)")
-        try await fixture.deviceEventually("\(article) read") { try $0.state(articleId: article).isRead }
-        try await keys("Home", "C-e")
-        try await waitForScreen("Flags:")
-        try await keys("s", "Enter")
-        try await fixture.deviceEventually("\(article) bookmarked") { try $0.state(articleId: article).isBookmarked }
-        try await keys("q")
-        try await waitForScreen("World")
-        try await keys("q")
-        try await Tool.waitUntil("newsboat exits") { FileManager.default.fileExists(atPath: exitFile.path) }
-        #expect(try String(contentsOf: exitFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "0")
-        #expect(try await unreadCount(options) == "4 unread articles")
-
-        // The SDK device takes back the read newsboat made and reads two others: newsboat
-        // follows after a reload.
-        try fixture.deviceStore.markRead(article, false)
-        _ = try await fixture.device.sync()
-        #expect(try await unreadCount(options) == "5 unread articles")
-        try fixture.deviceStore.markRead("art-2")
-        try fixture.deviceStore.markRead(article == "art-1" ? "art-3" : "art-1")
-        _ = try await fixture.device.sync()
-        #expect(try await unreadCount(options) == "3 unread articles")
-    }
-
-    @Test("the google-reader package from PyPI: login, subscriptions, tags, ids with continuation, contents, edit tags, mark all as read; an SDK device pulls the same marks")
-    func googleReaderPackage() async throws {
-        guard let python = try await GoogleReaderPackage.python() else { return }
-        let fixture = try await ReaderClientFixture.start()
-        defer { _ = fixture.server.stop() }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Clients/google_reader_check.py")
-        let run = try await Tool.run(python, [script.path, fixture.baseURL + "/api/greader.php", "alice", fixture.alicePassword])
-        #expect(run.status == 0, "google_reader_check.py: \(run.stdout) \(run.stderr)")
-        struct Marks: Decodable { var read: [String]; var starred: [String] }
-        let marks = try JSONDecoder().decode(Marks.self, from: Data((run.stdout.split(separator: "\n").last ?? "").utf8))
-        #expect(marks.read == ["https://news.example/art-1", "https://news.example/art-2", "https://news.example/art-3", "https://news.example/art-5"])
-        #expect(marks.starred == ["https://news.example/art-4"])
-        _ = try await fixture.device.sync()
-        let states = try (1...5).map { try fixture.deviceStore.state(articleId: "art-\($0)") }
-        // Clients take the Date header as their next `ot`: it must be the server's clock, now.
-        let answer = try await Loopback.with(fixture.baseURL) { http in
-            try await http.call(.POST, "/api/greader.php/accounts/ClientLogin", token: nil,
-                                body: "Email=alice&Passwd=\(fixture.alicePassword)")
-        }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        let date = try #require(answer.headers.first(name: "Date").flatMap(formatter.date(from:)))
-        #expect(abs(date.timeIntervalSinceNow) < 60)
-        #expect(states.map(\.isRead) == [true, true, true, false, true])
-        #expect(states.map(\.isBookmarked) == [false, false, false, true, false])
     }
 }
 

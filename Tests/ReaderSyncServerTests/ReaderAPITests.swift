@@ -16,12 +16,16 @@ struct ReaderTestClient {
     var prefix: String
     var auth: String
 
+    /// `POST <path>` (ClientLogin by default) with a raw form body.
+    static func postForm(_ client: any TestClientProtocol, _ form: String, to path: String = "/accounts/ClientLogin") async throws -> TestResponse {
+        try await client.executeRequest(uri: path, method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                                        body: ByteBuffer(string: form))
+    }
+
     /// Logs in with ClientLogin and returns a client holding the session token.
     static func login(_ client: any TestClientProtocol, user: String, password: String,
                       prefix: String = "/api/greader.php") async throws -> ReaderTestClient {
-        let response = try await client.executeRequest(
-            uri: prefix + "/accounts/ClientLogin", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
-            body: ByteBuffer(string: "Email=\(user)&Passwd=\(password)"))
+        let response = try await postForm(client, "Email=\(user)&Passwd=\(password)", to: prefix + "/accounts/ClientLogin")
         #expect(response.status == .ok, "\(String(buffer: response.body))")
         let auth = String(buffer: response.body).split(separator: "\n").first { $0.hasPrefix("Auth=") }?.dropFirst(5)
         return ReaderTestClient(client: client, prefix: prefix, auth: String(try #require(auth)))
@@ -114,31 +118,24 @@ struct ReaderAPITests {
         let (h, _, password, _, _) = try await Self.setUp(backend)
         try await h.withClient { client in
             let form = "service=reader&Email=alice&Passwd=\(password)&source=newsboat0.000000&accountType=HOSTED_OR_GOOGLE&continue=http://www.google.com/"
-            let text = try await client.executeRequest(uri: "/accounts/ClientLogin", method: .post,
-                                                       headers: [.contentType: "application/x-www-form-urlencoded"], body: ByteBuffer(string: form))
+            let text = try await ReaderTestClient.postForm(client, form, to: "/accounts/ClientLogin")
             #expect(text.status == .ok)
             let lines = text.text.split(separator: "\n")
             #expect(lines.map { $0.split(separator: "=", maxSplits: 1).first ?? "" } == ["SID", "LSID", "Auth"])
             // NetNewsWire keeps only lines that split on "=" into exactly two parts.
             #expect(lines.allSatisfy { $0.split(separator: "=").count == 2 })
-            let json = try await client.executeRequest(uri: "/accounts/ClientLogin?output=json", method: .post,
-                                                       headers: [.contentType: "application/x-www-form-urlencoded"],
-                                                       body: ByteBuffer(string: "Email=alice&Passwd=\(password)"))
+            let json = try await ReaderTestClient.postForm(client, "Email=alice&Passwd=\(password)", to: "/accounts/ClientLogin?output=json")
             #expect((json.json as? [String: String])?["Auth"] != nil)
 
             for prefix in ["", "/api/greader.php", "/api/greader.php/"] {
                 let reader = try await ReaderTestClient.login(client, user: "alice", password: password, prefix: prefix)
                 #expect(try await reader.json("/reader/api/0/user-info")["userName"] as? String == "alice")
             }
-            let wrong = try await client.executeRequest(uri: "/api/greader.php/accounts/ClientLogin", method: .post,
-                                                        headers: [.contentType: "application/x-www-form-urlencoded"],
-                                                        body: ByteBuffer(string: "Email=alice&Passwd=not-the-password"))
+            let wrong = try await ReaderTestClient.postForm(client, "Email=alice&Passwd=not-the-password", to: "/api/greader.php/accounts/ClientLogin")
             #expect(wrong.status == .unauthorized)
             #expect(wrong.errorCode == "unauthorized")
             // Another user's name with this password: refused too.
-            let mixed = try await client.executeRequest(uri: "/accounts/ClientLogin", method: .post,
-                                                        headers: [.contentType: "application/x-www-form-urlencoded"],
-                                                        body: ByteBuffer(string: "Email=bob&Passwd=\(password)"))
+            let mixed = try await ReaderTestClient.postForm(client, "Email=bob&Passwd=\(password)", to: "/accounts/ClientLogin")
             #expect(mixed.status == .unauthorized)
             // A bearer token is not a session, and a session token is not a bearer token.
             let reader = try await ReaderTestClient.login(client, user: "alice", password: password)
@@ -150,9 +147,7 @@ struct ReaderAPITests {
 
             try await ReaderAPI(service: h.service).revokeAppPassword(userName: "alice", label: "newsboat")
             #expect(try await reader.get("/reader/api/0/user-info").status == .unauthorized)
-            let again = try await client.executeRequest(uri: "/accounts/ClientLogin", method: .post,
-                                                        headers: [.contentType: "application/x-www-form-urlencoded"],
-                                                        body: ByteBuffer(string: "Email=alice&Passwd=\(password)"))
+            let again = try await ReaderTestClient.postForm(client, "Email=alice&Passwd=\(password)", to: "/accounts/ClientLogin")
             #expect(again.status == .unauthorized)
         }
     }
@@ -288,6 +283,12 @@ struct ReaderAPITests {
             #expect(oldest.ids == newest.ids.reversed())
             let feed = try await reader.allIds("s=feed/1&r=o", n: 999)
             #expect(feed.ids == oldest.ids)
+            // ot (from, inclusive) and nt (before) select by arrival: the batches arrived at the
+            // harness clock's start T, T+1 s, T+2 s (two) and T+3 s.
+            let start = 1_764_000_000
+            #expect(try await reader.allIds("s=\(Self.readingList)&ot=\(start + 1)&nt=\(start + 2)", n: 1000).ids.count == 500)
+            #expect(try await reader.allIds("s=\(Self.readingList)&ot=\(start + 2)", n: 1000).ids.count == 1500)
+            #expect(try await reader.allIds("s=\(Self.readingList)&nt=\(start)", n: 1000).ids.isEmpty)
             // The caps: n over 10,000 ids (1,000 items) is answered with that many and a continuation.
             #expect(try await reader.allIds("s=\(Self.readingList)", n: 10_000).pages == [2500])
             #expect(try await reader.allIds("s=\(Self.readingList)", n: 50_000).pages == [2500])
@@ -451,9 +452,7 @@ struct ReaderAPITests {
             // users revoke shuts out the apps too: the session and a new login get 401.
             try await h.service.revokeToken(name: "alice")
             #expect(try await reader.get("/reader/api/0/user-info").status == .unauthorized)
-            let login = try await client.executeRequest(uri: "/accounts/ClientLogin", method: .post,
-                                                        headers: [.contentType: "application/x-www-form-urlencoded"],
-                                                        body: ByteBuffer(string: "Email=alice&Passwd=\(password)"))
+            let login = try await ReaderTestClient.postForm(client, "Email=alice&Passwd=\(password)", to: "/accounts/ClientLogin")
             #expect(login.status == .unauthorized)
             _ = try await h.service.issueToken(name: "alice")
             #expect(try await reader.get("/reader/api/0/user-info").status == .ok)
@@ -472,7 +471,7 @@ struct ReaderAPITests {
             let service = h.service
             let poll = Task { try await service.pull(user: alice, cursor: caughtUp.cursor, limit: 100, wait: .seconds(60)) }
             // Marked only once the long-poll waits, so only a wake-up can answer it early.
-            while service.notifier.count == 0 { await Task.yield() }
+            while service.notifier.count == 0 { try await Task.sleep(for: .milliseconds(5)) }
             #expect(try await reader.post("/reader/api/0/edit-tag", "T=\(token)&i=\(item)&a=\(Self.starred)").text == "OK")
             let answer = try await poll.value
             #expect(answer.states.map(\.articleId) == ["art-2"])

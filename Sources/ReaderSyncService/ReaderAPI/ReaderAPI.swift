@@ -34,9 +34,7 @@ package struct ReaderAPI: Sendable {
     /// - Throws: ``SyncError`` `invalid_request` for a label that is not 1 to 64 letters, digits,
     ///   `.`, `_` or `-`; `not_found` when no user has this name.
     package func createAppPassword(userName: String, label: String) async throws -> String {
-        guard !label.isEmpty, label.count <= 64,
-              label.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0)) })
-        else {
+        guard SyncService.isValidName(label, punctuation: "._-") else {
             throw SyncError(.invalidRequest, "an app password label is 1 to 64 letters, digits and . _ -")
         }
         let password = Self.generatePassword()

@@ -243,6 +243,14 @@ package struct SyncService: Sendable {
         }
     }
 
+    /// Whether `name` is 1 to 64 ASCII letters, digits and characters of `punctuation`: user
+    /// names (`._-@`) and app password labels (`._-`), safe in a table, a log and a device id.
+    static func isValidName(_ name: String, punctuation: String) -> Bool {
+        !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy {
+            $0.isASCII && (CharacterSet.alphanumerics.contains($0) || punctuation.unicodeScalars.contains($0))
+        }
+    }
+
     static func isValidIdentifier(_ s: String) -> Bool {
         // Counted in Unicode scalars, as JSON Schema's maxLength counts them (Schema/openapi.json).
         !s.isEmpty && s.unicodeScalars.count <= 200 && !s.unicodeScalars.contains { $0.properties.generalCategory == .control }
@@ -288,9 +296,7 @@ package struct SyncService: Sendable {
     ///
     /// - Throws: ``SyncError`` `invalid_request` for a bad name, `already_exists`.
     package func createUser(name: String) async throws -> CreateUserResponse {
-        guard !name.isEmpty, name.count <= 64,
-              name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-@".unicodeScalars.contains($0)) })
-        else {
+        guard Self.isValidName(name, punctuation: "._-@") else {
             throw SyncError(.invalidRequest, "a user name is 1 to 64 characters of letters, digits and . _ - @")
         }
         let token = Tokens.generate()
