@@ -137,6 +137,9 @@ struct ReaderAPITests {
             // Another user's name with this password: refused too.
             let mixed = try await ReaderTestClient.postForm(client, "Email=bob&Passwd=\(password)", to: "/accounts/ClientLogin")
             #expect(mixed.status == .unauthorized)
+            // Credentials only from the body: in the query they would reach access logs.
+            let inQuery = try await ReaderTestClient.postForm(client, "", to: "/accounts/ClientLogin?Email=alice&Passwd=\(password)")
+            #expect(inQuery.status == .badRequest)
             // A bearer token is not a session, and a session token is not a bearer token.
             let reader = try await ReaderTestClient.login(client, user: "alice", password: password)
             let bearer = try await client.executeRequest(uri: "/reader/api/0/user-info", method: .get,
@@ -187,7 +190,7 @@ struct ReaderAPITests {
             let star = try await reader.post("/reader/api/0/edit-tag", "i=\(guid)&a=user/-/state/com.google/starred&ac=edit&T=\(token)\n")
             #expect(star.text == "OK")
             let unread = try await reader.post("/reader/api/0/edit-tag",
-                "i=\(guid)&r=user/-/state/com.google/read&a=user/-/state/com.google/kept-unread&a=user/-/state/com.google/tracking-kept-unread&ac=edit&T=\(token)\n")
+                "i=\(guid)&r=user/-/state/com.google/read&a=user/-/state/com.google/kept-unread&a=user/-/state/com.google/tracking-kept-unread&a=user/-/state/com.google/tracking-anything-new&ac=edit&T=\(token)\n")
             #expect(unread.text == "OK")
             let number = try ReaderItemId.parse(guid)
             let refs = try await h.store.itemRefs(userId: alice.id, query: { var q = ItemQuery(limit: 10); q.itemIds = [number]; return q }())
@@ -490,6 +493,9 @@ struct ReaderAPITests {
             let item = try await Self.itemId(reader, of: "art-1")
             let cases: [(String, String?, HTTPResponse.Status)] = [
                 ("/reader/api/0/stream/items/ids?s=user/-/state/com.google/like", nil, .badRequest),
+                ("/reader/api/0/stream/items/ids?s=user//state/com.google/reading-list", nil, .badRequest),
+                ("/reader/api/0/stream/items/ids?s=user/%C2%BD/state/com.google/reading-list", nil, .badRequest),
+                ("/reader/api/0/edit-tag", "T=\(token)&i=\(item)&a=user/-/state/com.google/broadcast", .badRequest),
                 ("/reader/api/0/stream/items/ids?s=feed/99", nil, .notFound),
                 ("/reader/api/0/stream/items/ids?s=user/-/label/Nope", nil, .notFound),
                 ("/reader/api/0/stream/items/ids", nil, .badRequest),

@@ -47,12 +47,14 @@ struct ReaderAPIHandlers: Sendable {
     // MARK: Sessions
 
     func clientLogin(_ request: Request, _ url: URLParameters) async throws -> Response {
-        let parameters = try await self.parameters(request)
+        // The credentials from the form body only: a password in the URL would reach access logs.
+        let parameters = try ReaderParameters(query: nil, form: String(buffer: try await api.collect(request)))
         guard let email = parameters.first("Email"), let password = parameters.first("Passwd") else {
             throw SyncError(.invalidRequest, "send Email=<user name> and Passwd=<app password>")
         }
         let token = try await reader.login(userName: email, password: password)
-        if parameters.first("output") == "json" {
+        let query = try ReaderParameters(query: request.uri.query)
+        if parameters.first("output") == "json" || query.first("output") == "json" {
             return try jsonResponse(ReaderJSON.Login(SID: token, LSID: token, Auth: token))
         }
         return Self.text("SID=\(token)\nLSID=\(token)\nAuth=\(token)\n")

@@ -370,15 +370,12 @@ struct MarkChange: Sendable, Hashable {
     /// send along that this server has no use for.
     private static func state(of tag: String) throws(SyncError) -> String {
         let parts = tag.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
-        if parts.count == 3, parts[0] == "user", parts[1] == "-" || parts[1].allSatisfy(\.isNumber),
-           parts[2].hasPrefix("state/com.google/") {
+        if parts.count == 3, parts[0] == "user", ReaderStream.isUserPart(parts[1]), parts[2].hasPrefix("state/com.google/") {
             let name = String(parts[2].dropFirst("state/com.google/".count))
             switch name {
             case "read", "kept-unread", "starred": return name
-            case "fresh", "tracking-kept-unread", "tracking-item-link-used", "tracking-body-link-used", "tracking-emailed",
-                 "tracking-mobile-read", "tracking-igoogle-module-read":
-                return "ignored"
-            default: break
+            case "fresh": return "ignored"
+            default: if name.hasPrefix("tracking-") { return "ignored" }
             }
         }
         throw SyncError(.invalidRequest, "tag '\(tag)' cannot be set here: use user/-/state/com.google/read, …/kept-unread "

@@ -33,7 +33,7 @@ package enum ReaderStream: Sendable, Hashable {
             return
         }
         let parts = text.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
-        if parts.count == 3, parts[0] == "user", parts[1] == "-" || parts[1].allSatisfy(\.isNumber) {
+        if parts.count == 3, parts[0] == "user", Self.isUserPart(parts[1]) {
             let rest = parts[2]
             // An empty name is a label too: the section of articles ingested without one.
             if rest.hasPrefix("label/") {
@@ -50,6 +50,11 @@ package enum ReaderStream: Sendable, Hashable {
         }
         throw SyncError(.invalidRequest, "unknown stream '\(text)': use user/-/state/com.google/reading-list, …/read, "
             + "…/kept-unread, …/starred, feed/<number> or user/-/label/<name>")
+    }
+
+    /// Whether `part` is the user part of a stream or tag id: `-` or a user's number (ASCII digits).
+    static func isUserPart(_ part: Substring) -> Bool {
+        part == "-" || (!part.isEmpty && part.allSatisfy { $0.isASCII && $0.isNumber })
     }
 
     /// The stream's id as sent to clients.
