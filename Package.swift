@@ -44,10 +44,12 @@ let package = Package(
                 .embedInCode("m0002_server_token_revocation.sql"),
                 .embedInCode("m0003_server_conflict_rule_index.sql"),
                 .embedInCode("m0004_server_reader_api.sql"),
+                .embedInCode("m0005_server_retention.sql"),
                 .embedInCode("m0001_client_initial.sql"),
                 .embedInCode("m0001_postgres_initial.sql"),
                 .embedInCode("m0002_postgres_article_lz4.sql"),
                 .embedInCode("m0003_postgres_reader_api.sql"),
+                .embedInCode("m0004_postgres_retention.sql"),
                 .embedInCode("openapi.json"),
             ],
             swiftSettings: swiftSettings

@@ -110,6 +110,13 @@ extension ReaderStore {
                 }
                 clock.observe(state.hlc)
             }
+            // After the states, so a bookmark in the same page keeps its article.
+            let dropExpired = try db.cachedStatement(sql: """
+                DELETE FROM article WHERE id = ?1
+                    AND NOT EXISTS (SELECT 1 FROM articleState WHERE articleId = ?1 AND bookmarked = 1)
+                    AND NOT EXISTS (SELECT 1 FROM outbox WHERE articleId = ?1)
+                """)
+            for id in page.expiredArticleIds { try dropExpired.execute(arguments: [id]) }
             meta.hlc = clock.last
             meta.cursor = page.cursor
             try meta.save(db)
@@ -134,6 +141,27 @@ extension ReaderStore {
                 state.articleId, state.version,
             ])
         try refreshShown(db, articleId: state.articleId)
+    }
+
+    /// Pulls anew after `410 cursor_expired`: the device last synced before the server's
+    /// tombstone horizon, so deletions it missed can no longer be served. The server lost nothing
+    /// (same epoch): the outbox stays as it is, nothing is queued again. Drops the cursor, the
+    /// server's states and every article but those shown bookmarked or with a pending change
+    /// (an expired one would come back as an expiry only); pending changes keep showing.
+    package func startOverAfterCursorExpired() throws {
+        try dbPool.write { db in
+            var meta = try SyncMeta.fetch(db)
+            try db.execute(sql: """
+                DELETE FROM article WHERE id NOT IN (SELECT articleId FROM articleState WHERE bookmarked = 1)
+                    AND id NOT IN (SELECT articleId FROM outbox)
+                """)
+            try db.execute(sql: "DELETE FROM articleState")
+            for articleId in try String.fetchAll(db, sql: "SELECT DISTINCT articleId FROM outbox") {
+                try Self.refreshShown(db, articleId: articleId)
+            }
+            meta.cursor = nil
+            try meta.save(db)
+        }
     }
 
     /// Starts over after the server's database was reset or restored (`410 reset_required`).

@@ -175,8 +175,9 @@ private struct LiveSession: Sendable {
                 }
             } catch {
                 if Task.isCancelled { return }
-                // A long-poll's or a stream's cursor of another epoch: the sync resets the device.
-                if (error as? ReaderSyncError)?.serverError?.code == .resetRequired {
+                // A long-poll's or a stream's cursor of another epoch, or before the tombstone
+                // horizon: the sync starts the device over.
+                if let code = (error as? ReaderSyncError)?.serverError?.code, code == .resetRequired || code == .cursorExpired {
                     await syncAndWait()
                     continue
                 }

@@ -23,6 +23,12 @@ public struct SyncReport: Sendable, Hashable {
     public var serverWasReset = false
     /// Changes given back to the server after a reset.
     public var requeuedAfterReset = 0
+    /// Whether the device had not synced since before the server's tombstone horizon
+    /// (`410 cursor_expired`) and pulled anew, its pending changes kept.
+    public var cursorExpired = false
+    /// Articles the server expired (older than its retention); the device dropped those not
+    /// bookmarked and without a pending change.
+    public var pulledExpiries = 0
     /// Requests the server turned away as busy (`503`) and the engine sent again after waiting.
     public var busyRetries = 0
 
@@ -121,7 +127,8 @@ public actor SyncEngine {
     ///
     /// Outbox entries are removed only once the server acknowledges them, so a failure at any
     /// point loses nothing: call `sync()` again. On `410 reset_required` the device starts over
-    /// (``ReaderStore`` keeps and re-queues its changes) and syncs again.
+    /// (``ReaderStore`` keeps and re-queues its changes) and syncs again; on `410 cursor_expired`
+    /// it keeps its outbox as it is, drops what it pulled (bookmarked articles stay) and pulls anew.
     ///
     /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused`.
     @discardableResult
@@ -140,6 +147,10 @@ public actor SyncEngine {
         } catch let error as ReaderSyncError where error.serverError?.code == .resetRequired {
             report.serverWasReset = true
             report.requeuedAfterReset = try store.startOverAfterServerReset()
+            try await pushAndPull(&report)
+        } catch let error as ReaderSyncError where error.serverError?.code == .cursorExpired {
+            report.cursorExpired = true
+            try store.startOverAfterCursorExpired()
             try await pushAndPull(&report)
         }
         return report
@@ -201,6 +212,7 @@ public actor SyncEngine {
             try store.apply(page.value)
             report.pulledArticles += page.value.articles.count
             report.pulledDeletions += page.value.deletedArticleIds.count
+            report.pulledExpiries += page.value.expiredArticleIds.count
             report.pulledStates += page.value.states.count
         }
     }

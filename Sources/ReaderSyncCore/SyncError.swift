@@ -19,9 +19,9 @@ public struct SyncError: Error, Sendable, Hashable, CustomStringConvertible {
             case unauthorized, forbidden
             case invalidRequest = "invalid_request", invalidJSON = "invalid_json", invalidCursor = "invalid_cursor"
             case badRequest = "bad_request"
-            case resetRequired = "reset_required", limitOutOfRange = "limit_out_of_range"
+            case resetRequired = "reset_required", cursorExpired = "cursor_expired", limitOutOfRange = "limit_out_of_range"
             case tooManyMutations = "too_many_mutations", payloadTooLarge = "payload_too_large"
-            case notFound = "not_found", methodNotAllowed = "method_not_allowed", alreadyExists = "already_exists"
+            case notFound = "not_found", articleDeleted = "article_deleted", methodNotAllowed = "method_not_allowed", alreadyExists = "already_exists"
             case requestTimeout = "request_timeout", unavailable
             case internalError = "internal_error"
         }
@@ -39,10 +39,16 @@ public struct SyncError: Error, Sendable, Hashable, CustomStringConvertible {
         /// A request Hummingbird refused before a route saw it, for a reason no other code names (`400`).
         public static let badRequest = Code(.badRequest)
         public static let resetRequired = Code(.resetRequired)
+        /// The cursor is older than the server's tombstone horizon (`410`): compaction removed
+        /// deletions it would have to serve. The database lost nothing (same epoch): the device
+        /// keeps its pending changes, drops its articles and pulls from the beginning.
+        public static let cursorExpired = Code(.cursorExpired)
         public static let limitOutOfRange = Code(.limitOutOfRange)
         public static let tooManyMutations = Code(.tooManyMutations)
         public static let payloadTooLarge = Code(.payloadTooLarge)
         public static let notFound = Code(.notFound)
+        /// The article was retracted by the publisher (`410`, `GET /v1/articles/{id}`).
+        public static let articleDeleted = Code(.articleDeleted)
         public static let methodNotAllowed = Code(.methodNotAllowed)
         public static let alreadyExists = Code(.alreadyExists)
         public static let internalError = Code(.internalError)

@@ -105,7 +105,12 @@ public struct StateDTO: Sendable, Hashable, Codable {
 /// `GET /v1/sync/pull`.
 public struct PullResponse: Sendable, Hashable, Codable {
     public var articles: [ArticleDTO]
+    /// Articles the publisher retracted: a device removes them.
     public var deletedArticleIds: [String]
+    /// Articles that left the sync set because they are older than the server's retention
+    /// (`serve --retention-days`): a device may drop them, and keeps those its reader bookmarked
+    /// or has a pending change for. Absent (empty) from servers before retention.
+    public var expiredArticleIds: [String]
     public var states: [StateDTO]
     public var cursor: String
     public var hasMore: Bool
@@ -115,16 +120,33 @@ public struct PullResponse: Sendable, Hashable, Codable {
     /// Whether the page holds no change and nothing comes after it: the device is caught up
     /// (an empty long-poll answer).
     public var isCaughtUp: Bool {
-        articles.isEmpty && deletedArticleIds.isEmpty && states.isEmpty && !hasMore
+        articles.isEmpty && deletedArticleIds.isEmpty && expiredArticleIds.isEmpty && states.isEmpty && !hasMore
     }
 
-    public init(articles: [ArticleDTO], deletedArticleIds: [String], states: [StateDTO], cursor: String, hasMore: Bool, epoch: String) {
+    public init(articles: [ArticleDTO], deletedArticleIds: [String], expiredArticleIds: [String] = [], states: [StateDTO],
+                cursor: String, hasMore: Bool, epoch: String) {
         self.articles = articles
         self.deletedArticleIds = deletedArticleIds
+        self.expiredArticleIds = expiredArticleIds
         self.states = states
         self.cursor = cursor
         self.hasMore = hasMore
         self.epoch = epoch
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case articles, deletedArticleIds, expiredArticleIds, states, cursor, hasMore, epoch
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        articles = try c.decode([ArticleDTO].self, forKey: .articles)
+        deletedArticleIds = try c.decode([String].self, forKey: .deletedArticleIds)
+        expiredArticleIds = try c.decodeIfPresent([String].self, forKey: .expiredArticleIds) ?? []
+        states = try c.decode([StateDTO].self, forKey: .states)
+        cursor = try c.decode(String.self, forKey: .cursor)
+        hasMore = try c.decode(Bool.self, forKey: .hasMore)
+        epoch = try c.decode(String.self, forKey: .epoch)
     }
 }
 
@@ -506,6 +528,14 @@ public enum SyncRoute {
         if let cursor { components.queryItems?.append(URLQueryItem(name: "cursor", value: cursor)) }
         if let wait { components.queryItems?.append(URLQueryItem(name: "wait", value: String(wait))) }
         return pullPath + "?" + (components.percentEncodedQuery ?? "")
+    }
+
+    /// `/v1/articles/{id}`, the id percent-encoded as one path segment: one article, fetched
+    /// when it is outside what the device keeps.
+    public static func article(id: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "/;?#%")
+        return "/v1/articles/" + (id.addingPercentEncoding(withAllowedCharacters: allowed) ?? id)
     }
 
     /// `/v1/sync/events[?cursor=C]`, with the cursor percent-encoded.

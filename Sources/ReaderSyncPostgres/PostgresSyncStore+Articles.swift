@@ -101,7 +101,7 @@ extension PostgresSyncStore {
                     VALUES \(values.joined(separator: ", "))
                     ON CONFLICT (id) DO UPDATE SET section = EXCLUDED.section, title = EXCLUDED.title, summary = EXCLUDED.summary,
                         body = EXCLUDED.body, author = EXCLUDED.author, url = EXCLUDED.url, published_at = EXCLUDED.published_at,
-                        updated_at = EXCLUDED.updated_at, deleted_at = EXCLUDED.deleted_at,
+                        updated_at = EXCLUDED.updated_at, deleted_at = EXCLUDED.deleted_at, expired_at = NULL,
                         version = article.version + EXCLUDED.version, seq = EXCLUDED.seq, xid = pg_current_xact_id(),
                         arrived_at = CASE WHEN article.deleted_at IS NOT NULL AND EXCLUDED.deleted_at IS NULL
                             THEN EXCLUDED.arrived_at ELSE article.arrived_at END

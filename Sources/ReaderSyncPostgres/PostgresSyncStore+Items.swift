@@ -11,7 +11,7 @@ extension PostgresSyncStore {
         try await readClient.query("""
             SELECT id, name FROM section
             WHERE EXISTS (SELECT 1 FROM article WHERE md5(article.section) = md5(section.name) AND article.section = section.name
-                          AND article.deleted_at IS NULL)
+                          AND article.deleted_at IS NULL AND article.expired_at IS NULL)
             ORDER BY id
             """, logger: logger).collect().map(Self.decodeSection)
     }
@@ -47,7 +47,8 @@ extension PostgresSyncStore {
             binds.append(value)
             return "$\(binds.count)"
         }
-        var conditions = ["a.deleted_at IS NULL"]
+        // Expired articles leave every stream but the user's starred ones (pinned, as in a pull).
+        var conditions = ["a.deleted_at IS NULL", "(a.expired_at IS NULL OR coalesce(s.bookmarked_value, false))"]
         let user = bind(userId)
         if let section = query.section {
             let name = bind(ByteBuffer(string: section))
@@ -99,7 +100,7 @@ extension PostgresSyncStore {
             FROM article a
             JOIN section ON section.name = a.section
             LEFT JOIN user_article_state s ON s.user_id = \(userId) AND s.article_id = a.id
-            WHERE a.deleted_at IS NULL AND NOT coalesce(s.read_value, false)
+            WHERE a.deleted_at IS NULL AND a.expired_at IS NULL AND NOT coalesce(s.read_value, false)
             GROUP BY section.id ORDER BY section.id
             """, logger: logger).collect().map { row in
             let (id, name, count, newest) = try row.decode((Int64, ByteBuffer, Int64, Int64).self)

@@ -13,8 +13,12 @@ extension PostgresSyncStore {
         + StateField.allCases.flatMap(cellColumns).map(\.name).joined(separator: ", ")
 
     static let articleColumns = """
-        id, section, title, summary, body, author, url, published_at, updated_at, version, xid::text AS xid_text, seq, deleted_at IS NOT NULL
+        id, section, title, summary, body, author, url, published_at, updated_at, version, xid::text AS xid_text, seq, deleted_at IS NOT NULL,
+        expired_at IS NOT NULL
         """
+
+    /// The tombstone horizon as `meta` holds it (NULL before any compaction), a scalar subquery.
+    static let horizonColumn = "(SELECT value FROM meta WHERE key = 'horizon')"
 
     /// The horizon of the statement's snapshot, as a one-row CTE `h (horizon)`: the oldest
     /// transaction that was still running when the snapshot was taken and may write to this
@@ -67,7 +71,7 @@ extension PostgresSyncStore {
             case .transactionThenSequence:
                 articleQuery = """
                     \(unescaped: Self.horizonCTE)
-                    SELECT h.horizon::text, pg_is_in_recovery(), a.* FROM h LEFT JOIN LATERAL (
+                    SELECT h.horizon::text, pg_is_in_recovery(), \(unescaped: Self.horizonColumn), a.* FROM h LEFT JOIN LATERAL (
                         SELECT \(unescaped: Self.articleColumns) FROM article
                         WHERE (xid, seq) > (\(afterTransaction)::xid8, \(after.seq)) AND xid < h.horizon
                         ORDER BY xid, seq LIMIT \(rowLimit)
@@ -76,18 +80,22 @@ extension PostgresSyncStore {
             case .sequenceAloneForTesting:
                 // Transaction ids read as 0: the cursor holds the sequence alone.
                 articleQuery = """
-                    SELECT '0', pg_is_in_recovery(), \(unescaped: Self.articleColumns.replacingOccurrences(of: "xid::text AS xid_text", with: "'0'"))
-                    FROM article WHERE seq > \(after.seq) ORDER BY seq LIMIT \(rowLimit)
+                    SELECT '0', pg_is_in_recovery(), \(unescaped: Self.horizonColumn), a.* FROM (SELECT 1) one LEFT JOIN LATERAL (
+                        SELECT \(unescaped: Self.articleColumns.replacingOccurrences(of: "xid::text AS xid_text", with: "'0'"))
+                        FROM article WHERE seq > \(after.seq) ORDER BY seq LIMIT \(rowLimit)
+                    ) a ON true
                     """
             }
             var horizon = "0"
+            var tombstoneHorizon = FeedPosition.start
             var articles: [(position: FeedPosition, change: Change)] = []
             for try await row in try await connection.query(articleQuery, logger: self.logger) {
                 let cells = row.makeRandomAccess()
                 horizon = try cells[0].decode(String.self)
                 try self.checkReadReplica(inRecovery: try cells[1].decode(Bool.self))
-                if try cells[2].decode(String?.self) == nil { continue } // no article below the horizon
-                articles.append(try Self.decodeArticle(cells, offset: 2))
+                tombstoneHorizon = try Self.tombstoneHorizon(cells[2].decode(String?.self))
+                if try cells[3].decode(String?.self) == nil { continue } // no article below the horizon
+                articles.append(try Self.decodeArticle(cells, offset: 3))
             }
 
             let stateQuery: PostgresQuery
@@ -109,16 +117,26 @@ extension PostgresSyncStore {
                 let (state, position) = try Self.decodeState(row.makeRandomAccess())
                 states.append((position, .state(state)))
             }
-            return ChangePage.merging(articles: articles, states: states, after: after, limit: limit)
+            var page = ChangePage.merging(articles: articles, states: states, after: after, limit: limit)
+            page.horizon = tombstoneHorizon
+            return page
         }
     }
 
-    /// One article row of ``articleColumns`` starting at `offset`: a tombstone, or every column
-    /// of a live article, none defaulted.
-    static func decodeArticle(_ cells: PostgresRandomAccessRow, offset: Int) throws -> (position: FeedPosition, change: Change) {
+    /// The tombstone horizon from `meta`'s text (``FeedPosition/init(_:)``), ``FeedPosition/start`` when unset.
+    static func tombstoneHorizon(_ text: String?) throws -> FeedPosition {
+        guard let text else { return .start }
+        guard let horizon = FeedPosition(text) else { throw StoreError("the tombstone horizon (meta 'horizon') '\(text)' is not a feed position") }
+        return horizon
+    }
+
+    /// One article row of ``articleColumns`` starting at `offset`: a tombstone, an expiry (unless
+    /// `ignoringExpiry`: then its content), or every column of a live article, none defaulted.
+    static func decodeArticle(_ cells: PostgresRandomAccessRow, offset: Int, ignoringExpiry: Bool = false) throws -> (position: FeedPosition, change: Change) {
         let id = try cells[offset].decode(String.self)
         let position = try Self.position(transaction: cells[offset + 10].decode(String.self), seq: cells[offset + 11].decode(Int64.self))
         if try cells[offset + 12].decode(Bool.self) { return (position, .tombstone(id: id)) }
+        if !ignoringExpiry, try cells[offset + 13].decode(Bool.self) { return (position, .expiry(id: id)) }
         func text(_ index: Int) throws -> String {
             guard let buffer = try cells[offset + index].decode(ByteBuffer?.self) else {
                 throw StoreError("article \(id) has no column \(index)")

@@ -24,16 +24,17 @@ extension SQLiteSyncStore {
             let addSection = try db.cachedStatement(sql: "INSERT OR IGNORE INTO section (name) VALUES (?)")
             let arrivedAt = try ArrivalTime.micros(now)
             // A restored article (tombstoned, then ingested again) arrives again: it was in no
-            // stream meanwhile, so a reader's mark-all-as-read of before must not reach it.
+            // stream meanwhile, so a reader's mark-all-as-read of before must not reach it. A
+            // changed expired article is in the sync set again until a compaction expires it anew.
             let update = try db.cachedStatement(sql: """
                 UPDATE article SET section = ?, title = ?, summary = ?, body = ?, author = ?, url = ?,
                     publishedAt = ?, updatedAt = ?, version = version + 1, seq = ?,
-                    arrivedAt = CASE WHEN deletedAt IS NULL THEN arrivedAt ELSE ? END, deletedAt = NULL
+                    arrivedAt = CASE WHEN deletedAt IS NULL THEN arrivedAt ELSE ? END, deletedAt = NULL, expiredAt = NULL
                 WHERE id = ?
                 """)
             let tombstone = try db.cachedStatement(sql: """
                 UPDATE article SET section = NULL, title = NULL, summary = NULL, body = NULL, author = NULL, url = NULL,
-                    publishedAt = NULL, updatedAt = NULL, version = version + 1, seq = ?, deletedAt = ?
+                    publishedAt = NULL, updatedAt = NULL, version = version + 1, seq = ?, deletedAt = ?, expiredAt = NULL
                 WHERE id = ?
                 """)
             for item in items {

@@ -11,7 +11,8 @@ extension SQLiteSyncStore {
         try await dbPool.read { db in
             try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT id, name FROM section
-                WHERE EXISTS (SELECT 1 FROM article WHERE article.section = section.name AND article.deletedAt IS NULL)
+                WHERE EXISTS (SELECT 1 FROM article WHERE article.section = section.name AND article.deletedAt IS NULL
+                              AND article.expiredAt IS NULL)
                 ORDER BY id
                 """)).map { Section(id: $0[0], name: $0.exactText(1)) }
         }
@@ -40,7 +41,8 @@ extension SQLiteSyncStore {
     }
 
     package func itemRefs(userId: Int64, query: ItemQuery) async throws -> [ItemRef] {
-        var conditions = ["a.deletedAt IS NULL"]
+        // Expired articles leave every stream but the user's starred ones (pinned, as in a pull).
+        var conditions = ["a.deletedAt IS NULL", "(a.expiredAt IS NULL OR coalesce(s.bookmarkedValue, 0) = 1)"]
         var arguments: StatementArguments = [userId]
         if let section = query.section {
             conditions.append("a.section = ?")
@@ -121,7 +123,7 @@ extension SQLiteSyncStore {
                 FROM article a
                 JOIN section ON section.name = a.section
                 LEFT JOIN userArticleState s ON s.userId = ? AND s.articleId = a.id
-                WHERE a.deletedAt IS NULL AND coalesce(s.readValue, 0) = 0
+                WHERE a.deletedAt IS NULL AND a.expiredAt IS NULL AND coalesce(s.readValue, 0) = 0
                 GROUP BY section.id ORDER BY section.id
                 """), arguments: [userId]).map {
                 UnreadCount(section: Section(id: $0[0], name: $0.exactText(1)), count: $0[2], newestArrival: $0[3])

@@ -79,7 +79,7 @@ extension SQLiteSyncStore {
             // in the one snapshot of this read transaction.
             let articleRows = try Row.fetchCursor(
                 db.cachedStatement(sql: """
-                    SELECT id, section, title, summary, body, author, url, publishedAt, updatedAt, version, seq, deletedAt
+                    SELECT id, section, title, summary, body, author, url, publishedAt, updatedAt, version, seq, deletedAt, expiredAt
                     FROM article WHERE seq > ? ORDER BY seq LIMIT ?
                     """),
                 arguments: [afterSeq, limit + 1])
@@ -97,17 +97,21 @@ extension SQLiteSyncStore {
                 let (state, seq) = try Self.decodeState(row)
                 states.append((FeedPosition(seq: seq), .state(state)))
             }
-            return ChangePage.merging(articles: articles, states: states, after: after, limit: limit)
+            var page = ChangePage.merging(articles: articles, states: states, after: after, limit: limit)
+            page.horizon = try Self.fetchHorizon(db)
+            return page
         }
     }
 
-    /// One article row of the pull query: a tombstone when `deletedAt` is set, else every column
-    /// of a live article, none defaulted.
+    /// One article row of the pull query: a tombstone when `deletedAt` is set, an expiry when
+    /// `expiredAt` is (unless `ignoringExpiry`: then its content), else every column of a live
+    /// article, none defaulted.
     /// - Throws: ``StoreError`` when a live article misses a column.
-    static func decodeArticle(_ row: Row) throws -> Change {
+    static func decodeArticle(_ row: Row, ignoringExpiry: Bool = false) throws -> Change {
         do {
             let id = try row.decode(String.self, atIndex: 0)
             if !row.hasNull(atIndex: 11) { return .tombstone(id: id) }
+            if !ignoringExpiry, !row.hasNull(atIndex: 12) { return .expiry(id: id) }
             func text(_ index: Int) throws -> String {
                 guard let text = row.exactTextIfPresent(index) else { throw StoreError("article \(id) has no column \(index)") }
                 return text

@@ -109,6 +109,7 @@ extension ReaderSync.Conflicts {
     }
 }
 
+/// `value` as sorted, indented JSON (every `--json` of the CLI).
 func prettyJSON(_ value: some Encodable) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -90,9 +90,7 @@ extension ReaderSync {
                     total.add(report)
                 }
                 if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    say(String(decoding: try encoder.encode(total), as: UTF8.self))
+                    say(try prettyJSON(total))
                 } else if inputs.count > 1 {
                     say("total: \(Self.counts(total))")
                 }

@@ -81,6 +81,12 @@ extension ReaderSync {
         @Option(help: "SQLite: normal survives a process crash; full also a power loss (slower writes).")
         var durability: String = "normal"
 
+        @OptionGroup var retention: RetentionOptions
+
+        @Option(name: .customLong("compact-interval"),
+                help: "Seconds between compactions, the first at start (0: never; run `reader-sync compact` from cron instead).")
+        var compactInterval = 3600.0
+
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
@@ -113,6 +119,9 @@ extension ReaderSync {
                 do { _ = try PostgresDatabaseURL(readReplicaGiven) } catch let error as PostgresURLError {
                     throw ValidationError("--db-read: \(error.description)")
                 }
+            }
+            guard compactInterval == 0 || (1...31_536_000).contains(compactInterval) else {
+                throw ValidationError("--compact-interval must be 0 or from 1 to 31536000 seconds (a year)")
             }
             if let adminToken, adminToken.count < 16 {
                 throw ValidationError("--admin-token must be at least 16 characters")
@@ -155,6 +164,8 @@ extension ReaderSync {
                 serverConfiguration.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
                 serverConfiguration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
                 serverConfiguration.responseTimeout = .milliseconds(Int64(responseTimeout * 1000))
+                serverConfiguration.retention = retention.policy
+                serverConfiguration.compactionInterval = compactInterval > 0 ? .milliseconds(Int64(compactInterval * 1000)) : nil
                 let app = buildApplication(
                     service: service,
                     configuration: serverConfiguration,

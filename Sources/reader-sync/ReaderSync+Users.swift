@@ -40,9 +40,7 @@ extension ReaderSync.Users {
             try await database.withService(create: false) { service in
                 let users = try await service.users()
                 if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    say(String(decoding: try encoder.encode(users), as: UTF8.self))
+                    say(try prettyJSON(users))
                     return
                 }
                 if users.isEmpty {

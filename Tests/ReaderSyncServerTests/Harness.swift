@@ -129,10 +129,11 @@ struct Harness {
         return (start..<start + count).map { "art-\($0)" }
     }
 
-    static func articleLine(id: String, title: String, body: String = "Body text.", updatedAt: String = "2026-11-20T10:00:00Z") -> String {
+    static func articleLine(id: String, title: String, body: String = "Body text.", publishedAt: String = "2026-11-20T09:00:00Z",
+                            updatedAt: String = "2026-11-20T10:00:00Z") -> String {
         let object: [String: String] = [
             "id": id, "section": "world", "title": title, "summary": "Summary of \(title)", "body": body,
-            "author": "Ann Author", "url": "https://news.example/\(id)", "publishedAt": "2026-11-20T09:00:00Z",
+            "author": "Ann Author", "url": "https://news.example/\(id)", "publishedAt": publishedAt,
             "updatedAt": updatedAt,
         ]
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])

@@ -57,7 +57,7 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .forbidden: return .forbidden
         case .notFound: return .notFound
         case .methodNotAllowed: return .methodNotAllowed
-        case .resetRequired: return .gone
+        case .resetRequired, .cursorExpired, .articleDeleted: return .gone
         case .payloadTooLarge: return .contentTooLarge
         case .alreadyExists: return .conflict
         case .unavailable: return .serviceUnavailable

@@ -44,7 +44,7 @@ struct APIHandlers: Sendable {
         } catch let error as SyncError where error.code == .unavailable {
             throw RetryLater(error: error, seconds: Self.streamRetryAfterSeconds)
         }
-        metrics.pulled(changes: page.articles.count + page.deletedArticleIds.count + page.states.count)
+        metrics.pulled(changes: page.articles.count + page.deletedArticleIds.count + page.expiredArticleIds.count + page.states.count)
         return jsonResponse(bytes: ResponseEncoder.encode(page))
     }
 
@@ -94,6 +94,14 @@ struct APIHandlers: Sendable {
         let id = try parameters.path("id")
         let changed = try await service.deleteArticle(id: id)
         return try jsonResponse(DeleteArticleResponse(id: id, deleted: true, changed: changed))
+    }
+
+    /// `GET /v1/articles/{id}`: one article, live or expired while its content is kept, for a
+    /// user (or the admin). `404` for an unknown or compacted id, `410 article_deleted` for a
+    /// retracted one.
+    func article(_ request: Request, parameters: URLParameters) async throws -> Response {
+        _ = try await service.authenticate(authorization: request.headers[.authorization])
+        return jsonResponse(bytes: ResponseEncoder.encode(try await service.article(id: try parameters.path("id"))))
     }
 
     func metrics(_ request: Request, parameters: URLParameters) async throws -> Response {

@@ -24,6 +24,12 @@ package struct ServerConfiguration: Sendable {
     package var idleTimeout: Duration = .seconds(30)
     /// A connection whose client has not taken its whole response after this long is closed.
     package var responseTimeout: Duration = .seconds(60)
+    /// What the server's compaction keeps (``SyncService/compact(_:)``); the default expires no
+    /// article and keeps tombstones 30 days and conflicts 90.
+    package var retention = RetentionPolicy()
+    /// How often compaction runs, the first time at start; `nil` never (tests, or a `compact`
+    /// from cron instead).
+    package var compactionInterval: Duration? = nil
 
     package init(host: String = "127.0.0.1", port: Int = 8080, metricsToken: String? = nil, gzipLevel: Int32 = Gzip.defaultLevel) {
         self.host = host
@@ -54,7 +60,9 @@ package func buildApplication(
             additionalChannelHandlers: [ResponseWriteTimeoutHandler(timeout: responseTimeout)],
             idleTimeout: TimeAmount(configuration.idleTimeout))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "reader-sync"),
-        services: [ChangeListenerService(service: service, logger: logger)],
+        services: [ChangeListenerService(service: service, logger: logger)] + (configuration.compactionInterval.map {
+            [CompactionService(service: service, policy: configuration.retention, interval: $0, logger: logger)]
+        } ?? []),
         onServerRunning: onServerRunning,
         logger: logger
     )
@@ -92,6 +100,7 @@ package func buildRouter(
         Route(.post, "/v1/admin/users", api.createUser),
         Route(.post, "/v1/admin/articles", api.ingest),
         Route(.delete, "/v1/admin/articles/{id}", api.deleteArticle),
+        Route(.get, "/v1/articles/{id}", api.article),
         Route(.get, "/v1/openapi.json") { _, _ in jsonResponse(bytes: ReaderSyncSchema.openAPIDocument.utf8) },
         Route(.get, "/metrics", api.metrics),
     ] + ReaderAPIHandlers(reader: ReaderAPI(service: service), api: api).routes()

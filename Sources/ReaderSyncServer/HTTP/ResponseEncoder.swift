@@ -16,10 +16,17 @@ package struct ResponseEncoder {
         return encoder.bytes
     }
 
+    package static func encode(_ article: ArticleDTO) -> [UInt8] {
+        var encoder = ResponseEncoder()
+        encoder.bytes.reserveCapacity(article.body.utf8.count + article.summary.utf8.count + 512)
+        encoder.article(article)
+        return encoder.bytes
+    }
+
     package static func encode(_ page: PullResponse) -> [UInt8] {
         var encoder = ResponseEncoder()
         encoder.bytes.reserveCapacity(page.articles.reduce(256) { $0 + $1.body.utf8.count + $1.summary.utf8.count + 512 }
-            + page.states.count * 320 + page.deletedArticleIds.count * 40)
+            + page.states.count * 320 + (page.deletedArticleIds.count + page.expiredArticleIds.count) * 40)
         encoder.page(page)
         return encoder.bytes
     }
@@ -29,6 +36,8 @@ package struct ResponseEncoder {
         array(page.articles) { $0.article($1) }
         raw(",\"deletedArticleIds\":")
         array(page.deletedArticleIds) { $0.string($1) }
+        raw(",\"expiredArticleIds\":")
+        array(page.expiredArticleIds) { $0.string($1) }
         raw(",\"states\":")
         array(page.states) { $0.state($1) }
         raw(",\"cursor\":")

@@ -6,7 +6,7 @@ import ReaderSyncCore
 /// Every method is one read or one transaction. Marks are written through
 /// ``SyncStore/push(userId:deviceId:articleIds:now:plan:)`` like any device's.
 package protocol ItemStore: Sendable {
-    /// Every section an article was ever ingested into that holds a live article now, by number.
+    /// Every section an article was ever ingested into that holds a live, unexpired article now, by number.
     func sections() async throws -> [Section]
 
     /// The section with this number (live articles or not), or `nil` when none has it.
@@ -15,14 +15,16 @@ package protocol ItemStore: Sendable {
     /// The section with this exact name, or `nil` when no article was ever in it.
     func section(named name: String) async throws -> Section?
 
-    /// The live items `query` selects, with `userId`'s marks, in its order, at most `query.limit`.
+    /// The live items `query` selects, with `userId`'s marks, in its order, at most `query.limit`:
+    /// unexpired ones, and expired ones `userId` starred (pinned, ``RetentionStore``).
     func itemRefs(userId: Int64, query: ItemQuery) async throws -> [ItemRef]
 
-    /// The live items with these numbers, with their content and `userId`'s marks; numbers
-    /// of tombstoned or unknown items are left out. In no particular order.
+    /// The live items with these numbers (expired ones too, while their rows remain), with their
+    /// content and `userId`'s marks; numbers of tombstoned, removed or unknown items are left
+    /// out. In no particular order.
     func items(userId: Int64, ids: [Int64]) async throws -> [Item]
 
-    /// `userId`'s unread live items per section (sections with none left out).
+    /// `userId`'s unread live, unexpired items per section (sections with none left out).
     func unreadCounts(userId: Int64) async throws -> [UnreadCount]
 
     /// Stores a new app password for the user named `userName`, replacing the one with the

@@ -4,7 +4,7 @@ import ReaderSyncCore
 ///
 /// The sync rules stay outside: a push is planned by ``PushPlanner`` (Core) on what the store
 /// read, and the store writes the plan in the same transaction. Every method is one transaction.
-package protocol SyncStore: ItemStore {
+package protocol SyncStore: ItemStore, RetentionStore {
     /// Database-wide facts read once at open: the epoch and the cursor signing secret.
     func identity() async throws -> StoreIdentity
 
@@ -12,8 +12,9 @@ package protocol SyncStore: ItemStore {
     /// device gives back what the database lacks (after a restore).
     func startNewEpoch() async throws
 
-    /// The changes after `after`, in feed order, read from one snapshot: articles and tombstones
-    /// of everyone, states of `userId` only.
+    /// The changes after `after`, in feed order, read from one snapshot: articles, tombstones
+    /// and expiries of everyone, states of `userId` only, and the tombstone horizon
+    /// (``ChangePage/horizon``) as that snapshot has it.
     ///
     /// **Never skips a change:** every change this method leaves out because it is not yet
     /// committed (or not yet past the store's horizon) must sort after the page's
@@ -156,6 +157,8 @@ package struct StoreIdentity: Sendable, Hashable {
 package enum Change: Sendable, Hashable {
     case article(ArticleDTO)
     case tombstone(id: String)
+    /// The article left the sync set (older than the retention): a device may drop it.
+    case expiry(id: String)
     case state(UserArticleState)
 }
 
@@ -194,6 +197,9 @@ package struct ChangePage: Sendable {
     /// The position of the last change returned (or the requested `after` when none): the next cursor.
     package var last: FeedPosition
     package var hasMore: Bool
+    /// The position of the newest change compaction removed (``FeedPosition/start`` when none),
+    /// read in the page's snapshot: a cursor before it may have missed a removed tombstone.
+    package var horizon: FeedPosition = .start
 
     package init(changes: [(position: FeedPosition, change: Change)], last: FeedPosition, hasMore: Bool) {
         self.changes = changes

@@ -86,7 +86,8 @@ package struct SyncService: Sendable {
 
     /// The caller's changes after `cursor` (from the beginning when `nil`).
     ///
-    /// - Throws: ``SyncError`` `limit_out_of_range`, `invalid_cursor`, `reset_required`.
+    /// - Throws: ``SyncError`` `limit_out_of_range`, `invalid_cursor`, `reset_required` (another
+    ///   epoch), `cursor_expired` (before the tombstone horizon, ``compact(_:)``).
     package func pull(user: UserRecord, cursor: String?, limit: Int?) async throws -> PullResponse {
         let limit = limit ?? configuration.defaultPullLimit
         guard (1...configuration.maxPullLimit).contains(limit) else {
@@ -94,12 +95,15 @@ package struct SyncService: Sendable {
         }
         let after = try cursor.map { (c) throws(SyncError) in try cursors.decode(c) } ?? .start
         let page = try await store.changes(userId: user.id, after: after, limit: limit)
+        // Read in the page's snapshot: a compaction committed after it cannot slip in between.
+        if after != .start, after < page.horizon { throw Self.cursorExpired(page.horizon) }
         var response = PullResponse(articles: [], deletedArticleIds: [], states: [],
                                     cursor: cursors.encode(page.last), hasMore: page.hasMore, epoch: epoch)
         for (_, change) in page.changes {
             switch change {
             case .article(let article): response.articles.append(article)
             case .tombstone(let id): response.deletedArticleIds.append(id)
+            case .expiry(let id): response.expiredArticleIds.append(id)
             case .state(let state): response.states.append(state.wire)
             }
         }

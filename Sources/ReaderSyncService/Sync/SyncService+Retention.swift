@@ -1,0 +1,122 @@
+import Foundation
+import ReaderSyncCore
+
+/// How long a server keeps what it no longer serves (`serve` and `compact` take these as
+/// `--retention-days`, `--tombstone-days`, `--conflict-days`; docs/PROTOCOL.md, "Retention and
+/// compaction").
+package struct RetentionPolicy: Sendable, Hashable {
+    /// Days after its `publishedAt` an article stays in the sync set; `nil` (the default) keeps
+    /// every article for ever.
+    package var articleDays: Int?
+    /// Days a tombstone or an expiry stays servable (default 30): a device that syncs less often
+    /// than that gets `410 cursor_expired` and pulls anew.
+    package var tombstoneDays = 30
+    /// Days the conflict log keeps an entry (default 90).
+    package var conflictDays = 90
+    /// Rows per transaction (default 500): each step holds the write lock this long at most.
+    package var batchSize = 500
+
+    package init(articleDays: Int? = nil, tombstoneDays: Int = 30, conflictDays: Int = 90) {
+        self.articleDays = articleDays
+        self.tombstoneDays = tombstoneDays
+        self.conflictDays = conflictDays
+    }
+
+    /// The days of each setting must be from 1 to 36,500 (100 years).
+    ///
+    /// - Throws: ``SyncError`` `invalid_request` naming the setting.
+    package func validate() throws(SyncError) {
+        let settings: [(String, Int?)] = [("retention-days", articleDays), ("tombstone-days", tombstoneDays), ("conflict-days", conflictDays)]
+        for (name, days) in settings {
+            if let days, !(1...36_500).contains(days) {
+                throw SyncError(.invalidRequest, "\(name) must be from 1 to 36500, got \(days)")
+            }
+        }
+        guard batchSize >= 1 else { throw SyncError(.invalidRequest, "the batch size must be at least 1") }
+    }
+}
+
+/// What one ``SyncService/compact(_:)`` did.
+package struct CompactionReport: Sendable, Hashable, Codable {
+    /// Articles that left the sync set (older than the retention).
+    package var expired = 0
+    /// Tombstones removed (older than the tombstone horizon).
+    package var removedTombstones = 0
+    /// Expired articles removed (past the horizon and bookmarked by no one).
+    package var removedExpired = 0
+    /// User states removed with those articles.
+    package var removedStates = 0
+    package var removedConflicts = 0
+    /// Write transactions run.
+    package var transactions = 0
+
+    package init() {}
+}
+
+extension SyncService {
+    /// Compacts the database by `policy`, in transactions of ``RetentionPolicy/batchSize`` rows
+    /// while the server goes on serving: expires articles older than the retention (waking live
+    /// streams), removes tombstones, expired articles no one bookmarked and their states once
+    /// past the tombstone horizon (raising it, so older cursors get `410 cursor_expired`), and
+    /// conflict log entries older than the conflict days. Times come from the service's clock.
+    ///
+    /// - Throws: ``SyncError`` `invalid_request` for a policy out of range; what the store throws
+    ///   (the steps done so far stay done: each is a transaction of its own).
+    package func compact(_ policy: RetentionPolicy) async throws -> CompactionReport {
+        try policy.validate()
+        let now = self.now()
+        func daysBefore(_ days: Int) -> Date { now.addingTimeInterval(-Double(days) * 86_400) }
+        var report = CompactionReport()
+        if let days = policy.articleDays {
+            while true {
+                let expired = try await store.expireArticles(publishedBefore: daysBefore(days), now: now, limit: policy.batchSize)
+                report.transactions += 1
+                report.expired += expired
+                if expired > 0 { committed(.everyone) }
+                if expired < policy.batchSize { break }
+            }
+        }
+        while true {
+            let removed = try await store.removeArticles(goneBefore: daysBefore(policy.tombstoneDays), limit: policy.batchSize)
+            report.transactions += 1
+            report.removedTombstones += removed.tombstones
+            report.removedExpired += removed.expired
+            report.removedStates += removed.states
+            if removed.articles < policy.batchSize { break }
+        }
+        while true {
+            let removed = try await store.removeConflicts(detectedBefore: daysBefore(policy.conflictDays), limit: policy.batchSize)
+            report.transactions += 1
+            report.removedConflicts += removed
+            if removed < policy.batchSize { break }
+        }
+        try await store.recordCompaction(at: now)
+        return report
+    }
+
+    /// What the database holds now (`reader-sync stats`).
+    package func statistics() async throws -> StoreStatistics {
+        try await store.statistics()
+    }
+
+    /// One article for `GET /v1/articles/{id}`: a live one, or an expired one whose content is
+    /// still kept (pinned by a bookmark, or not yet removed by compaction).
+    ///
+    /// - Throws: ``SyncError`` `not_found` for an id never ingested or removed by compaction,
+    ///   `article_deleted` for a retracted article.
+    package func article(id: String) async throws -> ArticleDTO {
+        switch try await store.article(id: id) {
+        case .live(let article), .expired(let article, _):
+            return article
+        case .tombstone(let deletedAt):
+            throw SyncError(.articleDeleted, "article \(id) was deleted at \(deletedAt)")
+        case nil:
+            throw SyncError(.notFound, "no article with id \(id)")
+        }
+    }
+
+    /// The error of a pull whose cursor is before the tombstone horizon.
+    static func cursorExpired(_ horizon: FeedPosition) -> SyncError {
+        SyncError(.cursorExpired, "this cursor is older than the server's tombstone horizon (position \(horizon)): deletions it would need were compacted away; keep pending changes, drop local articles and pull from the beginning")
+    }
+}

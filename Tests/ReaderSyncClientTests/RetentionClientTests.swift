@@ -1,0 +1,116 @@
+import Foundation
+import ReaderSyncClient
+import ReaderSyncCore
+@testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
+
+/// The SDK against a server that compacts (docs/PROTOCOL.md, "Retention and compaction"). The
+/// harness clock starts at 2025-11-24T16:00Z.
+@Suite("Client SDK with retention and compaction")
+struct RetentionClientTests {
+    static let day: Int64 = 86_400
+
+    /// Ingests articles published `daysAgo` days before the harness clock's start.
+    static func ingest(_ h: ClientHarness, _ articles: [(id: String, daysAgo: Int)]) async throws {
+        let lines = articles.map { article in
+            let published = Timestamp.format(Date(timeIntervalSince1970: 1_764_000_000 - Double(article.daysAgo) * 86_400))
+            return #"{"id":"\#(article.id)","section":"world","title":"Title \#(article.id)","body":"Body","publishedAt":"\#(published)"}"#
+        }
+        let report = try await h.service.ingest(jsonLines: Array(lines.joined(separator: "\n").utf8))
+        #expect(report.inserted == articles.count)
+    }
+
+    @Test("a device drops the articles the server expired, except those shown bookmarked or with a pending change; their states stay")
+    func dropsExpired() async throws {
+        let h = try await ClientHarness()
+        try await Self.ingest(h, [("old-1", 100), ("old-2", 100), ("old-3", 100), ("new-1", 1)])
+        let token = try await h.createUser("alice")
+        let (store, engine) = try h.openDevice("phone", token: token)
+        try store.setBookmarked("old-1", true)
+        try await engine.sync()
+        #expect(try store.articleCount() == 4)
+        try store.markRead("old-2")  // pending when the expiries arrive
+
+        #expect(try await h.service.compact(RetentionPolicy(articleDays: 90)).expired == 3)
+        // The server's page, stored as the engine stores it (a sync would push the pending change first).
+        let alice = try await h.service.user(named: "alice")
+        let page = try await h.service.pull(user: alice, cursor: try store.cursor(), limit: 100)
+        #expect(page.expiredArticleIds.sorted() == ["old-1", "old-2", "old-3"])
+        try store.apply(page)
+        #expect(try store.articles().map(\.id).sorted() == ["new-1", "old-1", "old-2"])
+        #expect(try store.state(articleId: "old-2").isRead)
+
+        // Once acknowledged, old-2 is an ordinary expired article; a later expiry page would drop it.
+        let report = try await engine.sync()
+        #expect(report.acknowledged == 1)
+        #expect(try store.state(articleId: "old-1").isBookmarked)
+
+        // A second device of alice's never gets the expired content, but gets her bookmark's state.
+        let (laptop, laptopEngine) = try h.openDevice("laptop", token: token)
+        let laptopReport = try await laptopEngine.sync()
+        #expect(laptopReport.pulledExpiries == 3)
+        #expect(try laptop.articles().map(\.id) == ["new-1"])
+        #expect(try laptop.state(articleId: "old-1").isBookmarked)
+    }
+
+    @Test("after 410 cursor_expired a device pulls anew: its outbox is kept as it was (nothing re-queued, nothing marked restored), bookmarked articles stay, a deletion it missed takes effect, and every change it made offline reaches the server")
+    func cursorExpired() async throws {
+        let h = try await ClientHarness()
+        try await Self.ingest(h, [("old-1", 100), ("new-1", 1), ("new-2", 1), ("new-3", 1)])
+        let token = try await h.createUser("alice")
+        let (phone, phoneEngine) = try h.openDevice("phone", token: token)
+        try phone.setBookmarked("old-1", true)
+        try await phoneEngine.sync()
+        let (tablet, tabletEngine) = try h.openDevice("tablet", token: token)
+        try await tabletEngine.sync()
+        #expect(try tablet.articleCount() == 4)
+
+        // The tablet goes away for a month; meanwhile new-3 is deleted and compaction runs.
+        #expect(try await h.service.deleteArticle(id: "new-3"))
+        _ = try await h.service.compact(RetentionPolicy(articleDays: 90))
+        h.advance(seconds: 31 * Self.day)
+        let report = try await h.service.compact(RetentionPolicy(articleDays: 90))
+        #expect(report.removedTombstones == 1)
+
+        // Offline changes, then the store-level start over: the outbox is untouched.
+        try tablet.setBookmarked("new-1", true)
+        try tablet.markRead("new-1")
+        try tablet.setProgress("new-2", 0.5)
+        let before = try tablet.outboxBatch(limit: 100)
+        try tablet.startOverAfterCursorExpired()
+        #expect(try tablet.outboxBatch(limit: 100) == before)
+        #expect(before.mutations.allSatisfy { !$0.restored })
+        #expect(try tablet.state(articleId: "new-1").isBookmarked)
+        #expect(try tablet.articles().map(\.id).sorted() == ["new-1", "new-2", "old-1"])
+
+        // Its cursor dropped, the next sync pushes the outbox and pulls from the beginning.
+        let synced = try await tabletEngine.sync()
+        #expect(synced.acknowledged == 3)
+        #expect(try tablet.articles().map(\.id).sorted() == ["new-1", "new-2", "old-1"])
+        #expect(try await h.serverState(user: "alice", article: "new-1")?.isBookmarked == true)
+        #expect(try await h.serverState(user: "alice", article: "new-1")?.isRead == true)
+        #expect(try await h.serverState(user: "alice", article: "new-2")?[.progress]?.write.value == .number(0.5))
+    }
+
+    @Test("the engine meets 410 cursor_expired on its own: the report says so, nothing is re-queued, and the missed deletion takes effect")
+    func engineCursorExpired() async throws {
+        let h = try await ClientHarness()
+        try await Self.ingest(h, [("a", 1), ("b", 1), ("c", 1)])
+        let token = try await h.createUser("alice")
+        let (store, engine) = try h.openDevice("phone", token: token)
+        try await engine.sync()
+        #expect(try await h.service.deleteArticle(id: "b"))
+        h.advance(seconds: 31 * Self.day)
+        #expect(try await h.service.compact(RetentionPolicy()).removedTombstones == 1)
+        try store.markRead("a")
+        let report = try await engine.sync()
+        #expect(report.cursorExpired)
+        #expect(!report.serverWasReset)
+        #expect(report.requeuedAfterReset == 0)
+        #expect(report.acknowledged == 1)
+        #expect(try store.articles().map(\.id).sorted() == ["a", "c"])
+        #expect(try store.state(articleId: "a").isRead)
+        #expect(try await h.serverState(user: "alice", article: "a")?.isRead == true)
+    }
+}
