@@ -45,6 +45,18 @@ public struct HTTPSyncTransport: SyncTransport {
         return try await send(.POST, SyncRoute.push, body: body)
     }
 
+    public func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse> {
+        try await send(.GET, SyncRoute.pullNewestFirst(limit: limit, window: window, since: since), body: nil)
+    }
+
+    public func article(id: String) async throws -> Transported<ArticleDTO>? {
+        do {
+            return try await send(.GET, SyncRoute.article(id: id), body: nil)
+        } catch let error as ReaderSyncError where error.httpStatus == 404 || error.httpStatus == 410 {
+            return nil
+        }
+    }
+
     /// The long-poll; its deadline is the request timeout plus `wait`.
     public func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
         try await send(.GET, SyncRoute.pull(cursor: cursor, limit: limit, wait: wait), body: nil,

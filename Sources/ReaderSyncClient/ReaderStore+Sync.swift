@@ -86,17 +86,7 @@ extension ReaderStore {
         try dbPool.write { db in
             var meta = try SyncMeta.fetch(db)
             meta.epoch = page.epoch
-            let upsert = try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            for a in page.articles {
-                // Article text is bound so that it round-trips exactly (see ExactText).
-                try upsert.execute(arguments: [a.id, a.section.exactDatabaseValue, a.title.exactDatabaseValue,
-                                               a.summary.exactDatabaseValue, a.body.exactDatabaseValue,
-                                               a.author.exactDatabaseValue, a.url.exactDatabaseValue,
-                                               a.publishedAt, a.updatedAt, a.version])
-            }
+            for article in page.articles { try Self.storeArticle(db, article) }
             let delete = try db.cachedStatement(sql: "DELETE FROM article WHERE id = ?")
             for id in page.deletedArticleIds { try delete.execute(arguments: [id]) }
             var clock = HybridClock(last: meta.hlc)
@@ -123,6 +113,67 @@ extension ReaderStore {
         }
     }
 
+    /// Stores an article's content, replacing what the device had of it.
+    static func storeArticle(_ db: Database, _ a: ArticleDTO) throws {
+        // Article text is bound so that it round-trips exactly (see ExactText).
+        try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [a.id, a.section.exactDatabaseValue, a.title.exactDatabaseValue,
+                                     a.summary.exactDatabaseValue, a.body.exactDatabaseValue,
+                                     a.author.exactDatabaseValue, a.url.exactDatabaseValue,
+                                     a.publishedAt, a.updatedAt, a.version])
+    }
+
+    /// Keeps an article fetched by id (``SyncEngine/article(id:)``) until the next eviction.
+    package func cache(_ article: ArticleDTO) throws {
+        try dbPool.write { db in try Self.storeArticle(db, article) }
+    }
+
+    /// Evicts the articles outside the store's window (``Options/window``): all but the newest
+    /// `newest` by publication and those published in the last `days` days, except bookmarked
+    /// ones and those with a pending change. Their states stay. Nothing with an unbounded window.
+    ///
+    /// - Returns: how many articles were evicted.
+    @discardableResult
+    package func evictOutsideWindow() throws -> Int {
+        let window = options.window
+        guard !window.isUnbounded else { return 0 }
+        var outside: [String] = []
+        var arguments: StatementArguments = []
+        if let newest = window.newest {
+            // A range of article_on_publishedAt, newest first.
+            outside.append("id NOT IN (SELECT id FROM article ORDER BY publishedAt DESC, id DESC LIMIT ?)")
+            arguments += [newest]
+        }
+        if let since = window.publishedSince(now: now()) {
+            outside.append("publishedAt < ?")
+            arguments += [Timestamp.secondBound(since)]
+        }
+        let sql = """
+            DELETE FROM article WHERE (\(outside.joined(separator: " OR ")))
+                AND NOT EXISTS (SELECT 1 FROM articleState s WHERE s.articleId = article.id AND s.bookmarked = 1)
+                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.articleId = article.id)
+            """
+        let bound = arguments
+        return try dbPool.write { db in
+            try db.execute(sql: sql, arguments: bound)
+            return db.changesCount
+        }
+    }
+
+    /// Articles shown bookmarked whose content the device does not have (an expired one a first
+    /// sync leaves out, or a bookmark pulled after its article was evicted), at most `limit`.
+    package func bookmarkedArticleIdsWithoutContent(limit: Int) throws -> [String] {
+        try dbPool.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT articleId FROM articleState WHERE bookmarked = 1
+                    AND NOT EXISTS (SELECT 1 FROM article WHERE article.id = articleState.articleId)
+                ORDER BY articleId LIMIT ?
+                """, arguments: [limit])
+        }
+    }
+
     /// Records the server's state of an article (never going back to an older version).
     static func storeServerState(_ db: Database, _ state: StateDTO) throws {
         try db.execute(sql: "INSERT OR IGNORE INTO articleState (articleId) VALUES (?)", arguments: [state.articleId])
@@ -145,9 +196,11 @@ extension ReaderStore {
 
     /// Pulls anew after `410 cursor_expired`: the device last synced before the server's
     /// tombstone horizon, so deletions it missed can no longer be served. The server lost nothing
-    /// (same epoch): the outbox stays as it is, nothing is queued again. Drops the cursor, the
-    /// server's states and every article but those shown bookmarked or with a pending change
-    /// (an expired one would come back as an expiry only); pending changes keep showing.
+    /// (same epoch): the outbox stays as it is, nothing is queued again. Drops the cursor and
+    /// every article but those shown bookmarked or with a pending change (an expired one would
+    /// come back as an expiry only). States stay: the pull from the beginning brings every one
+    /// the server keeps, never older than the device's, and a kept article's bookmark must hold
+    /// when its expiry comes before its state.
     package func startOverAfterCursorExpired() throws {
         try dbPool.write { db in
             var meta = try SyncMeta.fetch(db)
@@ -155,10 +208,6 @@ extension ReaderStore {
                 DELETE FROM article WHERE id NOT IN (SELECT articleId FROM articleState WHERE bookmarked = 1)
                     AND id NOT IN (SELECT articleId FROM outbox)
                 """)
-            try db.execute(sql: "DELETE FROM articleState")
-            for articleId in try String.fetchAll(db, sql: "SELECT DISTINCT articleId FROM outbox") {
-                try Self.refreshShown(db, articleId: articleId)
-            }
             meta.cursor = nil
             try meta.save(db)
         }

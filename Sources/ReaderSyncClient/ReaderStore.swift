@@ -17,10 +17,24 @@ import ReaderSyncSchema
 /// let report = try await engine.sync()
 /// ```
 public final class ReaderStore: Sendable {
+    /// How a store behaves.
+    public struct Options: Sendable, Hashable {
+        /// What the device keeps (default ``StorageWindow/unbounded``: every article). With a
+        /// window, the newest articles within it, every bookmarked article and every article with
+        /// a pending change stay; the others are evicted after each sync (their states stay, and
+        /// sync on), and a first sync starts with the newest articles.
+        public var window: StorageWindow
+
+        public init(window: StorageWindow = .unbounded) {
+            self.window = window
+        }
+    }
+
     package let dbPool: DatabasePool
     /// This device's id, generated on first open unless given.
     public let deviceId: String
-    private let now: @Sendable () -> Date
+    public let options: Options
+    let now: @Sendable () -> Date
     /// A deliberate bug for the simulator's oracle tests: pulled values overwrite pending changes.
     package let skipsPendingOverlay: Bool
 
@@ -28,13 +42,21 @@ public final class ReaderStore: Sendable {
     ///
     /// - Parameters:
     ///   - deviceId: the id to register on first open; ignored when the store already has one.
+    ///   - options: what the store keeps (``Options``); the default keeps every article.
     ///   - now: the device's clock; injected so tests and the simulator control time.
-    /// - Throws: ``ReaderSyncError`` `store_unavailable` when the file cannot be opened or migrated.
-    public convenience init(path: String, deviceId: String? = nil, now: @escaping @Sendable () -> Date = { Date() }) throws {
-        try self.init(path: path, deviceId: deviceId, now: now, skipsPendingOverlay: false)
+    /// - Throws: ``ReaderSyncError`` `store_unavailable` when the file cannot be opened or migrated;
+    ///   `invalid_argument` for a window of less than one article or one day.
+    public convenience init(path: String, deviceId: String? = nil, options: Options = Options(),
+                            now: @escaping @Sendable () -> Date = { Date() }) throws {
+        try self.init(path: path, deviceId: deviceId, options: options, now: now, skipsPendingOverlay: false)
     }
 
-    package init(path: String, deviceId: String?, now: @escaping @Sendable () -> Date, skipsPendingOverlay: Bool) throws {
+    package init(path: String, deviceId: String?, options: Options = Options(), now: @escaping @Sendable () -> Date,
+                 skipsPendingOverlay: Bool) throws {
+        guard (options.window.newest ?? 1) >= 1, (options.window.days ?? 1) >= 1 else {
+            throw ReaderSyncError(.invalidArgument, "a storage window keeps at least one article and one day")
+        }
+        self.options = options
         self.now = now
         self.skipsPendingOverlay = skipsPendingOverlay
         do {

@@ -29,6 +29,14 @@ public struct SyncReport: Sendable, Hashable {
     /// Articles the server expired (older than its retention); the device dropped those not
     /// bookmarked and without a pending change.
     public var pulledExpiries = 0
+    /// Articles evicted after the pull because they are outside the store's window.
+    public var evicted = 0
+    /// Bookmarked articles whose content the pull did not bring, fetched one by one after a
+    /// first sync (``SyncEngine/article(id:)``).
+    public var fetchedArticles = 0
+    /// How long after the sync began the first pulled page was stored (what a reader waits for
+    /// on a first sync); `nil` when nothing was pulled.
+    public var firstPageStored: Duration?
     /// Requests the server turned away as busy (`503`) and the engine sent again after waiting.
     public var busyRetries = 0
 
@@ -70,27 +78,31 @@ public actor SyncEngine {
     public let pushBatchSize: Int
     /// Changes per pulled page (1…1000).
     public let pageSize: Int
+    /// Changes in the first page of a first sync with a window (1…1000): small, so the newest
+    /// stories show at once.
+    public let firstPageSize: Int
 
     public let retryPolicy: RetryPolicy
     let sleep: @Sendable (Duration) async throws -> Void
     let jitter: @Sendable () -> Double
 
     public init(store: ReaderStore, transport: any SyncTransport, pushBatchSize: Int = 500, pageSize: Int = 500,
-                retryPolicy: RetryPolicy = RetryPolicy()) {
-        self.init(store: store, transport: transport, pushBatchSize: pushBatchSize, pageSize: pageSize,
+                firstPageSize: Int = 30, retryPolicy: RetryPolicy = RetryPolicy()) {
+        self.init(store: store, transport: transport, pushBatchSize: pushBatchSize, pageSize: pageSize, firstPageSize: firstPageSize,
                   retryPolicy: retryPolicy, sleep: { try await Task.sleep(for: $0) }, jitter: { Double.random(in: 0...1) })
     }
 
     /// - Parameters:
     ///   - sleep: how to wait before a retry; tests and the simulator record instead of sleeping.
     ///   - jitter: a uniform random number in 0…1, drawn per retry.
-    package init(store: ReaderStore, transport: any SyncTransport, pushBatchSize: Int, pageSize: Int,
+    package init(store: ReaderStore, transport: any SyncTransport, pushBatchSize: Int, pageSize: Int, firstPageSize: Int = 30,
                  retryPolicy: RetryPolicy, sleep: @escaping @Sendable (Duration) async throws -> Void,
                  jitter: @escaping @Sendable () -> Double) {
         self.store = store
         self.transport = transport
         self.pushBatchSize = min(max(pushBatchSize, 1), 1000)
         self.pageSize = min(max(pageSize, 1), 1000)
+        self.firstPageSize = min(max(firstPageSize, 1), 1000)
         self.retryPolicy = retryPolicy
         self.sleep = sleep
         self.jitter = jitter
@@ -142,23 +154,58 @@ public actor SyncEngine {
             if !waiters.isEmpty { waiters.removeFirst().resume() }
         }
         var report = SyncReport()
+        let started = ContinuousClock.now
+        let firstSync = try store.cursor() == nil
         do {
-            try await pushAndPull(&report)
+            try await pushAndPull(&report, started: started)
         } catch let error as ReaderSyncError where error.serverError?.code == .resetRequired {
             report.serverWasReset = true
             report.requeuedAfterReset = try store.startOverAfterServerReset()
-            try await pushAndPull(&report)
+            try await pushAndPull(&report, started: started)
         } catch let error as ReaderSyncError where error.serverError?.code == .cursorExpired {
             report.cursorExpired = true
             try store.startOverAfterCursorExpired()
-            try await pushAndPull(&report)
+            try await pushAndPull(&report, started: started)
         }
+        if firstSync || report.serverWasReset || report.cursorExpired {
+            report.fetchedArticles = await fetchBookmarkedContent()
+        }
+        report.evicted = try store.evictOutsideWindow()
         return report
     }
 
-    private func pushAndPull(_ report: inout SyncReport) async throws {
+    private func pushAndPull(_ report: inout SyncReport, started: ContinuousClock.Instant) async throws {
         try await pushAll(&report)
-        try await pullAll(&report)
+        try await pullAll(&report, started: started)
+    }
+
+    /// One article: from the store, else fetched from the server (`GET /v1/articles/{id}`) and
+    /// kept until the next eviction, so a link to a story outside the window still opens.
+    ///
+    /// - Returns: `nil` when neither has it (never published, deleted, or removed by the
+    ///   server's compaction).
+    /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused` when the fetch fails.
+    public func article(id: String) async throws -> ReaderArticle? {
+        if let article = try store.article(id: id) { return article }
+        let transport = self.transport
+        let (answer, _) = try await Self.retryingWhenBusy(policy: retryPolicy, sleep: sleep, jitter: jitter) {
+            try await transport.article(id: id)
+        }
+        guard let fetched = answer else {
+            return nil
+        }
+        try store.cache(fetched.value)
+        return try store.article(id: id)
+    }
+
+    /// Fetches the content of bookmarked articles the pull did not bring (at most 200 a sync);
+    /// one that fails is tried again after the next first sync or reset, and ends nothing.
+    private func fetchBookmarkedContent() async -> Int {
+        var fetched = 0
+        for id in (try? store.bookmarkedArticleIdsWithoutContent(limit: 200)) ?? [] {
+            if (try? await article(id: id)) != nil { fetched += 1 }
+        }
+        return fetched
     }
 
     private func pushAll(_ report: inout SyncReport) async throws {
@@ -191,8 +238,10 @@ public actor SyncEngine {
     /// Pulls pages until caught up. While a page is being stored, the next one (from the cursor
     /// that page ends at) is already requested and decoded, so the server's work and the
     /// device's overlap; it is used only once the page before is stored, and dropped otherwise.
-    private func pullAll(_ report: inout SyncReport) async throws {
-        var next: Task<(Transported<PullResponse>, retries: Int), any Error>? = fetchPage(from: try store.cursor())
+    private func pullAll(_ report: inout SyncReport, started: ContinuousClock.Instant) async throws {
+        let cursor = try store.cursor()
+        var next: Task<(Transported<PullResponse>, retries: Int), any Error>? = cursor == nil && !store.options.window.isUnbounded
+            ? fetchNewestFirst() : fetchPage(from: cursor)
         defer { next?.cancel() }
         while let pending = next {
             next = nil
@@ -210,10 +259,23 @@ public actor SyncEngine {
             report.bytesReceived += page.bytesReceived
             if page.value.hasMore { next = fetchPage(from: page.value.cursor) }
             try store.apply(page.value)
+            if report.firstPageStored == nil { report.firstPageStored = ContinuousClock.now - started }
             report.pulledArticles += page.value.articles.count
             report.pulledDeletions += page.value.deletedArticleIds.count
             report.pulledExpiries += page.value.expiredArticleIds.count
             report.pulledStates += page.value.states.count
+        }
+    }
+
+    /// Requests the first page of a first sync, newest first within the store's window.
+    private func fetchNewestFirst() -> Task<(Transported<PullResponse>, retries: Int), any Error> {
+        let (transport, limit, policy, sleep, jitter) = (transport, firstPageSize, retryPolicy, sleep, jitter)
+        let window = store.options.window
+        let since = window.publishedSince(now: store.now())
+        return Task.detached {
+            try await Self.retryingWhenBusy(policy: policy, sleep: sleep, jitter: jitter) {
+                try await transport.pullNewestFirst(limit: limit, window: window.newest, since: since)
+            }
         }
     }
 

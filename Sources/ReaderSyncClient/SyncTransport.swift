@@ -1,3 +1,4 @@
+import Foundation
 import ReaderSyncCore
 
 /// How a device reaches a sync server: HTTP (``HTTPSyncTransport``) or in-process (the simulator's).
@@ -18,9 +19,27 @@ public protocol SyncTransport: Sendable {
     /// - Throws: ``ReaderSyncError`` when the stream cannot be opened (`serverError` set when the
     ///   server refused it, e.g. `503 unavailable` past its stream caps, with `retryAfter`).
     func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error>
+    /// `GET /v1/sync/pull?order=newest`: the first page of a first sync, newest publication
+    /// first, at most `window` articles (`nil`: no count limit) published at or after `since`;
+    /// pull on with its cursor (``pull(cursor:limit:)``) until `hasMore` is false.
+    func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse>
+    /// `GET /v1/articles/{id}`: one article the server keeps, or `nil` when it has none by this
+    /// id (`404`) or it was deleted (`410 article_deleted`).
+    func article(id: String) async throws -> Transported<ArticleDTO>?
 }
 
 extension SyncTransport {
+    /// Transports written before first syncs went newest first: the first page from the
+    /// beginning, oldest first (correct, only slower to show the newest stories).
+    public func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse> {
+        try await pull(cursor: nil, limit: limit)
+    }
+
+    /// Transports written before `GET /v1/articles/{id}`: this throws `transport_failed`.
+    public func article(id: String) async throws -> Transported<ArticleDTO>? {
+        throw ReaderSyncError(.transportFailed, "this transport (\(type(of: self))) cannot fetch one article")
+    }
+
     /// Transports written before live updates have no long-poll: this throws `transport_failed`.
     public func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
         throw ReaderSyncError(.transportFailed, "this transport (\(type(of: self))) has no long-poll")

@@ -73,6 +73,16 @@ public enum Timestamp {
         return ms == 0 ? text + "Z" : text + "." + pad(ms, 3) + "Z"
     }
 
+    /// A text bound for comparing canonical texts (``format(_:)``) as SQL `TEXT`: the whole
+    /// second of `date`, without its `Z`. Milliseconds are left out of canonical text when zero,
+    /// so `…:05Z` sorts after `…:05.250Z`; this bound sorts after every text of an earlier second
+    /// and before every text of that second or later. `column < bound` is "before that second"
+    /// (never a time at or after `date`, at most a second's short); `column >= bound` is "that
+    /// second or later".
+    public static func secondBound(_ date: Date) -> String {
+        String(format(Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down))).dropLast())
+    }
+
     /// Milliseconds since the Unix epoch, rounded; a date beyond `Int64`'s range saturates
     /// instead of trapping.
     public static func millis(_ date: Date) -> Int64 {

@@ -530,6 +530,22 @@ public enum SyncRoute {
         return pullPath + "?" + (components.percentEncodedQuery ?? "")
     }
 
+    /// `/v1/sync/pull?order=newest&limit=N[&window=W][&since=T]`: the first page of a device's
+    /// first sync, newest publication first, within `window` (docs/PROTOCOL.md, "First sync").
+    public static func pullNewestFirst(limit: Int, window: Int?, since: Date?) -> String {
+        var components = URLComponents()
+        components.queryItems = [URLQueryItem(name: "order", value: "newest"), URLQueryItem(name: "limit", value: String(limit))]
+        if let window { components.queryItems?.append(URLQueryItem(name: "window", value: String(window))) }
+        if let since {
+            components.queryItems?.append(URLQueryItem(name: "since", value: Timestamp.format(since)))
+        }
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "+&=")
+        return pullPath + "?" + (components.queryItems ?? []).map {
+            "\($0.name)=\($0.value?.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")"
+        }.joined(separator: "&")
+    }
+
     /// `/v1/articles/{id}`, the id percent-encoded as one path segment: one article, fetched
     /// when it is outside what the device keeps.
     public static func article(id: String) -> String {
@@ -544,5 +560,31 @@ public enum SyncRoute {
         var components = URLComponents()
         components.queryItems = [URLQueryItem(name: "cursor", value: cursor)]
         return eventsPath + "?" + (components.percentEncodedQuery ?? "")
+    }
+}
+
+/// Which articles a device keeps (``StorageWindow/unbounded`` by default): the newest `newest`
+/// by publication, and only those published in the last `days` days; bookmarked articles and
+/// those with a pending change stay whatever their age. A device with a window starts its first
+/// sync newest first (`GET /v1/sync/pull?order=newest`).
+public struct StorageWindow: Sendable, Hashable {
+    /// At most this many articles (by `publishedAt`, newest first); `nil` for no count limit.
+    public var newest: Int?
+    /// Only articles published in the last this many days (by the device's clock); `nil` for no age limit.
+    public var days: Int?
+
+    public init(newest: Int? = nil, days: Int? = nil) {
+        self.newest = newest
+        self.days = days
+    }
+
+    /// Every article, as before windows existed.
+    public static let unbounded = StorageWindow()
+
+    public var isUnbounded: Bool { newest == nil && days == nil }
+
+    /// The oldest publication time kept at `now`, when ``days`` is set.
+    public func publishedSince(now: Date) -> Date? {
+        days.map { now.addingTimeInterval(-Double($0) * 86_400) }
     }
 }

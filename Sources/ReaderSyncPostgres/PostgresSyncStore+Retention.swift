@@ -22,56 +22,88 @@ extension PostgresSyncStore {
         }
     }
 
-    package func removeArticles(goneBefore cutoff: Date, limit: Int) async throws -> RemovedArticles {
+    package func recordCheckpoint(at time: Date) async throws {
+        // The last value any session took: every row with a value at or below it took it before now.
+        try await query("""
+            INSERT INTO compaction_checkpoint (taken_at, seq)
+            SELECT \(time), CASE WHEN is_called THEN last_value ELSE 0 END FROM change_seq
+            """)
+    }
+
+    package func removalBound(takenAtOrBefore cutoff: Date) async throws -> Int64? {
         try await transaction { connection in
-            var candidates: [(id: String, position: FeedPosition, expired: Bool)] = []
-            for try await (id, xid, seq) in try await connection.query("""
-                SELECT id, xid::text, seq FROM article WHERE deleted_at IS NOT NULL AND deleted_at < \(cutoff)
-                ORDER BY deleted_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
-                """, logger: self.logger).decode((String, String, Int64).self) {
-                candidates.append((id, try Self.position(transaction: xid, seq: seq), false))
+            var bound: Int64?
+            for try await seq in try await connection.query("""
+                SELECT seq FROM compaction_checkpoint WHERE taken_at <= \(cutoff) ORDER BY seq DESC LIMIT 1
+                """, logger: self.logger).decode(Int64.self) {
+                bound = seq
             }
-            if candidates.count < limit {
-                for try await (id, xid, seq) in try await connection.query("""
-                    SELECT id, xid::text, seq FROM article a WHERE expired_at IS NOT NULL AND expired_at < \(cutoff)
-                        AND NOT EXISTS (SELECT 1 FROM user_article_state s WHERE s.article_id = a.id AND s.bookmarked_value)
-                    ORDER BY expired_at LIMIT \(limit - candidates.count) FOR UPDATE OF a SKIP LOCKED
-                    """, logger: self.logger).decode((String, String, Int64).self) {
-                    candidates.append((id, try Self.position(transaction: xid, seq: seq), true))
-                }
+            if let bound {
+                try await connection.query("DELETE FROM compaction_checkpoint WHERE seq < \(bound)", logger: self.logger)
+            }
+            return bound
+        }
+    }
+
+    package func removeArticles(writtenThrough bound: Int64, limit: Int) async throws -> RemovedArticles {
+        try await transaction { connection in
+            // A row with a state written after the bound stays (a device may not have pulled
+            // that state yet); a pinned one (expired, bookmarked by someone) stays too.
+            var candidates: [(id: String, position: FeedPosition, deleted: Bool)] = []
+            for try await (id, xid, seq, deleted) in try await connection.query("""
+                SELECT id, xid::text, seq, deleted_at IS NOT NULL FROM article a
+                WHERE (deleted_at IS NOT NULL OR expired_at IS NOT NULL) AND seq <= \(bound)
+                    AND NOT EXISTS (SELECT 1 FROM user_article_state s WHERE s.article_id = a.id AND s.seq > \(bound))
+                    AND (deleted_at IS NOT NULL
+                         OR NOT EXISTS (SELECT 1 FROM user_article_state s WHERE s.article_id = a.id AND s.bookmarked_value))
+                ORDER BY seq LIMIT \(limit) FOR UPDATE OF a SKIP LOCKED
+                """, logger: self.logger).decode((String, String, Int64, Bool).self) {
+                candidates.append((id, try self.position(transaction: xid, seq: seq), deleted))
             }
             guard !candidates.isEmpty else { return RemovedArticles() }
-            // A push that bookmarked one of these expired articles and committed after the
-            // statement above read the states (but before its lock) is seen now, in a newer
-            // snapshot with the rows locked: such an article is pinned and stays.
-            let expiredIds = candidates.filter(\.expired).map(\.id)
-            var pinned = Set<String>()
-            if !expiredIds.isEmpty {
-                for try await id in try await connection.query("""
-                    SELECT DISTINCT article_id FROM user_article_state WHERE article_id = ANY(\(expiredIds)) AND bookmarked_value
-                    """, logger: self.logger).decode(String.self) {
-                    pinned.insert(id)
-                }
+            // A push that wrote a state of one of these (a bookmark, or any state after the bound)
+            // and committed after the statement above read the states, before its lock, is seen
+            // now, in a newer snapshot with the rows locked: that article stays.
+            let ids = candidates.map(\.id)
+            var kept = Set<String>()
+            for try await id in try await connection.query("""
+                SELECT DISTINCT s.article_id FROM user_article_state s JOIN article a ON a.id = s.article_id
+                WHERE s.article_id = ANY(\(ids)) AND (s.seq > \(bound) OR (a.deleted_at IS NULL AND s.bookmarked_value))
+                """, logger: self.logger).decode(String.self) {
+                kept.insert(id)
             }
-            let gone = candidates.filter { !$0.expired || !pinned.contains($0.id) }
-            let ids = gone.map(\.id)
-            var removed = RemovedArticles(tombstones: gone.count(where: { !$0.expired }), expired: gone.count(where: { $0.expired }))
-            guard !ids.isEmpty else { return removed }
-            removed.states = try await connection.query(
-                "DELETE FROM user_article_state WHERE article_id = ANY(\(ids)) RETURNING 1", logger: self.logger
-            ).collect().count
-            try await connection.query("DELETE FROM article WHERE id = ANY(\(ids))", logger: self.logger)
-            // The meta row is locked: two compactions raise the horizon one after the other.
+            let gone = candidates.filter { !kept.contains($0.id) }
+            var removed = RemovedArticles(tombstones: gone.count(where: \.deleted), expired: gone.count(where: { !$0.deleted }))
+            guard !gone.isEmpty else { return removed }
             var horizon = FeedPosition.start
+            var states = 0
+            for try await (xid, seq) in try await connection.query(
+                "DELETE FROM user_article_state WHERE article_id = ANY(\(gone.map(\.id))) RETURNING xid::text, seq", logger: self.logger
+            ).decode((String, Int64).self) {
+                horizon = max(horizon, try self.position(transaction: xid, seq: seq))
+                states += 1
+            }
+            removed.states = states
+            try await connection.query("DELETE FROM article WHERE id = ANY(\(gone.map(\.id)))", logger: self.logger)
+            // The meta row is locked: two compactions raise the horizon one after the other.
             for try await text in try await connection.query(
                 "SELECT value FROM meta WHERE key = 'horizon' FOR UPDATE", logger: self.logger
             ).decode(String.self) {
-                horizon = try Self.tombstoneHorizon(text)
+                horizon = max(horizon, try Self.tombstoneHorizon(text))
             }
             horizon = max(horizon, gone.map(\.position).max() ?? .start)
             try await connection.query(
                 "UPDATE meta SET value = \(horizon.description) WHERE key = 'horizon'", logger: self.logger)
             return removed
+        }
+    }
+
+    /// A row's feed position as this store orders the feed: transaction ids read as 0 when it
+    /// orders by sequence alone (tests), as its cursors do.
+    private func position(transaction: String, seq: Int64) throws -> FeedPosition {
+        switch feedOrder {
+        case .transactionThenSequence: try Self.position(transaction: transaction, seq: seq)
+        case .sequenceAloneForTesting: FeedPosition(seq: seq)
         }
     }
 
@@ -143,5 +175,60 @@ extension PostgresSyncStore {
         }
         if let expiredAt = try cells[15].decode(Date?.self) { return .expired(article, expiredAt: Timestamp.format(expiredAt)) }
         return .live(article)
+    }
+}
+
+/// A first sync's reads (``SnapshotStore``), where pulls read (the replica, when set). The head
+/// was read below the horizon (``feedHead(userId:)``), so every row at or before it is final.
+extension PostgresSyncStore {
+    /// `(xid, seq) <= head`, or `seq <= head` when the feed is ordered by sequence alone (tests).
+    private func atOrBefore(_ head: FeedPosition) -> String {
+        switch feedOrder {
+        case .transactionThenSequence: "(xid, seq) <= ('\(head.transaction)'::xid8, \(head.seq))"
+        case .sequenceAloneForTesting: "seq <= \(head.seq)"
+        }
+    }
+
+    package func newestArticles(through head: FeedPosition, after key: PublicationKey?, publishedSince: Date?,
+                                limit: Int) async throws -> [(key: PublicationKey, article: ArticleDTO)] {
+        var binds = PostgresBindings()
+        // Fixed fragments and numbers only; every text and date is bound.
+        var conditions = ["deleted_at IS NULL", "expired_at IS NULL", atOrBefore(head)]
+        if let key {
+            binds.append(try Self.date(key.publishedAt))
+            binds.append(key.id)
+            conditions.append("(published_at, id) < ($\(binds.count - 1), $\(binds.count))")
+        }
+        if let publishedSince {
+            binds.append(publishedSince)
+            conditions.append("published_at >= $\(binds.count)")
+        }
+        let rows = try await readClient.query(PostgresQuery(unsafeSQL: """
+            SELECT \(Self.articleColumns) FROM article WHERE \(conditions.joined(separator: " AND "))
+            ORDER BY published_at DESC, id DESC LIMIT \(limit)
+            """, binds: binds), logger: logger).collect()
+        return try rows.compactMap { row in
+            let cells = row.makeRandomAccess()
+            guard case .article(let article) = try Self.decodeArticle(cells, offset: 0).change else { return nil }
+            return (PublicationKey(publishedAt: article.publishedAt, id: article.id), article)
+        }
+    }
+
+    package func states(userId: Int64, after: FeedPosition, through head: FeedPosition,
+                        limit: Int) async throws -> [(position: FeedPosition, state: UserArticleState)] {
+        let afterCondition = switch feedOrder {
+        case .transactionThenSequence: "(xid, seq) > ('\(after.transaction)'::xid8, \(after.seq))"
+        case .sequenceAloneForTesting: "seq > \(after.seq)"
+        }
+        let order = feedOrder == .transactionThenSequence ? "xid, seq" : "seq"
+        let rows = try await readClient.query(PostgresQuery(unsafeSQL: """
+            SELECT \(Self.stateColumns) FROM user_article_state
+            WHERE user_id = \(userId) AND \(afterCondition) AND \(atOrBefore(head))
+            ORDER BY \(order) LIMIT \(limit)
+            """), logger: logger).collect()
+        return try rows.map { row in
+            let (state, position) = try Self.decodeState(row.makeRandomAccess())
+            return (position, state)
+        }
     }
 }

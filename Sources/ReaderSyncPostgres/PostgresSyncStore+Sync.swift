@@ -71,7 +71,7 @@ extension PostgresSyncStore {
             case .transactionThenSequence:
                 articleQuery = """
                     \(unescaped: Self.horizonCTE)
-                    SELECT h.horizon::text, pg_is_in_recovery(), \(unescaped: Self.horizonColumn), a.* FROM h LEFT JOIN LATERAL (
+                    SELECT h.horizon::text, pg_is_in_recovery(), a.* FROM h LEFT JOIN LATERAL (
                         SELECT \(unescaped: Self.articleColumns) FROM article
                         WHERE (xid, seq) > (\(afterTransaction)::xid8, \(after.seq)) AND xid < h.horizon
                         ORDER BY xid, seq LIMIT \(rowLimit)
@@ -80,41 +80,49 @@ extension PostgresSyncStore {
             case .sequenceAloneForTesting:
                 // Transaction ids read as 0: the cursor holds the sequence alone.
                 articleQuery = """
-                    SELECT '0', pg_is_in_recovery(), \(unescaped: Self.horizonColumn), a.* FROM (SELECT 1) one LEFT JOIN LATERAL (
+                    SELECT '0', pg_is_in_recovery(), a.* FROM (SELECT 1) one LEFT JOIN LATERAL (
                         SELECT \(unescaped: Self.articleColumns.replacingOccurrences(of: "xid::text AS xid_text", with: "'0'"))
                         FROM article WHERE seq > \(after.seq) ORDER BY seq LIMIT \(rowLimit)
                     ) a ON true
                     """
             }
             var horizon = "0"
-            var tombstoneHorizon = FeedPosition.start
             var articles: [(position: FeedPosition, change: Change)] = []
             for try await row in try await connection.query(articleQuery, logger: self.logger) {
                 let cells = row.makeRandomAccess()
                 horizon = try cells[0].decode(String.self)
                 try self.checkReadReplica(inRecovery: try cells[1].decode(Bool.self))
-                tombstoneHorizon = try Self.tombstoneHorizon(cells[2].decode(String?.self))
-                if try cells[3].decode(String?.self) == nil { continue } // no article below the horizon
-                articles.append(try Self.decodeArticle(cells, offset: 3))
+                if try cells[2].decode(String?.self) == nil { continue } // no article below the horizon
+                articles.append(try Self.decodeArticle(cells, offset: 2))
             }
 
             let stateQuery: PostgresQuery
             switch feedOrder {
             case .transactionThenSequence:
                 stateQuery = """
-                    SELECT \(unescaped: Self.stateColumns) FROM user_article_state
-                    WHERE user_id = \(userId) AND (xid, seq) > (\(afterTransaction)::xid8, \(after.seq)) AND xid < \(horizon)::xid8
-                    ORDER BY xid, seq LIMIT \(rowLimit)
+                    SELECT \(unescaped: Self.horizonColumn), s.* FROM (SELECT 1) one LEFT JOIN LATERAL (
+                        SELECT \(unescaped: Self.stateColumns) FROM user_article_state
+                        WHERE user_id = \(userId) AND (xid, seq) > (\(afterTransaction)::xid8, \(after.seq)) AND xid < \(horizon)::xid8
+                        ORDER BY xid, seq LIMIT \(rowLimit)
+                    ) s ON true
                     """
             case .sequenceAloneForTesting:
                 stateQuery = """
-                    SELECT \(unescaped: Self.stateColumns.replacingOccurrences(of: "xid::text AS xid_text", with: "'0'")) FROM user_article_state
-                    WHERE user_id = \(userId) AND seq > \(after.seq) ORDER BY seq LIMIT \(rowLimit)
+                    SELECT \(unescaped: Self.horizonColumn), s.* FROM (SELECT 1) one LEFT JOIN LATERAL (
+                        SELECT \(unescaped: Self.stateColumns.replacingOccurrences(of: "xid::text AS xid_text", with: "'0'")) FROM user_article_state
+                        WHERE user_id = \(userId) AND seq > \(after.seq) ORDER BY seq LIMIT \(rowLimit)
+                    ) s ON true
                     """
             }
+            // The tombstone horizon is read in the second statement, whose snapshot is the later
+            // one: a compaction that removed rows before either read has raised it by then.
+            var tombstoneHorizon = FeedPosition.start
             var states: [(position: FeedPosition, change: Change)] = []
             for try await row in try await connection.query(stateQuery, logger: self.logger) {
-                let (state, position) = try Self.decodeState(row.makeRandomAccess())
+                let cells = row.makeRandomAccess()
+                tombstoneHorizon = try Self.tombstoneHorizon(cells[0].decode(String?.self))
+                if try cells[1].decode(String?.self) == nil { continue } // no state
+                let (state, position) = try Self.decodeState(cells, offset: 1)
                 states.append((position, .state(state)))
             }
             var page = ChangePage.merging(articles: articles, states: states, after: after, limit: limit)

@@ -318,7 +318,10 @@ package enum SQLiteBackup {
             guard try db.tableExists("meta"), try db.tableExists("article"), try db.tableExists("user"),
                   let epoch = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'")
             else { return nil }
-            return (epoch, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM article WHERE deletedAt IS NULL") ?? 0,
+            // A backup made before retention (m0005) has no expiredAt.
+            let live = try db.columns(in: "article").contains { $0.name == "expiredAt" }
+                ? "deletedAt IS NULL AND expiredAt IS NULL" : "deletedAt IS NULL"
+            return (epoch, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM article WHERE \(live)") ?? 0,
                     try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user") ?? 0)
         }
         guard let (epoch, articles, users) = facts else {

@@ -4,17 +4,8 @@ import ReaderSyncCore
 import ReaderSyncService
 import ReaderSyncSQLite
 
+/// Dates are stored as canonical RFC 3339 text and compared with ``Timestamp/secondBound(_:)``.
 extension SQLiteSyncStore {
-    /// Dates are stored as canonical RFC 3339 text (``Timestamp/format(_:)``), whose
-    /// milliseconds are left out when zero: `…:05Z` sorts after `…:05.250Z`. The date's whole
-    /// second without its `Z` sorts after every canonical text of an earlier second and before
-    /// every text of that second or later, so `column < cutoffText(date)` is "before that
-    /// second": never a row at or after `date`, at most a second's rows short.
-    static func cutoffText(_ date: Date) -> String {
-        let whole = Timestamp.format(Date(timeIntervalSince1970: (date.timeIntervalSince1970).rounded(.down)))
-        return String(whole.dropLast())
-    }
-
     static func fetchHorizon(_ db: Database) throws -> FeedPosition {
         guard let text = try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'horizon'")) else {
             return .start
@@ -24,7 +15,7 @@ extension SQLiteSyncStore {
     }
 
     package func expireArticles(publishedBefore cutoff: Date, now: Date, limit: Int) async throws -> Int {
-        let cutoff = Self.cutoffText(cutoff)
+        let cutoff = Timestamp.secondBound(cutoff)
         let now = Timestamp.format(now)
         return try await dbPool.write { db in
             // A range of the partial index article_on_published: only live, unexpired articles.
@@ -42,31 +33,53 @@ extension SQLiteSyncStore {
         }
     }
 
-    package func removeArticles(goneBefore cutoff: Date, limit: Int) async throws -> RemovedArticles {
-        let cutoff = Self.cutoffText(cutoff)
+    package func recordCheckpoint(at time: Date) async throws {
+        try await dbPool.write { db in
+            try db.execute(sql: "INSERT INTO compactionCheckpoint (takenAt, seq) SELECT ?, value FROM changeSequence WHERE id = 1",
+                           arguments: [Timestamp.format(time)])
+        }
+    }
+
+    package func removalBound(takenAtOrBefore cutoff: Date) async throws -> Int64? {
+        let cutoff = Timestamp.secondBound(cutoff)
         return try await dbPool.write { db in
-            let tombstones = try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT rowid, seq FROM article WHERE deletedAt IS NOT NULL AND deletedAt < ? ORDER BY deletedAt LIMIT ?
-                """), arguments: [cutoff, limit])
-            // Pinned: an expired article someone has bookmarked stays, content and states.
-            let expired = tombstones.count < limit ? try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT rowid, seq FROM article a WHERE expiredAt IS NOT NULL AND expiredAt < ?
-                    AND NOT EXISTS (SELECT 1 FROM userArticleState s WHERE s.articleId = a.id AND s.bookmarkedValue = 1)
-                ORDER BY expiredAt LIMIT ?
-                """), arguments: [cutoff, limit - tombstones.count]) : []
-            var removed = RemovedArticles(tombstones: tombstones.count, expired: expired.count)
-            guard removed.articles > 0 else { return removed }
+            guard let seq = try Int64.fetchOne(db, sql: """
+                SELECT seq FROM compactionCheckpoint WHERE takenAt < ? ORDER BY seq DESC LIMIT 1
+                """, arguments: [cutoff]) else { return nil }
+            try db.execute(sql: "DELETE FROM compactionCheckpoint WHERE seq < ?", arguments: [seq])
+            return seq
+        }
+    }
+
+    package func removeArticles(writtenThrough bound: Int64, limit: Int) async throws -> RemovedArticles {
+        try await dbPool.write { db in
+            // A range of the partial index article_on_gone. Pinned: an expired article someone has
+            // bookmarked stays, content and states. A row with a state written after the bound
+            // stays too: a device may not have pulled that state yet.
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT rowid, seq, deletedAt IS NOT NULL,
+                    (SELECT max(s.seq) FROM userArticleState s WHERE s.articleId = a.id)
+                FROM article a
+                WHERE (deletedAt IS NOT NULL OR expiredAt IS NOT NULL) AND seq <= ?1
+                    AND NOT EXISTS (SELECT 1 FROM userArticleState s WHERE s.articleId = a.id AND s.seq > ?1)
+                    AND (deletedAt IS NOT NULL
+                         OR NOT EXISTS (SELECT 1 FROM userArticleState s WHERE s.articleId = a.id AND s.bookmarkedValue = 1))
+                ORDER BY seq LIMIT ?2
+                """), arguments: [bound, limit])
+            var removed = RemovedArticles()
+            guard !rows.isEmpty else { return removed }
             var horizon = try Self.fetchHorizon(db)
             let deleteStates = try db.cachedStatement(sql: """
                 DELETE FROM userArticleState WHERE articleId = (SELECT id FROM article WHERE rowid = ?)
                 """)
             let deleteArticle = try db.cachedStatement(sql: "DELETE FROM article WHERE rowid = ?")
-            for row in tombstones + expired {
+            for row in rows {
                 let rowid: Int64 = try row.decode(atIndex: 0)
+                if try row.decode(Bool.self, atIndex: 2) { removed.tombstones += 1 } else { removed.expired += 1 }
                 try deleteStates.execute(arguments: [rowid])
                 removed.states += db.changesCount
                 try deleteArticle.execute(arguments: [rowid])
-                horizon = max(horizon, FeedPosition(seq: try row.decode(atIndex: 1)))
+                horizon = max(horizon, FeedPosition(seq: max(try row.decode(atIndex: 1), row[3] as Int64? ?? 0)))
             }
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('horizon', ?)", arguments: [horizon.description])
             return removed
@@ -74,7 +87,7 @@ extension SQLiteSyncStore {
     }
 
     package func removeConflicts(detectedBefore cutoff: Date, limit: Int) async throws -> Int {
-        let cutoff = Self.cutoffText(cutoff)
+        let cutoff = Timestamp.secondBound(cutoff)
         return try await dbPool.write { db in
             // The log is read from its oldest entry and cut at the first one that is young
             // enough: entries are detected in id order (one writer), so no index on the time is
@@ -137,6 +150,56 @@ extension SQLiteSyncStore {
             }
             if let expiredAt = row[12] as String? { return .expired(article, expiredAt: expiredAt) }
             return .live(article)
+        }
+    }
+}
+
+/// A first sync's reads (``SnapshotStore``): one writer takes sequence values in commit order, so
+/// the sequence alone says whether a row changed after the snapshot's head.
+extension SQLiteSyncStore {
+    package func newestArticles(through head: FeedPosition, after key: PublicationKey?, publishedSince: Date?,
+                                limit: Int) async throws -> [(key: PublicationKey, article: ArticleDTO)] {
+        // A descending range of the partial index article_on_published (publishedAt, id).
+        var conditions = ["deletedAt IS NULL", "expiredAt IS NULL", "seq <= ?"]
+        var arguments: StatementArguments = [head.seq]
+        if let key {
+            conditions.append("(publishedAt, id) < (?, ?)")
+            arguments += [key.publishedAt, key.id.exactDatabaseValue]
+        }
+        if let publishedSince {
+            // At or after: every text of that instant's second or later sorts after this bound.
+            conditions.append("publishedAt >= ?")
+            arguments += [Timestamp.secondBound(publishedSince)]
+        }
+        arguments += [limit]
+        let sql = """
+            SELECT id, section, title, summary, body, author, url, publishedAt, updatedAt, version, seq, deletedAt, expiredAt
+            FROM article WHERE \(conditions.joined(separator: " AND ")) ORDER BY publishedAt DESC, id DESC LIMIT ?
+            """
+        let bound = arguments
+        return try await dbPool.read { db in
+            var rows: [(key: PublicationKey, article: ArticleDTO)] = []
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: bound)
+            while let row = try cursor.next() {
+                guard case .article(let article) = try Self.decodeArticle(row) else { continue }
+                rows.append((PublicationKey(publishedAt: try row.decode(atIndex: 7), id: article.id), article))
+            }
+            return rows
+        }
+    }
+
+    package func states(userId: Int64, after: FeedPosition, through head: FeedPosition,
+                        limit: Int) async throws -> [(position: FeedPosition, state: UserArticleState)] {
+        try await dbPool.read { db in
+            var rows: [(position: FeedPosition, state: UserArticleState)] = []
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: """
+                SELECT \(Self.stateColumns) FROM userArticleState WHERE userId = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?
+                """), arguments: [userId, after.seq, head.seq, limit])
+            while let row = try cursor.next() {
+                let (state, seq) = try Self.decodeState(row)
+                rows.append((FeedPosition(seq: seq), state))
+            }
+            return rows
         }
     }
 }

@@ -79,6 +79,18 @@ public struct InProcessTransport: SyncTransport {
         try await send(.get, SyncRoute.pull(cursor: cursor, limit: limit, wait: wait), body: nil)
     }
 
+    public func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse> {
+        try await send(.get, SyncRoute.pullNewestFirst(limit: limit, window: window, since: since), body: nil)
+    }
+
+    public func article(id: String) async throws -> Transported<ArticleDTO>? {
+        do {
+            return try await send(.get, SyncRoute.article(id: id), body: nil)
+        } catch let error as ReaderSyncError where error.httpStatus == 404 || error.httpStatus == 410 {
+            return nil
+        }
+    }
+
     /// The live stream, its body written by a task that ends when the stream is dropped.
     public func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
         let path = SyncRoute.events(cursor: cursor)

@@ -210,4 +210,12 @@ final class RoundRobinTransport: SyncTransport {
     func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
         try await pick().events(cursor: cursor)
     }
+
+    func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse> {
+        try await pick().pullNewestFirst(limit: limit, window: window, since: since)
+    }
+
+    func article(id: String) async throws -> Transported<ArticleDTO>? {
+        try await pick().article(id: id)
+    }
 }

@@ -10,7 +10,8 @@ extension ReaderSync {
             discussion: """
                 S0 ingest, S1 initial sync into a real client store, S2 delta sync, S3 concurrent pushes, \
                 S4 convergence, S5 every device pulling its user's states after a push burst, S7 the Google Reader API \
-                (10,000 item ids, 150 items' contents), and the storage-only floors; \
+                (10,000 item ids, 150 items' contents), S8 a first sync with a 500-article window (newest first), \
+                and the storage-only floors; \
                 S6 (only when asked for) live updates: devices of one reader in live mode while a writer pushes one change at a time. The server runs as `reader-sync serve` in its \
                 own process unless --in-process. Results: docs/PERFORMANCE.md.
                 """)
@@ -21,7 +22,7 @@ extension ReaderSync {
         var delta: String?
         @Flag(help: "2,000 articles and 20 users: a smoke run in well under a minute.")
         var small = false
-        @Option(name: .customLong("scenario"), help: "Run only these scenarios (S0…S7, floors, scale, or all); repeatable. Default: all but scale (200,000 articles, minutes) and S6.")
+        @Option(name: .customLong("scenario"), help: "Run only these scenarios (S0…S8, floors, scale, or all); repeatable. Default: all but scale (200,000 articles, minutes) and S6.")
         var scenarios: [String] = []
         @Flag(name: .customLong("in-process"), help: "Run the server in this process instead of its own.")
         var inProcess = false
@@ -43,7 +44,7 @@ extension ReaderSync {
         var json = false
 
         func validate() throws {
-            let known: Set<String> = ["S0", "S1", "S2", "S3", "S4", "S5", "S6", "S7", "floors", "scale", "all"]
+            let known: Set<String> = ["S0", "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "floors", "scale", "all"]
             if let unknown = scenarios.first(where: { !known.contains($0) }) {
                 throw ValidationError("unknown scenario \(unknown); choose from S0, S1, S2, S3, S4, S5, S6, floors, scale, all")
             }

@@ -71,11 +71,13 @@ final class ClientHarness: Sendable {
         CurrentServerTransport(harness: self, token: token)
     }
 
-    func openDevice(_ name: String, token: String, transport: (any SyncTransport)? = nil) throws -> (store: ReaderStore, engine: SyncEngine) {
+    func openDevice(_ name: String, token: String, transport: (any SyncTransport)? = nil,
+                    options: ReaderStore.Options = .init(), firstPageSize: Int = 2) throws -> (store: ReaderStore, engine: SyncEngine) {
         let path = directory.appendingPathComponent("\(name).sqlite").path
         let clock = self.clock
-        let store = try ReaderStore(path: path, deviceId: name, now: { clock.now })
-        return (store, SyncEngine(store: store, transport: transport ?? self.transport(token: token), pushBatchSize: 3, pageSize: 4))
+        let store = try ReaderStore(path: path, deviceId: name, options: options, now: { clock.now })
+        return (store, SyncEngine(store: store, transport: transport ?? self.transport(token: token), pushBatchSize: 3, pageSize: 4,
+                                  firstPageSize: firstPageSize))
     }
 
     /// Runs `body` with the harness's current service served on a loopback port: its base URL.
@@ -117,6 +119,14 @@ struct CurrentServerTransport: SyncTransport {
 
     func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
         try await inner.events(cursor: cursor)
+    }
+
+    func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse> {
+        try await inner.pullNewestFirst(limit: limit, window: window, since: since)
+    }
+
+    func article(id: String) async throws -> Transported<ArticleDTO>? {
+        try await inner.article(id: id)
     }
 }
 

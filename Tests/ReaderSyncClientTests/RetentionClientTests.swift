@@ -46,11 +46,14 @@ struct RetentionClientTests {
         #expect(report.acknowledged == 1)
         #expect(try store.state(articleId: "old-1").isBookmarked)
 
-        // A second device of alice's never gets the expired content, but gets her bookmark's state.
+        // A second device of alice's pulls no expired content, but her bookmark's state, and
+        // then fetches the bookmarked (pinned) article by id.
         let (laptop, laptopEngine) = try h.openDevice("laptop", token: token)
         let laptopReport = try await laptopEngine.sync()
         #expect(laptopReport.pulledExpiries == 3)
-        #expect(try laptop.articles().map(\.id) == ["new-1"])
+        #expect(laptopReport.pulledArticles == 1)
+        #expect(laptopReport.fetchedArticles == 1)
+        #expect(try laptop.articles().map(\.id) == ["new-1", "old-1"])
         #expect(try laptop.state(articleId: "old-1").isBookmarked)
     }
 
@@ -101,6 +104,7 @@ struct RetentionClientTests {
         let (store, engine) = try h.openDevice("phone", token: token)
         try await engine.sync()
         #expect(try await h.service.deleteArticle(id: "b"))
+        _ = try await h.service.compact(RetentionPolicy())  // the checkpoint the next run removes up to
         h.advance(seconds: 31 * Self.day)
         #expect(try await h.service.compact(RetentionPolicy()).removedTombstones == 1)
         try store.markRead("a")

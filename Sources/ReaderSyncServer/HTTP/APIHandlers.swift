@@ -33,6 +33,24 @@ struct APIHandlers: Sendable {
         guard (0...maxWait).contains(wait) else {
             throw SyncError(.invalidRequest, "wait must be from 0 to \(maxWait) seconds, got \(wait)")
         }
+        if let order = try parameters.query("order") {
+            guard order == "newest" else { throw SyncError(.invalidRequest, "order must be newest, got \(order.prefix(40))") }
+            guard cursor == nil, wait == 0 else {
+                throw SyncError(.invalidRequest, "order=newest starts a first sync: send it without cursor and wait, then pull on with the cursor it returns")
+            }
+            let window = try parameters.query("window").map { try Self.integer($0, name: "window") }
+            let since = try parameters.query("since").map { text in
+                guard let date = Timestamp.parse(text) else {
+                    throw SyncError(.invalidRequest, "since must be an RFC 3339 date-time, got \(text.prefix(40).debugDescription)")
+                }
+                return date
+            }
+            let page = try await service.pullNewestFirst(user: user, limit: limit.map(Int.init), window: window.map(Int.init), since: since)
+            metrics.pulled(changes: page.articles.count + page.states.count)
+            return jsonResponse(bytes: ResponseEncoder.encode(page))
+        } else if try parameters.query("window") != nil || parameters.query("since") != nil {
+            throw SyncError(.invalidRequest, "window and since go with order=newest (a first sync)")
+        }
         let page: PullResponse
         do {
             let notifier = service.notifier

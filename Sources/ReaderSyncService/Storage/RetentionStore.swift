@@ -12,11 +12,21 @@ package protocol RetentionStore: Sendable {
     /// - Returns: how many articles expired.
     func expireArticles(publishedBefore cutoff: Date, now: Date, limit: Int) async throws -> Int
 
-    /// Removes up to `limit` article rows that left the feed before `cutoff`: tombstones deleted
-    /// then, and articles expired then that no user has bookmarked (pinned ones stay until they
-    /// are un-bookmarked). Their states go with them. Raises the tombstone horizon to the newest
-    /// feed position removed, in the same transaction.
-    func removeArticles(goneBefore cutoff: Date, limit: Int) async throws -> RemovedArticles
+    /// Records where the change sequence stands now, at `time`: a checkpoint that
+    /// ``removalBound(takenAtOrBefore:)`` hands out once it is old enough.
+    func recordCheckpoint(at time: Date) async throws
+
+    /// The sequence value of the newest checkpoint taken at or before `cutoff` (`nil` when none
+    /// is that old), dropping the older ones it makes useless.
+    func removalBound(takenAtOrBefore cutoff: Date) async throws -> Int64?
+
+    /// Removes up to `limit` tombstones, and expired articles no user has bookmarked (pinned ones
+    /// stay until they are un-bookmarked), whose row and every state took their sequence values
+    /// at or below `bound`; their states go with them. Raises the tombstone horizon to the
+    /// newest feed position removed (states' included), in the same transaction. Every removed
+    /// change is older than the checkpoint `bound` came from, so a device that pulled after it
+    /// was taken has passed them all.
+    func removeArticles(writtenThrough bound: Int64, limit: Int) async throws -> RemovedArticles
 
     /// Removes up to `limit` of the oldest conflict log entries detected before `cutoff`.
     ///
@@ -35,7 +45,7 @@ package protocol RetentionStore: Sendable {
     func article(id: String) async throws -> StoredArticleRecord?
 }
 
-/// What one ``RetentionStore/removeArticles(goneBefore:limit:)`` call removed.
+/// What one ``RetentionStore/removeArticles(writtenThrough:limit:)`` call removed.
 package struct RemovedArticles: Sendable, Hashable {
     package var tombstones = 0
     package var expired = 0

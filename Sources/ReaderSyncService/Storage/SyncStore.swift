@@ -4,7 +4,7 @@ import ReaderSyncCore
 ///
 /// The sync rules stay outside: a push is planned by ``PushPlanner`` (Core) on what the store
 /// read, and the store writes the plan in the same transaction. Every method is one transaction.
-package protocol SyncStore: ItemStore, RetentionStore {
+package protocol SyncStore: ItemStore, RetentionStore, SnapshotStore {
     /// Database-wide facts read once at open: the epoch and the cursor signing secret.
     func identity() async throws -> StoreIdentity
 

@@ -8,7 +8,9 @@ import ReaderSyncCore
 /// being `1:<epoch>:<seq>` for a position on a store ordered by sequence alone (SQLite), or
 /// `2:<epoch>:<transaction>:<seq>` for one ordered by transaction then sequence (PostgreSQL,
 /// see ``FeedPosition``). Both versions are accepted by every server, so cursors handed out
-/// before version 2 existed stay valid. A cursor of another epoch cannot be verified (the database it was
+/// before version 2 existed stay valid. Version 3 is a first sync under way (``SnapshotCursor``):
+/// `3:<epoch>:<transaction>:<seq>:<remaining|->:<since ms|->:a:<publishedAt>:<id>` (text fields
+/// base64url, empty before the first article) or `…:s:<transaction>:<seq>`. A cursor of another epoch cannot be verified (the database it was
 /// signed by is gone or replaced) and gets `reset_required`; one of this epoch whose signature
 /// fails, or that does not parse, gets `invalid_cursor`.
 package struct CursorCodec: Sendable {
@@ -27,24 +29,62 @@ package struct CursorCodec: Sendable {
         return Self.base64url(payload) + "." + Self.base64url(mac(payload))
     }
 
-    /// The feed position a cursor stands for.
+    /// A first sync's cursor (version 3).
+    package func encode(_ snapshot: SnapshotCursor) -> String {
+        var fields = ["3", epoch, String(snapshot.head.transaction), String(snapshot.head.seq),
+                      snapshot.remaining.map(String.init) ?? "-", snapshot.publishedSinceMillis.map(String.init) ?? "-"]
+        switch snapshot.phase {
+        case .articles(let key):
+            fields += ["a", key.map { Self.base64url(Array($0.publishedAt.utf8)) } ?? "", key.map { Self.base64url(Array($0.id.utf8)) } ?? ""]
+        case .states(let after):
+            fields += ["s", String(after.transaction), String(after.seq)]
+        }
+        let payload = Array(fields.joined(separator: ":").utf8)
+        return Self.base64url(payload) + "." + Self.base64url(mac(payload))
+    }
+
+    /// What a pull's cursor stands for: a feed position, or a first sync under way.
+    package enum Decoded: Sendable, Hashable {
+        case feed(FeedPosition)
+        case snapshot(SnapshotCursor)
+
+        /// The feed position: a first sync's is the one it began at.
+        package var position: FeedPosition {
+            switch self {
+            case .feed(let position): position
+            case .snapshot(let snapshot): snapshot.head
+            }
+        }
+    }
+
+    /// The feed position a cursor stands for (a first sync's: where it began).
     ///
     /// - Throws: ``SyncError`` `invalid_cursor` or `reset_required`.
     package func decode(_ cursor: String) throws(SyncError) -> FeedPosition {
+        try decodeAny(cursor).position
+    }
+
+    /// What a cursor stands for.
+    ///
+    /// - Throws: ``SyncError`` `invalid_cursor` or `reset_required`.
+    package func decodeAny(_ cursor: String) throws(SyncError) -> Decoded {
         let invalid = SyncError(.invalidCursor, "the cursor is not one this server issued; start from the beginning or use the last cursor you received")
         let parts = cursor.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, let payload = Self.unbase64url(parts[0]), let signature = Self.unbase64url(parts[1]),
               let text = String(validating: payload, as: UTF8.self)
         else { throw invalid }
         let fields = text.split(separator: ":", omittingEmptySubsequences: false)
-        let position: FeedPosition
+        let decoded: Decoded
         switch (fields.first, fields.count) {
         case ("1", 3):
             guard let seq = Int64(fields[2]), seq >= 0 else { throw invalid }
-            position = FeedPosition(seq: seq)
+            decoded = .feed(FeedPosition(seq: seq))
         case ("2", 4):
             guard let transaction = UInt64(fields[2]), transaction > 0, let seq = Int64(fields[3]), seq >= 0 else { throw invalid }
-            position = FeedPosition(transaction: transaction, seq: seq)
+            decoded = .feed(FeedPosition(transaction: transaction, seq: seq))
+        case ("3", 9):
+            guard let snapshot = Self.snapshot(fields) else { throw invalid }
+            decoded = .snapshot(snapshot)
         default:
             throw invalid
         }
@@ -52,7 +92,31 @@ package struct CursorCodec: Sendable {
             throw SyncError(.resetRequired, "the server's database was reset or restored since this cursor was issued; drop local data and pull from the beginning")
         }
         guard signature.count == 16, Self.constantTimeEqual(signature, mac(payload)) else { throw invalid }
-        return position
+        return decoded
+    }
+
+    /// The fields of a version 3 payload, or `nil` when one does not parse.
+    private static func snapshot(_ fields: [Substring]) -> SnapshotCursor? {
+        guard let transaction = UInt64(fields[2]), let seq = Int64(fields[3]), seq >= 0 else { return nil }
+        let remaining = fields[4] == "-" ? Int?.none : Int(fields[4])
+        let since = fields[5] == "-" ? Int64?.none : Int64(fields[5])
+        guard fields[4] == "-" || (remaining ?? -1) >= 0, fields[5] == "-" || since != nil else { return nil }
+        let phase: SnapshotCursor.Phase
+        switch fields[6] {
+        case "a" where fields[7].isEmpty && fields[8].isEmpty:
+            phase = .articles(after: nil)
+        case "a":
+            guard let published = unbase64url(fields[7]).flatMap({ String(validating: $0, as: UTF8.self) }),
+                  let id = unbase64url(fields[8]).flatMap({ String(validating: $0, as: UTF8.self) }) else { return nil }
+            phase = .articles(after: PublicationKey(publishedAt: published, id: id))
+        case "s":
+            guard let afterTransaction = UInt64(fields[7]), let afterSeq = Int64(fields[8]), afterSeq >= 0 else { return nil }
+            phase = .states(after: FeedPosition(transaction: afterTransaction, seq: afterSeq))
+        default:
+            return nil
+        }
+        return SnapshotCursor(head: FeedPosition(transaction: transaction, seq: seq), remaining: remaining,
+                              publishedSinceMillis: since, phase: phase)
     }
 
     private func mac(_ payload: [UInt8]) -> [UInt8] {
@@ -74,7 +138,7 @@ package struct CursorCodec: Sendable {
     }
 
     static func unbase64url(_ text: Substring) -> [UInt8]? {
-        guard text.count <= 512, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+        guard text.count <= 4096, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
         else { return nil }
         var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while s.count % 4 != 0 { s += "=" }

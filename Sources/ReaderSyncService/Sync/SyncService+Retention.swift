@@ -56,9 +56,12 @@ package struct CompactionReport: Sendable, Hashable, Codable {
 extension SyncService {
     /// Compacts the database by `policy`, in transactions of ``RetentionPolicy/batchSize`` rows
     /// while the server goes on serving: expires articles older than the retention (waking live
-    /// streams), removes tombstones, expired articles no one bookmarked and their states once
-    /// past the tombstone horizon (raising it, so older cursors get `410 cursor_expired`), and
-    /// conflict log entries older than the conflict days. Times come from the service's clock.
+    /// streams); removes tombstones, expired articles no one bookmarked and their states once
+    /// they and every state of them are older than a checkpoint of a run at least the tombstone
+    /// days ago (raising the tombstone horizon, so older cursors get `410 cursor_expired`);
+    /// removes conflict log entries older than the conflict days; records this run's
+    /// checkpoint. Nothing is removed before a checkpoint is that old: the first run after an
+    /// upgrade removes no tombstone. Times come from the service's clock.
     ///
     /// - Throws: ``SyncError`` `invalid_request` for a policy out of range; what the store throws
     ///   (the steps done so far stay done: each is a transaction of its own).
@@ -76,13 +79,15 @@ extension SyncService {
                 if expired < policy.batchSize { break }
             }
         }
-        while true {
-            let removed = try await store.removeArticles(goneBefore: daysBefore(policy.tombstoneDays), limit: policy.batchSize)
-            report.transactions += 1
-            report.removedTombstones += removed.tombstones
-            report.removedExpired += removed.expired
-            report.removedStates += removed.states
-            if removed.articles < policy.batchSize { break }
+        if let bound = try await store.removalBound(takenAtOrBefore: daysBefore(policy.tombstoneDays)) {
+            while true {
+                let removed = try await store.removeArticles(writtenThrough: bound, limit: policy.batchSize)
+                report.transactions += 1
+                report.removedTombstones += removed.tombstones
+                report.removedExpired += removed.expired
+                report.removedStates += removed.states
+                if removed.articles < policy.batchSize { break }
+            }
         }
         while true {
             let removed = try await store.removeConflicts(detectedBefore: daysBefore(policy.conflictDays), limit: policy.batchSize)
@@ -90,6 +95,8 @@ extension SyncService {
             report.removedConflicts += removed
             if removed < policy.batchSize { break }
         }
+        // After this run's expiries: they are removed once this checkpoint is old enough.
+        try await store.recordCheckpoint(at: now)
         try await store.recordCompaction(at: now)
         return report
     }

@@ -37,7 +37,7 @@ package struct SyncService: Sendable {
     package let store: any SyncStore
     package let configuration: SyncConfiguration
     let now: @Sendable () -> Date
-    private let cursors: CursorCodec
+    let cursors: CursorCodec
     /// Signs the Google Reader API's session and action tokens (``ReaderAPI``): derived from the
     /// cursor secret, so it is the database's and the same on every server sharing it.
     let readerKey: [UInt8]
@@ -89,11 +89,12 @@ package struct SyncService: Sendable {
     /// - Throws: ``SyncError`` `limit_out_of_range`, `invalid_cursor`, `reset_required` (another
     ///   epoch), `cursor_expired` (before the tombstone horizon, ``compact(_:)``).
     package func pull(user: UserRecord, cursor: String?, limit: Int?) async throws -> PullResponse {
-        let limit = limit ?? configuration.defaultPullLimit
-        guard (1...configuration.maxPullLimit).contains(limit) else {
-            throw SyncError(.limitOutOfRange, "limit must be from 1 to \(configuration.maxPullLimit), got \(limit)")
+        let limit = try checkedLimit(limit)
+        let after: FeedPosition
+        switch try cursor.map({ (c) throws(SyncError) in try cursors.decodeAny(c) }) ?? .feed(.start) {
+        case .feed(let position): after = position
+        case .snapshot(let snapshot): return try await snapshotPage(user: user, cursor: snapshot, limit: limit)
         }
-        let after = try cursor.map { (c) throws(SyncError) in try cursors.decode(c) } ?? .start
         let page = try await store.changes(userId: user.id, after: after, limit: limit)
         // Read in the page's snapshot: a compaction committed after it cannot slip in between.
         if after != .start, after < page.horizon { throw Self.cursorExpired(page.horizon) }
@@ -108,6 +109,17 @@ package struct SyncService: Sendable {
             }
         }
         return response
+    }
+
+    /// The page size asked for, or the default.
+    ///
+    /// - Throws: ``SyncError`` `limit_out_of_range`.
+    func checkedLimit(_ limit: Int?) throws(SyncError) -> Int {
+        let limit = limit ?? configuration.defaultPullLimit
+        guard (1...configuration.maxPullLimit).contains(limit) else {
+            throw SyncError(.limitOutOfRange, "limit must be from 1 to \(configuration.maxPullLimit), got \(limit)")
+        }
+        return limit
     }
 
     /// ``pull(user:cursor:limit:)`` as a long-poll: when nothing is after `cursor`, waits up to

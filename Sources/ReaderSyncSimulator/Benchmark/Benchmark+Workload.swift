@@ -86,6 +86,10 @@ extension Benchmark {
             report.figures["S1.gzipRatio"] = plain / Double(initial.bytesReceived)
         }
 
+        if options.runs("S8") {
+            try await firstSync(token: reader.token, options: options, server: server, client: client, into: &report, log: log)
+        }
+
         // S2: the delta, then a caught-up device pulls it.
         let beforeDelta = try store.cursor()
         if !delta.isEmpty {
@@ -214,6 +218,40 @@ extension Benchmark {
             try await readerAPI(options: options, server: server, client: client, into: &report, log: log)
         }
         recordCPU(since: workloadCPU, server: "cpu.serverSeconds", client: "cpu.clientSeconds")
+    }
+
+    /// S8: a new device with a 500-article window syncs for the first time, newest first, five
+    /// times (a new store each): when its first page (30 articles) is stored, when it is caught
+    /// up, and how large its store is.
+    static func firstSync(token: String, options: BenchmarkOptions, server: BenchServer, client: HTTPClient,
+                          into report: inout BenchmarkReport, log: @Sendable (String) -> Void) async throws {
+        log("S8: first sync with a 500-article window, five devices")
+        var firstPage: [Double] = []
+        var caughtUp: [Double] = []
+        var storeBytes = 0
+        var articles = 0
+        var requests = 0
+        for run in 0..<5 {
+            let path = options.workDirectory.appendingPathComponent("window-device-\(run).sqlite").path
+            let store = try ReaderStore(path: path, deviceId: "window-device-\(run)", options: .init(window: StorageWindow(newest: 500)))
+            let engine = SyncEngine(store: store, transport: HTTPSyncTransport(baseURL: server.url, token: token, client: client),
+                                    pageSize: 500, firstPageSize: 30)
+            let start = ContinuousClock.now
+            let sync = try await engine.sync()
+            caughtUp.append(seconds(ContinuousClock.now - start) * 1000)
+            firstPage.append(sync.firstPageStored.map { seconds($0) * 1000 } ?? .nan)
+            articles = try store.articleCount()
+            requests = sync.requests
+            // The WAL counted too: what the device holds on disk.
+            storeBytes = fileSize(path) + fileSize(path + "-wal")
+        }
+        report.figures["S8.firstPageMillisecondsP50"] = percentile(firstPage, 50)
+        report.figures["S8.firstPageMillisecondsMax"] = firstPage.max() ?? .nan
+        report.figures["S8.caughtUpMillisecondsP50"] = percentile(caughtUp, 50)
+        report.figures["S8.caughtUpMillisecondsMax"] = caughtUp.max() ?? .nan
+        report.figures["S8.storeBytes"] = Double(storeBytes)
+        report.figures["S8.articles"] = Double(articles)
+        report.figures["S8.requests"] = Double(requests)
     }
 
     /// A user's states as the server has them: a fresh pull from `after` (the bench users have no

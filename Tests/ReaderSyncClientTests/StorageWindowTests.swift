@@ -1,0 +1,95 @@
+import Foundation
+import ReaderSyncClient
+import ReaderSyncCore
+import ReaderSyncTestSupport
+@testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
+
+/// A device that keeps a window of the newest articles (``ReaderStore/Options/window``). The
+/// harness clock starts at 2025-11-24T16:00Z; `art-n` is published n hours after 2025-11-01.
+@Suite("Client SDK with a storage window")
+struct StorageWindowTests {
+    static func ingest(_ h: ClientHarness, _ range: ClosedRange<Int>) async throws {
+        let lines = range.map { n in
+            let published = Timestamp.format(Date(timeIntervalSince1970: 1_761_955_200 + Double(n) * 3600))
+            return #"{"id":"art-\#(n)","section":"world","title":"Title \#(n)","body":"Body \#(n)","publishedAt":"\#(published)"}"#
+        }
+        let report = try await h.service.ingest(jsonLines: Array(lines.joined(separator: "\n").utf8))
+        #expect(report.rejected == 0)
+    }
+
+    @Test("a first sync with a window stores the newest articles first, every state, and the content of bookmarked articles outside the window; later syncs evict what falls out, keeping bookmarked and pending ones")
+    func newestFirstAndEviction() async throws {
+        let h = try await ClientHarness()
+        try await Self.ingest(h, 1...20)
+        let token = try await h.createUser("alice")
+        let (phone, phoneEngine) = try h.openDevice("phone", token: token)
+        try phone.setBookmarked("art-2", true)
+        try phone.markRead("art-19")
+        try await phoneEngine.sync()
+
+        let (tablet, engine) = try h.openDevice("tablet", token: token, options: .init(window: StorageWindow(newest: 5)))
+        let first = try await engine.sync()
+        #expect(first.firstPageStored != nil)
+        #expect(first.fetchedArticles == 1)  // art-2, bookmarked, far outside the window
+        #expect(try tablet.articles(limit: 50).map(\.id) == ["art-20", "art-19", "art-18", "art-17", "art-16", "art-2"])
+        #expect(try tablet.state(articleId: "art-19").isRead)
+        #expect(try tablet.state(articleId: "art-2").isBookmarked)
+        #expect(first.pulledArticles == 5)
+
+        // Three newer articles: the three oldest of the window go; the bookmarked one stays.
+        try await Self.ingest(h, 21...23)
+        let second = try await engine.sync()
+        #expect(second.evicted == 3)
+        #expect(try tablet.articles(limit: 50).map(\.id) == ["art-23", "art-22", "art-21", "art-20", "art-19", "art-2"])
+        // Its state stays when an article is evicted.
+        #expect(try tablet.state(articleId: "art-18").isRead == false)
+
+        // A pending change keeps an article outside the window until it is acknowledged: the
+        // server's next page is stored as the engine stores it, with art-19's read still pending.
+        try tablet.markRead("art-19")
+        try await Self.ingest(h, 24...25)
+        let alice = try await h.service.user(named: "alice")
+        try tablet.apply(try await h.service.pull(user: alice, cursor: try tablet.cursor(), limit: 100))
+        #expect(try tablet.evictOutsideWindow() == 1)  // art-20; art-19 (pending) and art-2 (bookmarked) stay
+        #expect(try tablet.article(id: "art-19") != nil)
+        #expect(try tablet.article(id: "art-20") == nil)
+
+        // A link to an old story: fetched, shown, kept until the next eviction.
+        let old = try await engine.article(id: "art-7")
+        #expect(old?.title == "Title 7")
+        #expect(try tablet.article(id: "art-7") != nil)
+        #expect(try await engine.article(id: "no-such-article") == nil)
+        let third = try await engine.sync()
+        #expect(third.acknowledged == 1)
+        #expect(third.evicted == 2)  // art-19, acknowledged now, and art-7
+        #expect(try tablet.articles(limit: 50).map(\.id) == ["art-25", "art-24", "art-23", "art-22", "art-21", "art-2"])
+    }
+
+    @Test("a window of days keeps what was published in the last days, by the device's clock")
+    func daysWindow() async throws {
+        let h = try await ClientHarness()
+        // 2025-11-24T16:00Z is hour 568 after 2025-11-01: art-520 … art-568 are within two days.
+        try await Self.ingest(h, 500...560)
+        let token = try await h.createUser("alice")
+        let (store, engine) = try h.openDevice("reader", token: token, options: .init(window: StorageWindow(days: 2)))
+        try await engine.sync()
+        #expect(try store.articles(limit: 100).map(\.id) == (520...560).reversed().map { "art-\($0)" })
+        h.advance(seconds: 86_400)
+        let report = try await engine.sync()
+        #expect(report.evicted == 24)
+        #expect(try store.articleCount() == 17)
+    }
+
+    @Test("a window keeps at least one article and one day")
+    func badWindow() throws {
+        let dir = try TestDirectory.make("window")
+        #expect(throws: ReaderSyncError.self) {
+            try ReaderStore(path: dir.appendingPathComponent("a.sqlite").path, options: .init(window: StorageWindow(newest: 0)))
+        }
+        #expect(throws: ReaderSyncError.self) {
+            try ReaderStore(path: dir.appendingPathComponent("b.sqlite").path, options: .init(window: StorageWindow(days: -1)))
+        }
+    }
+}
