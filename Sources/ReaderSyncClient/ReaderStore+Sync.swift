@@ -125,9 +125,15 @@ extension ReaderStore {
                                      a.publishedAt, a.updatedAt, a.version])
     }
 
-    /// Keeps an article fetched by id (``SyncEngine/article(id:)``) until the next eviction.
+    /// Keeps an article fetched by id (``SyncEngine/article(id:)``) until the next eviction,
+    /// unless the device has it in this version or a newer one already (a pull may have stored
+    /// one while the fetch was under way).
     package func cache(_ article: ArticleDTO) throws {
-        try dbPool.write { db in try Self.storeArticle(db, article) }
+        try dbPool.write { db in
+            let stored = try Int64.fetchOne(db, sql: "SELECT version FROM article WHERE id = ?", arguments: [article.id])
+            if let stored, stored >= article.version { return }
+            try Self.storeArticle(db, article)
+        }
     }
 
     /// Evicts the articles outside the store's window (``Options/window``): all but the newest
@@ -160,6 +166,14 @@ extension ReaderStore {
             try db.execute(sql: sql, arguments: bound)
             return db.changesCount
         }
+    }
+
+    /// Folds the write-ahead log back into the database file and truncates it, after a sync
+    /// that wrote or evicted much (a first sync, an eviction): the space a window frees is
+    /// then the database's to reuse, and the log does not keep a first sync's size on disk.
+    /// Skipped, not failed, while a read holds the log.
+    package func truncateLog() {
+        _ = try? dbPool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
     }
 
     /// Articles shown bookmarked whose content the device does not have (an expired one a first
@@ -197,17 +211,15 @@ extension ReaderStore {
     /// Pulls anew after `410 cursor_expired`: the device last synced before the server's
     /// tombstone horizon, so deletions it missed can no longer be served. The server lost nothing
     /// (same epoch): the outbox stays as it is, nothing is queued again. Drops the cursor and
-    /// every article but those shown bookmarked or with a pending change (an expired one would
-    /// come back as an expiry only). States stay: the pull from the beginning brings every one
-    /// the server keeps, never older than the device's, and a kept article's bookmark must hold
-    /// when its expiry comes before its state.
+    /// every article but those with a pending change: a pull from the beginning brings no
+    /// deletion, so an article kept across it would outlive its tombstone. Bookmarked ones come
+    /// back from that pull, or one by one afterwards (``SyncEngine`` fetches bookmarked content
+    /// a pull did not bring). States stay: the pull brings every one the server keeps, never
+    /// older than the device's.
     package func startOverAfterCursorExpired() throws {
         try dbPool.write { db in
             var meta = try SyncMeta.fetch(db)
-            try db.execute(sql: """
-                DELETE FROM article WHERE id NOT IN (SELECT articleId FROM articleState WHERE bookmarked = 1)
-                    AND id NOT IN (SELECT articleId FROM outbox)
-                """)
+            try db.execute(sql: "DELETE FROM article WHERE id NOT IN (SELECT articleId FROM outbox)")
             meta.cursor = nil
             try meta.save(db)
         }

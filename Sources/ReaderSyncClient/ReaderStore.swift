@@ -19,6 +19,7 @@ import ReaderSyncSchema
 public final class ReaderStore: Sendable {
     /// How a store behaves.
     public struct Options: Sendable, Hashable {
+        /// - Parameter window: what the device keeps; default ``StorageWindow/unbounded``.
         /// What the device keeps (default ``StorageWindow/unbounded``: every article). With a
         /// window, the newest articles within it, every bookmarked article and every article with
         /// a pending change stay; the others are evicted after each sync (their states stay, and
@@ -33,6 +34,7 @@ public final class ReaderStore: Sendable {
     package let dbPool: DatabasePool
     /// This device's id, generated on first open unless given.
     public let deviceId: String
+    /// What the store was opened with.
     public let options: Options
     let now: @Sendable () -> Date
     /// A deliberate bug for the simulator's oracle tests: pulled values overwrite pending changes.
@@ -45,7 +47,7 @@ public final class ReaderStore: Sendable {
     ///   - options: what the store keeps (``Options``); the default keeps every article.
     ///   - now: the device's clock; injected so tests and the simulator control time.
     /// - Throws: ``ReaderSyncError`` `store_unavailable` when the file cannot be opened or migrated;
-    ///   `invalid_argument` for a window of less than one article or one day.
+    ///   `invalid_argument` for a window outside 1…1,000,000 articles or 1…36,500 days.
     public convenience init(path: String, deviceId: String? = nil, options: Options = Options(),
                             now: @escaping @Sendable () -> Date = { Date() }) throws {
         try self.init(path: path, deviceId: deviceId, options: options, now: now, skipsPendingOverlay: false)
@@ -53,8 +55,9 @@ public final class ReaderStore: Sendable {
 
     package init(path: String, deviceId: String?, options: Options = Options(), now: @escaping @Sendable () -> Date,
                  skipsPendingOverlay: Bool) throws {
-        guard (options.window.newest ?? 1) >= 1, (options.window.days ?? 1) >= 1 else {
-            throw ReaderSyncError(.invalidArgument, "a storage window keeps at least one article and one day")
+        guard (1...StorageWindow.maxNewest).contains(options.window.newest ?? 1), (1...StorageWindow.maxDays).contains(options.window.days ?? 1) else {
+            throw ReaderSyncError(.invalidArgument,
+                                  "a storage window keeps 1 to \(StorageWindow.maxNewest) articles and 1 to \(StorageWindow.maxDays) days")
         }
         self.options = options
         self.now = now

@@ -86,6 +86,12 @@ public actor SyncEngine {
     let sleep: @Sendable (Duration) async throws -> Void
     let jitter: @Sendable () -> Double
 
+    /// - Parameters:
+    ///   - pushBatchSize: mutations per push, 1…1000 (clamped); default 500.
+    ///   - pageSize: changes per pulled page, 1…1000 (clamped); default 500.
+    ///   - firstPageSize: changes in the first page of a first sync with a window, 1…1000
+    ///     (clamped); default 30, small enough to show at once.
+    ///   - retryPolicy: how a busy server's `503` is retried.
     public init(store: ReaderStore, transport: any SyncTransport, pushBatchSize: Int = 500, pageSize: Int = 500,
                 firstPageSize: Int = 30, retryPolicy: RetryPolicy = RetryPolicy()) {
         self.init(store: store, transport: transport, pushBatchSize: pushBatchSize, pageSize: pageSize, firstPageSize: firstPageSize,
@@ -171,6 +177,7 @@ public actor SyncEngine {
             report.fetchedArticles = await fetchBookmarkedContent()
         }
         report.evicted = try store.evictOutsideWindow()
+        if firstSync || report.evicted > 0 { store.truncateLog() }
         return report
     }
 
@@ -184,7 +191,8 @@ public actor SyncEngine {
     ///
     /// - Returns: `nil` when neither has it (never published, deleted, or removed by the
     ///   server's compaction).
-    /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused` when the fetch fails.
+    /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused` when the fetch fails;
+    ///   `store_unavailable` when the store cannot be read or written.
     public func article(id: String) async throws -> ReaderArticle? {
         if let article = try store.article(id: id) { return article }
         let transport = self.transport
@@ -198,12 +206,17 @@ public actor SyncEngine {
         return try store.article(id: id)
     }
 
-    /// Fetches the content of bookmarked articles the pull did not bring (at most 200 a sync);
-    /// one that fails is tried again after the next first sync or reset, and ends nothing.
+    /// Fetches the content of bookmarked articles the pull did not bring (at most 200 a sync).
+    /// A failure ends the fetching, never the sync: what is left is fetched after the next first
+    /// sync or reset, or when the app asks for it (``article(id:)``).
     private func fetchBookmarkedContent() async -> Int {
         var fetched = 0
         for id in (try? store.bookmarkedArticleIdsWithoutContent(limit: 200)) ?? [] {
-            if (try? await article(id: id)) != nil { fetched += 1 }
+            do {
+                if try await article(id: id) != nil { fetched += 1 }
+            } catch {
+                break
+            }
         }
         return fetched
     }

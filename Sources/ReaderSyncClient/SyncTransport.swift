@@ -22,9 +22,13 @@ public protocol SyncTransport: Sendable {
     /// `GET /v1/sync/pull?order=newest`: the first page of a first sync, newest publication
     /// first, at most `window` articles (`nil`: no count limit) published at or after `since`;
     /// pull on with its cursor (``pull(cursor:limit:)``) until `hasMore` is false.
+    ///
+    /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused`, as ``pull(cursor:limit:)``.
     func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse>
     /// `GET /v1/articles/{id}`: one article the server keeps, or `nil` when it has none by this
     /// id (`404`) or it was deleted (`410 article_deleted`).
+    ///
+    /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused` (another refusal, e.g. `401`).
     func article(id: String) async throws -> Transported<ArticleDTO>?
 }
 

@@ -568,11 +568,20 @@ public enum SyncRoute {
 /// those with a pending change stay whatever their age. A device with a window starts its first
 /// sync newest first (`GET /v1/sync/pull?order=newest`).
 public struct StorageWindow: Sendable, Hashable {
-    /// At most this many articles (by `publishedAt`, newest first); `nil` for no count limit.
+    /// At most this many articles (by `publishedAt`, newest first), 1…``maxNewest``; `nil` for no count limit.
     public var newest: Int?
-    /// Only articles published in the last this many days (by the device's clock); `nil` for no age limit.
+    /// Only articles published in the last this many days (by the device's clock),
+    /// 1…``maxDays``; `nil` for no age limit.
     public var days: Int?
 
+    /// The largest ``newest`` (the server's largest first-sync window).
+    public static let maxNewest = 1_000_000
+    /// The largest ``days`` (100 years).
+    public static let maxDays = 36_500
+
+    /// - Parameters:
+    ///   - newest: at most this many articles; `nil` (default) for no count limit.
+    ///   - days: only those of the last this many days; `nil` (default) for no age limit.
     public init(newest: Int? = nil, days: Int? = nil) {
         self.newest = newest
         self.days = days
@@ -581,6 +590,7 @@ public struct StorageWindow: Sendable, Hashable {
     /// Every article, as before windows existed.
     public static let unbounded = StorageWindow()
 
+    /// Whether neither limit is set: the device keeps every article.
     public var isUnbounded: Bool { newest == nil && days == nil }
 
     /// The oldest publication time kept at `now`, when ``days`` is set.

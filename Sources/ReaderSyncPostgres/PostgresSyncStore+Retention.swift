@@ -8,6 +8,12 @@ import ReaderSyncService
 /// one of them is never waited for (the row is left for the next run), and two servers
 /// compacting at once take different rows.
 extension PostgresSyncStore {
+    package func tombstoneHorizon() async throws -> FeedPosition {
+        // Where pulls read, as a pull's page reads it.
+        let rows = try await readClient.query("SELECT value FROM meta WHERE key = 'horizon'", logger: logger).collect()
+        return try Self.tombstoneHorizon(rows.first?.decode(String.self))
+    }
+
     package func expireArticles(publishedBefore cutoff: Date, now: Date, limit: Int) async throws -> Int {
         try await transaction { connection in
             // Each expiry is a change of this transaction, at a new sequence value, as an ingest's.
@@ -24,9 +30,12 @@ extension PostgresSyncStore {
 
     package func recordCheckpoint(at time: Date) async throws {
         // The last value any session took: every row with a value at or below it took it before now.
+        // An idle database's sequence stands still: its first checkpoint at a value is the one
+        // that matters (everything at or below it was written by then).
         try await query("""
             INSERT INTO compaction_checkpoint (taken_at, seq)
-            SELECT \(time), CASE WHEN is_called THEN last_value ELSE 0 END FROM change_seq
+            SELECT \(time), v FROM (SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS v FROM change_seq) s
+            WHERE NOT EXISTS (SELECT 1 FROM compaction_checkpoint WHERE seq >= s.v)
             """)
     }
 

@@ -14,6 +14,10 @@ extension SQLiteSyncStore {
         return horizon
     }
 
+    package func tombstoneHorizon() async throws -> FeedPosition {
+        try await dbPool.read(Self.fetchHorizon)
+    }
+
     package func expireArticles(publishedBefore cutoff: Date, now: Date, limit: Int) async throws -> Int {
         let cutoff = Timestamp.secondBound(cutoff)
         let now = Timestamp.format(now)
@@ -35,8 +39,12 @@ extension SQLiteSyncStore {
 
     package func recordCheckpoint(at time: Date) async throws {
         try await dbPool.write { db in
-            try db.execute(sql: "INSERT INTO compactionCheckpoint (takenAt, seq) SELECT ?, value FROM changeSequence WHERE id = 1",
-                           arguments: [Timestamp.format(time)])
+            // An idle database's sequence stands still: its first checkpoint at a value is the one
+            // that matters (everything at or below it was written by then).
+            try db.execute(sql: """
+                INSERT INTO compactionCheckpoint (takenAt, seq) SELECT ?, value FROM changeSequence
+                WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM compactionCheckpoint WHERE seq >= changeSequence.value)
+                """, arguments: [Timestamp.format(time)])
         }
     }
 

@@ -12,7 +12,9 @@ extension ReaderSync {
                 S4 convergence, S5 every device pulling its user's states after a push burst, S7 the Google Reader API \
                 (10,000 item ids, 150 items' contents), S8 a first sync with a 500-article window (newest first), \
                 and the storage-only floors; \
-                S6 (only when asked for) live updates: devices of one reader in live mode while a writer pushes one change at a time. The server runs as `reader-sync serve` in its \
+                S6 (only when asked for) live updates: devices of one reader in live mode while a writer pushes one change at a time; \
+                retention (only when asked for) 180 simulated days of publishing, reading and nightly compaction, \
+                day by day in the JSON's series (docs/plots/retention.py draws them). The server runs as `reader-sync serve` in its \
                 own process unless --in-process. Results: docs/PERFORMANCE.md.
                 """)
 
@@ -22,7 +24,7 @@ extension ReaderSync {
         var delta: String?
         @Flag(help: "2,000 articles and 20 users: a smoke run in well under a minute.")
         var small = false
-        @Option(name: .customLong("scenario"), help: "Run only these scenarios (S0…S8, floors, scale, or all); repeatable. Default: all but scale (200,000 articles, minutes) and S6.")
+        @Option(name: .customLong("scenario"), help: "Run only these scenarios (S0…S8, floors, scale, retention, or all); repeatable. Default: all but scale (200,000 articles, minutes), S6 and retention (180 simulated days, minutes).")
         var scenarios: [String] = []
         @Flag(name: .customLong("in-process"), help: "Run the server in this process instead of its own.")
         var inProcess = false
@@ -44,9 +46,9 @@ extension ReaderSync {
         var json = false
 
         func validate() throws {
-            let known: Set<String> = ["S0", "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "floors", "scale", "all"]
+            let known = ["S0", "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "floors", "scale", "retention", "all"]
             if let unknown = scenarios.first(where: { !known.contains($0) }) {
-                throw ValidationError("unknown scenario \(unknown); choose from S0, S1, S2, S3, S4, S5, S6, floors, scale, all")
+                throw ValidationError("unknown scenario \(unknown); choose from \(known.joined(separator: ", "))")
             }
             guard (1...5_000).contains(liveDevices), (1...10_000).contains(liveRounds) else {
                 throw ValidationError("--live-devices must be from 1 to 5000 and --live-rounds from 1 to 10000")

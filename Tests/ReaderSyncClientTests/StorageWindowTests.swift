@@ -82,14 +82,16 @@ struct StorageWindowTests {
         #expect(try store.articleCount() == 17)
     }
 
-    @Test("a window keeps at least one article and one day")
+    @Test("a window keeps 1 to 1,000,000 articles and 1 to 36,500 days; others are refused at open, before the server would refuse every sync")
     func badWindow() throws {
         let dir = try TestDirectory.make("window")
-        #expect(throws: ReaderSyncError.self) {
-            try ReaderStore(path: dir.appendingPathComponent("a.sqlite").path, options: .init(window: StorageWindow(newest: 0)))
+        for (n, window) in [StorageWindow(newest: 0), StorageWindow(newest: 1_000_001), StorageWindow(days: -1),
+                            StorageWindow(days: 36_501)].enumerated() {
+            #expect(throws: ReaderSyncError.self) {
+                try ReaderStore(path: dir.appendingPathComponent("\(n).sqlite").path, options: .init(window: window))
+            }
         }
-        #expect(throws: ReaderSyncError.self) {
-            try ReaderStore(path: dir.appendingPathComponent("b.sqlite").path, options: .init(window: StorageWindow(days: -1)))
-        }
+        _ = try ReaderStore(path: dir.appendingPathComponent("ok.sqlite").path,
+                            options: .init(window: StorageWindow(newest: 1_000_000, days: 36_500)))
     }
 }

@@ -90,6 +90,32 @@ struct FirstSyncTests {
         }
     }
 
+    @Test("a first sync on a compacted database whose horizon is past the user's own feed (another user's removed states) hands over a cursor the next pull serves",
+          arguments: Backend.available)
+    func afterCompaction(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
+        let (_, alice) = try await h.createUser("alice")
+        let (_, bob) = try await h.createUser("bob")
+        try await Self.ingest(h, 1...3)
+        try await h.withClient { client in
+            #expect(try await h.service.deleteArticle(id: "art-2"))
+            // Bob's state of the deleted article is the newest change: alice's feed ends before it.
+            _ = try await RetentionTests.push(client, token: bob, device: "bob-phone", [mutation(1, "art-2", .read, .bool(true))])
+            _ = try await h.service.compact(RetentionPolicy())
+            h.clock.advance(millis: 31 * RetentionTests.day)
+            #expect(try await h.service.compact(RetentionPolicy()).removedTombstones == 1)
+            var page = try await call(client, .get, SyncRoute.pullNewestFirst(limit: 10, window: 5, since: nil), token: alice)
+                .decode(PullResponse.self)
+            var articles = page.articles.map(\.id)
+            while page.hasMore {
+                page = try await RetentionTests.pull(client, token: alice, cursor: page.cursor, limit: 10)
+                articles += page.articles.map(\.id)
+            }
+            #expect(articles == ["art-3", "art-1"])
+            #expect(try await RetentionTests.pull(client, token: alice, cursor: page.cursor).isCaughtUp)
+        }
+    }
+
     @Test("bad input: another order, order=newest with a cursor or a wait, a window out of range, a since that is no date, a window without order, a forged first-sync cursor")
     func badInput() async throws {
         let h = try await Harness()

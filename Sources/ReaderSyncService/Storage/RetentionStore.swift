@@ -28,6 +28,9 @@ package protocol RetentionStore: Sendable {
     /// was taken has passed them all.
     func removeArticles(writtenThrough bound: Int64, limit: Int) async throws -> RemovedArticles
 
+    /// The tombstone horizon now (``FeedPosition/start`` before any removal).
+    func tombstoneHorizon() async throws -> FeedPosition
+
     /// Removes up to `limit` of the oldest conflict log entries detected before `cutoff`.
     ///
     /// - Returns: how many entries were removed.

@@ -9,8 +9,11 @@ import ReaderSyncCore
 /// `2:<epoch>:<transaction>:<seq>` for one ordered by transaction then sequence (PostgreSQL,
 /// see ``FeedPosition``). Both versions are accepted by every server, so cursors handed out
 /// before version 2 existed stay valid. Version 3 is a first sync under way (``SnapshotCursor``):
-/// `3:<epoch>:<transaction>:<seq>:<remaining|->:<since ms|->:a:<publishedAt>:<id>` (text fields
-/// base64url, empty before the first article) or `…:s:<transaction>:<seq>`. A cursor of another epoch cannot be verified (the database it was
+/// `3:<epoch>:<transaction>:<seq>:<horizon seen>:<remaining|->:<since ms|->:a:<publishedAt>:<id>`
+/// (text fields base64url, empty before the first article) or `…:s:<transaction>:<seq>`.
+/// Versions 1 and 2 may end with `:<horizon seen>`: the tombstone horizon (``FeedPosition``'s
+/// text) as the server stood when it handed the cursor out, so that only a compaction since then
+/// can make it expire (``SyncService/pull(user:cursor:limit:)``); left out, it is the start. A cursor of another epoch cannot be verified (the database it was
 /// signed by is gone or replaced) and gets `reset_required`; one of this epoch whose signature
 /// fails, or that does not parse, gets `invalid_cursor`.
 package struct CursorCodec: Sendable {
@@ -22,16 +25,17 @@ package struct CursorCodec: Sendable {
         self.epoch = epoch
     }
 
-    package func encode(_ position: FeedPosition) -> String {
-        let text = position.transaction == 0
+    package func encode(_ position: FeedPosition, horizonSeen: FeedPosition = .start) -> String {
+        var text = position.transaction == 0
             ? "1:\(epoch):\(position.seq)" : "2:\(epoch):\(position.transaction):\(position.seq)"
+        if horizonSeen != .start { text += ":\(horizonSeen)" }
         let payload = Array(text.utf8)
         return Self.base64url(payload) + "." + Self.base64url(mac(payload))
     }
 
     /// A first sync's cursor (version 3).
     package func encode(_ snapshot: SnapshotCursor) -> String {
-        var fields = ["3", epoch, String(snapshot.head.transaction), String(snapshot.head.seq),
+        var fields = ["3", epoch, String(snapshot.head.transaction), String(snapshot.head.seq), snapshot.horizonSeen.description,
                       snapshot.remaining.map(String.init) ?? "-", snapshot.publishedSinceMillis.map(String.init) ?? "-"]
         switch snapshot.phase {
         case .articles(let key):
@@ -45,13 +49,14 @@ package struct CursorCodec: Sendable {
 
     /// What a pull's cursor stands for: a feed position, or a first sync under way.
     package enum Decoded: Sendable, Hashable {
-        case feed(FeedPosition)
+        /// A feed position, and the tombstone horizon when it was handed out.
+        case feed(FeedPosition, horizonSeen: FeedPosition)
         case snapshot(SnapshotCursor)
 
         /// The feed position: a first sync's is the one it began at.
         package var position: FeedPosition {
             switch self {
-            case .feed(let position): position
+            case .feed(let position, _): position
             case .snapshot(let snapshot): snapshot.head
             }
         }
@@ -75,14 +80,20 @@ package struct CursorCodec: Sendable {
         else { throw invalid }
         let fields = text.split(separator: ":", omittingEmptySubsequences: false)
         let decoded: Decoded
+        /// The optional last field of versions 1 and 2.
+        func horizonSeen(_ index: Int) throws(SyncError) -> FeedPosition {
+            guard index < fields.count else { return .start }
+            guard let seen = FeedPosition(String(fields[index])) else { throw invalid }
+            return seen
+        }
         switch (fields.first, fields.count) {
-        case ("1", 3):
+        case ("1", 3), ("1", 4):
             guard let seq = Int64(fields[2]), seq >= 0 else { throw invalid }
-            decoded = .feed(FeedPosition(seq: seq))
-        case ("2", 4):
+            decoded = .feed(FeedPosition(seq: seq), horizonSeen: try horizonSeen(3))
+        case ("2", 4), ("2", 5):
             guard let transaction = UInt64(fields[2]), transaction > 0, let seq = Int64(fields[3]), seq >= 0 else { throw invalid }
-            decoded = .feed(FeedPosition(transaction: transaction, seq: seq))
-        case ("3", 9):
+            decoded = .feed(FeedPosition(transaction: transaction, seq: seq), horizonSeen: try horizonSeen(4))
+        case ("3", 10):
             guard let snapshot = Self.snapshot(fields) else { throw invalid }
             decoded = .snapshot(snapshot)
         default:
@@ -97,25 +108,26 @@ package struct CursorCodec: Sendable {
 
     /// The fields of a version 3 payload, or `nil` when one does not parse.
     private static func snapshot(_ fields: [Substring]) -> SnapshotCursor? {
-        guard let transaction = UInt64(fields[2]), let seq = Int64(fields[3]), seq >= 0 else { return nil }
-        let remaining = fields[4] == "-" ? Int?.none : Int(fields[4])
-        let since = fields[5] == "-" ? Int64?.none : Int64(fields[5])
-        guard fields[4] == "-" || (remaining ?? -1) >= 0, fields[5] == "-" || since != nil else { return nil }
+        guard let transaction = UInt64(fields[2]), let seq = Int64(fields[3]), seq >= 0,
+              let seen = FeedPosition(String(fields[4])) else { return nil }
+        let remaining = fields[5] == "-" ? Int?.none : Int(fields[5])
+        let since = fields[6] == "-" ? Int64?.none : Int64(fields[6])
+        guard fields[5] == "-" || (remaining ?? -1) >= 0, fields[6] == "-" || since != nil else { return nil }
         let phase: SnapshotCursor.Phase
-        switch fields[6] {
-        case "a" where fields[7].isEmpty && fields[8].isEmpty:
+        switch fields[7] {
+        case "a" where fields[8].isEmpty && fields[9].isEmpty:
             phase = .articles(after: nil)
         case "a":
-            guard let published = unbase64url(fields[7]).flatMap({ String(validating: $0, as: UTF8.self) }),
-                  let id = unbase64url(fields[8]).flatMap({ String(validating: $0, as: UTF8.self) }) else { return nil }
+            guard let published = unbase64url(fields[8]).flatMap({ String(validating: $0, as: UTF8.self) }),
+                  let id = unbase64url(fields[9]).flatMap({ String(validating: $0, as: UTF8.self) }) else { return nil }
             phase = .articles(after: PublicationKey(publishedAt: published, id: id))
         case "s":
-            guard let afterTransaction = UInt64(fields[7]), let afterSeq = Int64(fields[8]), afterSeq >= 0 else { return nil }
+            guard let afterTransaction = UInt64(fields[8]), let afterSeq = Int64(fields[9]), afterSeq >= 0 else { return nil }
             phase = .states(after: FeedPosition(transaction: afterTransaction, seq: afterSeq))
         default:
             return nil
         }
-        return SnapshotCursor(head: FeedPosition(transaction: transaction, seq: seq), remaining: remaining,
+        return SnapshotCursor(head: FeedPosition(transaction: transaction, seq: seq), horizonSeen: seen, remaining: remaining,
                               publishedSinceMillis: since, phase: phase)
     }
 

@@ -42,14 +42,18 @@ package struct SnapshotCursor: Sendable, Hashable {
 
     /// The feed position the first sync is a snapshot of; the device pulls on from here.
     package var head: FeedPosition
+    /// The tombstone horizon when the first sync began: a compaction since then that removed a
+    /// change after `head` makes the pulls that follow answer `410 cursor_expired`.
+    package var horizonSeen: FeedPosition
     /// Articles still to send in the window; `nil` without a count limit.
     package var remaining: Int?
     /// Only articles published at or after this time, in ms since 1970.
     package var publishedSinceMillis: Int64?
     package var phase: Phase
 
-    package init(head: FeedPosition, remaining: Int?, publishedSinceMillis: Int64?, phase: Phase) {
+    package init(head: FeedPosition, horizonSeen: FeedPosition, remaining: Int?, publishedSinceMillis: Int64?, phase: Phase) {
         self.head = head
+        self.horizonSeen = horizonSeen
         self.remaining = remaining
         self.publishedSinceMillis = publishedSinceMillis
         self.phase = phase
@@ -57,8 +61,6 @@ package struct SnapshotCursor: Sendable, Hashable {
 }
 
 extension SyncService {
-    /// Most articles a first sync's window may ask for.
-    package static let maxWindow = 1_000_000
 
     /// The first page of a device's first sync, newest publication first (`GET
     /// /v1/sync/pull?order=newest`): live articles as they stood when it began, at most `window`
@@ -69,12 +71,14 @@ extension SyncService {
     /// - Throws: ``SyncError`` `limit_out_of_range`, `invalid_request` for a window out of range.
     package func pullNewestFirst(user: UserRecord, limit: Int?, window: Int?, since: Date?) async throws -> PullResponse {
         let limit = try checkedLimit(limit)
-        if let window, !(1...Self.maxWindow).contains(window) {
-            throw SyncError(.invalidRequest, "window must be from 1 to \(Self.maxWindow), got \(window)")
+        if let window, !(1...StorageWindow.maxNewest).contains(window) {
+            throw SyncError(.invalidRequest, "window must be from 1 to \(StorageWindow.maxNewest), got \(window)")
         }
+        // The horizon first: read before the head, it can only be as old or older than the head's.
+        let horizon = try await store.tombstoneHorizon()
         let head = try await store.feedHead(userId: user.id).position
-        let cursor = SnapshotCursor(head: head, remaining: window, publishedSinceMillis: since.map(Timestamp.millis),
-                                    phase: .articles(after: nil))
+        let cursor = SnapshotCursor(head: head, horizonSeen: horizon, remaining: window,
+                                    publishedSinceMillis: since.map(Timestamp.millis), phase: .articles(after: nil))
         return try await snapshotPage(user: user, cursor: cursor, limit: limit)
     }
 
@@ -111,7 +115,7 @@ extension SyncService {
         // Always more: once the snapshot is sent, the device pulls on from its head (an empty page
         // when nothing changed meanwhile).
         return PullResponse(articles: articles, deletedArticleIds: [], states: states,
-                            cursor: finished ? cursors.encode(cursor.head) : cursors.encode(cursor),
+                            cursor: finished ? cursors.encode(cursor.head, horizonSeen: cursor.horizonSeen) : cursors.encode(cursor),
                             hasMore: true, epoch: epoch)
     }
 }

@@ -91,15 +91,24 @@ package struct SyncService: Sendable {
     package func pull(user: UserRecord, cursor: String?, limit: Int?) async throws -> PullResponse {
         let limit = try checkedLimit(limit)
         let after: FeedPosition
-        switch try cursor.map({ (c) throws(SyncError) in try cursors.decodeAny(c) }) ?? .feed(.start) {
-        case .feed(let position): after = position
+        let horizonSeen: FeedPosition
+        switch try cursor.map({ (c) throws(SyncError) in try cursors.decodeAny(c) }) ?? .feed(.start, horizonSeen: .start) {
+        case .feed(let position, let seen): (after, horizonSeen) = (position, seen)
         case .snapshot(let snapshot): return try await snapshotPage(user: user, cursor: snapshot, limit: limit)
         }
         let page = try await store.changes(userId: user.id, after: after, limit: limit)
-        // Read in the page's snapshot: a compaction committed after it cannot slip in between.
-        if after != .start, after < page.horizon { throw Self.cursorExpired(page.horizon) }
+        // The horizon is read in the page's snapshot: a compaction committed after it cannot slip
+        // in between. Only one since the cursor was handed out can have removed a change after
+        // it that the device's articles depend on (every removed change is older than the
+        // checkpoint it was removed by); a pull from the beginning depends on none.
+        if after != .start, after < page.horizon, page.horizon > horizonSeen { throw Self.cursorExpired(page.horizon) }
+        // A page that ends the feed hands over at least the horizon: no change of this user's
+        // feed lies between its last and the horizon (the page read every one after `after`,
+        // and every removed change is older than it), so a device whose own feed is quiet passes
+        // what other users' removals raised the horizon to.
+        let next = page.hasMore ? page.last : max(page.last, page.horizon)
         var response = PullResponse(articles: [], deletedArticleIds: [], states: [],
-                                    cursor: cursors.encode(page.last), hasMore: page.hasMore, epoch: epoch)
+                                    cursor: cursors.encode(next, horizonSeen: page.horizon), hasMore: page.hasMore, epoch: epoch)
         for (_, change) in page.changes {
             switch change {
             case .article(let article): response.articles.append(article)

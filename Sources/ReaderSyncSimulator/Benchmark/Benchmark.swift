@@ -53,15 +53,20 @@ public struct BenchmarkOptions: Sendable {
     public mutating func applySmallPreset() {
         articles = 2_000
         users = 20
+        retention = .small
     }
 
+    /// The retention scenario's size (``applySmallPreset()`` makes it small too).
+    public var retention = RetentionSimulation()
+
     func runs(_ scenario: String) -> Bool {
-        ["scale", "S6"].contains(scenario) ? scenarios.contains(scenario) || scenarios.contains("all")
+        ["scale", "S6", "retention"].contains(scenario) ? scenarios.contains(scenario) || scenarios.contains("all")
             : scenarios.isEmpty || scenarios.contains(scenario) || scenarios.contains("all")
     }
 
-    /// Whether only S6 was asked for: it needs none of the reference workload (S0…S5).
-    var runsLiveOnly: Bool { scenarios == ["S6"] }
+    /// Whether only S6 and the retention scenario were asked for: they need none of the
+    /// reference workload (S0…S5).
+    var runsLiveOnly: Bool { !scenarios.isEmpty && scenarios.isSubset(of: ["S6", "retention"]) }
 }
 
 /// Every figure of a benchmark run, with its parameters and the machine.
@@ -91,6 +96,8 @@ public struct BenchmarkReport: Sendable, Codable {
     public var machine: Machine
     /// name → value, e.g. "S0.articlesPerSecond".
     public var figures: [String: Double] = [:]
+    /// Figures over time, e.g. "retention" → one row per simulated day (`docs/plots/retention.py`).
+    public var series: [String: [[String: Double]]] = [:]
     public var notes: [String] = []
 
     /// A table for people.
@@ -117,8 +124,8 @@ public enum Benchmark {
         let delta: [String]
         let source: String
         if options.runsLiveOnly {
-            // S6 ingests its own few articles.
-            (corpus, delta, source) = ([], [], "none (S6 only)")
+            // S6 and the retention scenario make their own articles.
+            (corpus, delta, source) = ([], [], "none (\(options.scenarios.sorted().joined(separator: ", ")) only)")
         } else if let file = options.corpus {
             corpus = try lines(of: file)
             delta = try options.delta.map(lines(of:)) ?? []
@@ -149,6 +156,9 @@ public enum Benchmark {
             }
             if options.runs("S6") {
                 try await live(options: options, adminToken: adminToken, databases: databases, into: &report, log: log)
+            }
+            if options.runs("retention") {
+                try await retention(options.retention, options: options, into: &report, log: log)
             }
         } catch {
             try? await client.shutdown()
