@@ -52,7 +52,7 @@ public struct HTTPSyncTransport: SyncTransport {
     public func article(id: String) async throws -> Transported<ArticleDTO>? {
         do {
             return try await send(.GET, SyncRoute.article(id: id), body: nil)
-        } catch let error as ReaderSyncError where error.httpStatus == 404 || error.httpStatus == 410 {
+        } catch let error as ReaderSyncError where error.meansGone {
             return nil
         }
     }

@@ -43,6 +43,12 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
 }
 
 extension ReaderSyncError {
+    /// Whether the server said it has no such thing (`404`) or no longer has it (`410` but a
+    /// reset): what a fetch of one article answers with `nil`.
+    package var meansGone: Bool {
+        httpStatus == 404 || (httpStatus == 410 && serverError?.code != .resetRequired && serverError?.code != .cursorExpired)
+    }
+
     /// The error for a non-200 answer: the server's `{"error":{…}}` body when there is one;
     /// `transport_failed` for a 5xx (try again later), `server_refused` otherwise.
     ///

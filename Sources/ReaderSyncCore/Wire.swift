@@ -465,10 +465,29 @@ public struct IngestReport: Sendable, Hashable, Codable {
     public var unchanged = 0
     public var deleted = 0
     public var rejected = 0
+    /// New articles (or deleted ones ingested again) published before the server's retention
+    /// (`--retention-days` of its last compaction): not stored, as they would only expire again.
+    /// Absent (0) from servers before retention.
+    public var expired = 0
     /// The first rejected lines (at most 100), with what was wrong.
     public var errors: [LineError] = []
 
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case inserted, updated, unchanged, deleted, rejected, expired, errors
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        inserted = try c.decode(Int.self, forKey: .inserted)
+        updated = try c.decode(Int.self, forKey: .updated)
+        unchanged = try c.decode(Int.self, forKey: .unchanged)
+        deleted = try c.decode(Int.self, forKey: .deleted)
+        rejected = try c.decode(Int.self, forKey: .rejected)
+        expired = try c.decodeIfPresent(Int.self, forKey: .expired) ?? 0
+        errors = try c.decode([LineError].self, forKey: .errors)
+    }
 
     public static let maxReportedErrors = 100
 
@@ -483,6 +502,7 @@ public struct IngestReport: Sendable, Hashable, Codable {
         unchanged += other.unchanged
         deleted += other.deleted
         rejected += other.rejected
+        expired += other.expired
         errors.append(contentsOf: other.errors.prefix(Self.maxReportedErrors - errors.count))
     }
 }

@@ -35,6 +35,12 @@ extension PostgresSyncStore {
             // an id written twice in a batch is stored once, as its last write, its version
             // growing by the number of writes.
             var report = IngestReport()
+            var retentionBound: String?
+            for try await days in try await connection.query(
+                "SELECT value::int FROM meta WHERE key = 'retentionDays'", logger: self.logger
+            ).decode(Int.self) {
+                retentionBound = Timestamp.secondBound(try Self.date(clock()).addingTimeInterval(-Double(days) * 86_400))
+            }
             // Each write takes the next sequence value, as on SQLite, and an article keeps its
             // last write's: a pull serves the batch in the order it was written, and the values
             // are SQLite's when nothing else writes meanwhile.
@@ -42,7 +48,7 @@ extension PostgresSyncStore {
             var writeCount = 0
             for item in items {
                 let id = item.articleId.exact
-                let effect = IngestEffect(item, stored: stored[id])
+                let effect = IngestEffect(item, stored: stored[id], retentionBound: retentionBound)
                 report.count(effect)
                 guard effect.writes else { continue }
                 switch item {

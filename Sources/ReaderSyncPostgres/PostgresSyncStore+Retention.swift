@@ -133,11 +133,21 @@ extension PostgresSyncStore {
         }
     }
 
-    package func recordCompaction(at time: Date) async throws {
-        try await query("""
-            INSERT INTO meta (key, value) VALUES ('compactedAt', \(Timestamp.format(time)))
-            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
-            """)
+    package func recordCompaction(at time: Date, retentionDays: Int?) async throws {
+        try await transaction { connection in
+            try await connection.query("""
+                INSERT INTO meta (key, value) VALUES ('compactedAt', \(Timestamp.format(time)))
+                ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
+                """, logger: self.logger)
+            if let retentionDays {
+                try await connection.query("""
+                    INSERT INTO meta (key, value) VALUES ('retentionDays', \(String(retentionDays)))
+                    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
+                    """, logger: self.logger)
+            } else {
+                try await connection.query("DELETE FROM meta WHERE key = 'retentionDays'", logger: self.logger)
+            }
+        }
     }
 
     package func statistics() async throws -> StoreStatistics {

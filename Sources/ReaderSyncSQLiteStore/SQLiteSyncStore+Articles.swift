@@ -9,6 +9,7 @@ extension SQLiteSyncStore {
         try await dbPool.write { db in
             // Read holding the write lock: the one writer's articles arrive in commit order.
             let now = clock()
+            let retentionBound = try Self.retentionBound(db, now: now)
             var report = IngestReport()
             var sequence = try SequenceAllocator(db)
             let select = try db.cachedStatement(sql: """
@@ -40,10 +41,10 @@ extension SQLiteSyncStore {
             for item in items {
                 // An id holding NUL is never stored (``canBeStoredName(_:)``): deleting one changes nothing.
                 let stored = canBeStoredName(item.articleId) ? try Row.fetchOne(select, arguments: [item.articleId]).map(Self.storedArticle) : nil
-                let effect = IngestEffect(item, stored: stored)
+                let effect = IngestEffect(item, stored: stored, retentionBound: retentionBound)
                 report.count(effect)
                 switch (item, effect) {
-                case (_, .unchanged):
+                case (_, .unchanged), (_, .tooOld):
                     continue
                 case (.upsert(let a), _):
                     // Article text is bound so that it round-trips exactly (see ExactText).
@@ -65,6 +66,14 @@ extension SQLiteSyncStore {
             try sequence.save(db)
             return report
         }
+    }
+
+    /// The bound below which a new article is too old to store (``IngestEffect/tooOld``): the
+    /// retention of the last compaction (meta `retentionDays`) before `now`; `nil` without one.
+    static func retentionBound(_ db: Database, now: String) throws -> String? {
+        guard let days = try Int.fetchOne(db.cachedStatement(sql: "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'retentionDays'")),
+              let date = Timestamp.parse(now) else { return nil }
+        return Timestamp.secondBound(date.addingTimeInterval(-Double(days) * 86_400))
     }
 
     /// A row of the ingest's select, its text read exactly (see ``ExactText``).

@@ -108,10 +108,15 @@ extension SQLiteSyncStore {
         }
     }
 
-    package func recordCompaction(at time: Date) async throws {
+    package func recordCompaction(at time: Date, retentionDays: Int?) async throws {
         try await dbPool.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('compactedAt', ?)",
                            arguments: [Timestamp.format(time)])
+            if let retentionDays {
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('retentionDays', ?)", arguments: [String(retentionDays)])
+            } else {
+                try db.execute(sql: "DELETE FROM meta WHERE key = 'retentionDays'")
+            }
         }
     }
 

@@ -86,7 +86,7 @@ public struct InProcessTransport: SyncTransport {
     public func article(id: String) async throws -> Transported<ArticleDTO>? {
         do {
             return try await send(.get, SyncRoute.article(id: id), body: nil)
-        } catch let error as ReaderSyncError where error.httpStatus == 404 || error.httpStatus == 410 {
+        } catch let error as ReaderSyncError where error.meansGone {
             return nil
         }
     }

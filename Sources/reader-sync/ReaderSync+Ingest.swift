@@ -128,6 +128,7 @@ extension ReaderSync {
 
         static func counts(_ r: IngestReport) -> String {
             "inserted \(r.inserted), updated \(r.updated), unchanged \(r.unchanged), deleted \(r.deleted), rejected \(r.rejected)"
+                + (r.expired > 0 ? ", too old for the retention \(r.expired)" : "")
         }
     }
 }

@@ -253,6 +253,34 @@ struct RetentionTests {
         #expect(try await h.service.compact(RetentionPolicy(articleDays: 90)).expired == 1)
     }
 
+    @Test("after a compaction with a retention, ingest stores no new or deleted article published before it (a full export would bring compacted ones back for an hour); without one it does",
+          arguments: Backend.available)
+    func tooOldToIngest(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
+        let (_, alice) = try await h.createUser("alice")
+        try await Self.ingest(h, [("old", 100), ("gone", 1)])
+        _ = try await h.service.compact(RetentionPolicy(articleDays: 90))
+        h.clock.advance(millis: 31 * Self.day)
+        #expect(try await h.service.compact(RetentionPolicy(articleDays: 90)).removedExpired == 1)
+        #expect(try await h.service.deleteArticle(id: "gone"))  // its tombstone stays
+        let published = { (daysAgo: Int) in Timestamp.format(h.clock.now.addingTimeInterval(-Double(daysAgo) * 86_400)) }
+        let lines = [
+            Harness.articleLine(id: "old", title: "Title of old", publishedAt: published(131), updatedAt: published(131)),
+            Harness.articleLine(id: "gone", title: "Gone again", publishedAt: published(95), updatedAt: published(95)),
+            Harness.articleLine(id: "fresh", title: "Fresh", publishedAt: published(1), updatedAt: published(1)),
+        ]
+        let report = try await h.service.ingest(jsonLines: Array(lines.joined(separator: "\n").utf8))
+        #expect((report.inserted, report.expired, report.rejected) == (1, 2, 0))
+        try await h.withClient { client in
+            let old = try await call(client, .get, SyncRoute.article(id: "old"), token: alice)
+            let gone = try await call(client, .get, SyncRoute.article(id: "gone"), token: alice)
+            #expect((old.status, gone.status) == (.notFound, .gone))
+        }
+        // A compaction without a retention clears it: old articles are stored again.
+        _ = try await h.service.compact(RetentionPolicy())
+        #expect(try await h.service.ingest(jsonLines: Array(lines[0].utf8)).inserted == 1)
+    }
+
     @Test("compaction runs in transactions of the batch size while pushes and pulls go on, and loses no state of a live or bookmarked article",
           arguments: Backend.available)
     func smallTransactions(backend: Backend) async throws {

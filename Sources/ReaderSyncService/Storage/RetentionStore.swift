@@ -36,8 +36,9 @@ package protocol RetentionStore: Sendable {
     /// - Returns: how many entries were removed.
     func removeConflicts(detectedBefore cutoff: Date, limit: Int) async throws -> Int
 
-    /// Records when a compaction ended (shown by ``statistics()``).
-    func recordCompaction(at time: Date) async throws
+    /// Records when a compaction ended (shown by ``statistics()``) and its retention, which
+    /// ingest then applies to new articles (``IngestEffect/tooOld``); `nil` clears it.
+    func recordCompaction(at time: Date, retentionDays: Int?) async throws
 
     /// What the database holds, counted now (a scan of each table: for operators, not for
     /// every request).

@@ -31,9 +31,16 @@ package enum IngestEffect: Sendable, Hashable {
     case tombstone
     /// The same content again, or a delete of an id that is tombstoned or was never ingested.
     case unchanged
+    /// A new (or tombstoned) id published before the retention: not stored, as it would only
+    /// expire again (a compacted article ingested again by a full export).
+    case tooOld
 
-    package init(_ item: IngestItem, stored: StoredArticle?) {
+    /// - Parameter retentionBound: ``Timestamp/secondBound(_:)`` of the oldest publication time
+    ///   the server keeps (`nil`: no retention); a new article published before it is ``tooOld``.
+    package init(_ item: IngestItem, stored: StoredArticle?, retentionBound: String? = nil) {
         switch (item, stored) {
+        case (.upsert(let new), nil) where retentionBound.map({ new.publishedAt < $0 }) ?? false: self = .tooOld
+        case (.upsert(let new), .tombstoned) where retentionBound.map({ new.publishedAt < $0 }) ?? false: self = .tooOld
         case (.upsert, nil): self = .insert
         case (.upsert, .tombstoned): self = .restore
         case (.upsert(let new), .live(let old)): self = old.hasExactlyTheContent(of: new) ? .unchanged : .update
@@ -43,7 +50,7 @@ package enum IngestEffect: Sendable, Hashable {
     }
 
     /// Whether the store writes the article (and so gives it a new sequence value).
-    package var writes: Bool { self != .unchanged }
+    package var writes: Bool { self != .unchanged && self != .tooOld }
 }
 
 extension IngestReport {
@@ -54,6 +61,7 @@ extension IngestReport {
         case .update: updated += 1
         case .tombstone: deleted += 1
         case .unchanged: unchanged += 1
+        case .tooOld: expired += 1
         }
     }
 }

@@ -97,7 +97,7 @@ extension SyncService {
         }
         // After this run's expiries: they are removed once this checkpoint is old enough.
         try await store.recordCheckpoint(at: now)
-        try await store.recordCompaction(at: now)
+        try await store.recordCompaction(at: now, retentionDays: policy.articleDays)
         return report
     }
 

@@ -12,6 +12,9 @@ public struct RetentionSimulation: Sendable, Hashable, Codable {
     public var readers = 2_000
     /// The share of readers who read on a given day (each marks a few of the day's articles).
     public var activeShare = 0.5
+    /// Bookmarks a reader keeps (a read-later list): a new one beyond it removes the oldest.
+    /// Without un-bookmarking, every bookmarked article would stay pinned for ever.
+    public var bookmarksPerReader = 10
     /// `--retention-days`, `--tombstone-days` and `--conflict-days` of the daily compaction.
     public var retentionDays = 90
     public var tombstoneDays = 30
@@ -54,6 +57,7 @@ extension Benchmark {
         }
         var random = SeededRandom(seed: 14)
         var mutationIds = [Int64](repeating: 0, count: simulation.readers)
+        var bookmarks = [[String]](repeating: [], count: simulation.readers)
         var dailyCursor: String?
         var rows: [[String: Double]] = []
         let policy = RetentionPolicy(articleDays: simulation.retentionDays, tombstoneDays: simulation.tombstoneDays,
@@ -78,7 +82,8 @@ extension Benchmark {
             }
             _ = try await service.ingest(items)
 
-            // Readers: a few of today's articles read, now and then one bookmarked or half read.
+            // Readers: a few of today's articles read, now and then one bookmarked (the oldest
+            // bookmark then removed beyond the list's size) or half read.
             millis.withLock { $0 = dayStart + 18 * 3_600_000 }
             let wall = millis.withLock { $0 }
             for (n, reader) in readers.enumerated() where random.chance(simulation.activeShare) {
@@ -90,6 +95,13 @@ extension Benchmark {
                         : random.chance(0.2) ? (.progress, .number(0.5)) : (.read, .bool(true))
                     mutations.append(Mutation(id: mutationIds[n], articleId: article, field: field, value: value,
                                               hlc: HLC(wall: wall, counter: Int64(mutations.count)), baseVersion: 0))
+                    guard field == .bookmarked, !bookmarks[n].contains(article) else { continue }
+                    bookmarks[n].append(article)
+                    if bookmarks[n].count > simulation.bookmarksPerReader {
+                        mutationIds[n] += 1
+                        mutations.append(Mutation(id: mutationIds[n], articleId: bookmarks[n].removeFirst(), field: .bookmarked,
+                                                  value: .bool(false), hlc: HLC(wall: wall, counter: Int64(mutations.count)), baseVersion: 0))
+                    }
                 }
                 _ = try await service.push(user: reader, request: PushRequest(deviceId: "reader-\(n)-phone", mutations: mutations))
             }
