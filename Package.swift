@@ -46,6 +46,7 @@ let package = Package(
                 .embedInCode("m0004_server_reader_api.sql"),
                 .embedInCode("m0005_server_retention.sql"),
                 .embedInCode("m0001_client_initial.sql"),
+                .embedInCode("m0002_client_arrival.sql"),
                 .embedInCode("m0001_postgres_initial.sql"),
                 .embedInCode("m0002_postgres_article_lz4.sql"),
                 .embedInCode("m0003_postgres_reader_api.sql"),

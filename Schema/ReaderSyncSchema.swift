@@ -27,6 +27,7 @@ package enum ReaderSyncSchema {
     /// The client store's migrations, in the order they run.
     package static let clientMigrations: [Migration] = [
         Migration(name: "m0001_client_initial", sql: text(PackageResources.m0001_client_initial_sql)),
+        Migration(name: "m0002_client_arrival", sql: text(PackageResources.m0002_client_arrival_sql)),
     ]
 
     /// The protocol's OpenAPI 3.1 document.

@@ -86,7 +86,8 @@ extension ReaderStore {
         try dbPool.write { db in
             var meta = try SyncMeta.fetch(db)
             meta.epoch = page.epoch
-            for article in page.articles { try Self.storeArticle(db, article) }
+            if !page.articles.isEmpty { meta.lastArrival += 1 }
+            for article in page.articles { try Self.storeArticle(db, article, arrival: meta.lastArrival) }
             let delete = try db.cachedStatement(sql: "DELETE FROM article WHERE id = ?")
             for id in page.deletedArticleIds { try delete.execute(arguments: [id]) }
             var clock = HybridClock(last: meta.hlc)
@@ -113,16 +114,16 @@ extension ReaderStore {
         }
     }
 
-    /// Stores an article's content, replacing what the device had of it.
-    static func storeArticle(_ db: Database, _ a: ArticleDTO) throws {
+    /// Stores an article's content, replacing what the device had of it, as arrived at `arrival`.
+    static func storeArticle(_ db: Database, _ a: ArticleDTO, arrival: Int64) throws {
         // Article text is bound so that it round-trips exactly (see ExactText).
         try db.cachedStatement(sql: """
-            INSERT OR REPLACE INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT OR REPLACE INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version, arrival)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [a.id, a.section.exactDatabaseValue, a.title.exactDatabaseValue,
                                      a.summary.exactDatabaseValue, a.body.exactDatabaseValue,
                                      a.author.exactDatabaseValue, a.url.exactDatabaseValue,
-                                     a.publishedAt, a.updatedAt, a.version])
+                                     a.publishedAt, a.updatedAt, a.version, arrival])
     }
 
     /// Keeps an article fetched by id (``SyncEngine/article(id:)``) until the next eviction,
@@ -132,7 +133,10 @@ extension ReaderStore {
         try dbPool.write { db in
             let stored = try Int64.fetchOne(db, sql: "SELECT version FROM article WHERE id = ?", arguments: [article.id])
             if let stored, stored >= article.version { return }
-            try Self.storeArticle(db, article)
+            var meta = try SyncMeta.fetch(db)
+            meta.lastArrival += 1
+            try Self.storeArticle(db, article, arrival: meta.lastArrival)
+            try meta.save(db)
         }
     }
 

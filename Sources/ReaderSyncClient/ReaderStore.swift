@@ -196,20 +196,66 @@ public final class ReaderStore: Sendable {
         let createdAt = Timestamp.format(now())
         return try dbPool.write { db in
             var meta = try SyncMeta.fetch(db)
-            var clock = HybridClock(last: meta.hlc)
-            let hlc = clock.tick(physicalMillis: physical)
-            meta.hlc = hlc
-            meta.lastMutationId += 1
-            let baseVersion = try Int64.fetchOne(db, sql: "SELECT version FROM articleState WHERE articleId = ?",
-                                                 arguments: [articleId]) ?? 0
-            try db.execute(sql: """
-                INSERT INTO outbox (id, articleId, field, value, hlcWall, hlcCounter, baseVersion, createdAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [meta.lastMutationId, articleId, field.rawValue, value.description, hlc.wall, hlc.counter,
-                                 baseVersion, createdAt])
+            let mutation = try Self.queue(db, &meta, articleId, field, value, physicalMillis: physical, createdAt: createdAt)
             try meta.save(db)
-            try Self.refreshShown(db, articleId: articleId)
-            return Mutation(id: meta.lastMutationId, articleId: articleId, field: field, value: value, hlc: hlc, baseVersion: baseVersion)
+            return mutation
+        }
+    }
+
+    /// Queues one change in the caller's transaction: the next mutation id and HLC tick of
+    /// `meta` (saved by the caller), the outbox row, the shown state.
+    private static func queue(_ db: Database, _ meta: inout SyncMeta, _ articleId: String, _ field: StateField, _ value: FieldValue,
+                              physicalMillis: Int64, createdAt: String) throws -> Mutation {
+        var clock = HybridClock(last: meta.hlc)
+        let hlc = clock.tick(physicalMillis: physicalMillis)
+        meta.hlc = hlc
+        meta.lastMutationId += 1
+        let baseVersion = try Int64.fetchOne(db.cachedStatement(sql: "SELECT version FROM articleState WHERE articleId = ?"),
+                                             arguments: [articleId]) ?? 0
+        try db.cachedStatement(sql: """
+            INSERT INTO outbox (id, articleId, field, value, hlcWall, hlcCounter, baseVersion, createdAt)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [meta.lastMutationId, articleId, field.rawValue, value.description, hlc.wall, hlc.counter,
+                                     baseVersion, createdAt])
+        try refreshShown(db, articleId: articleId)
+        return Mutation(id: meta.lastMutationId, articleId: articleId, field: field, value: value, hlc: hlc, baseVersion: baseVersion)
+    }
+
+    /// Where the device stands now in the order articles arrived in: take it when a list is shown,
+    /// and pass it to ``markAllRead(section:upTo:)`` when the reader marks that list read.
+    public func arrivalPoint() throws -> Int64 {
+        try dbPool.read { db in try SyncMeta.fetch(db).lastArrival }
+    }
+
+    /// Marks read every unread article on the device that had arrived by `point` (from
+    /// ``arrivalPoint()``), of `section` or of every section: what the reader had on screen,
+    /// never an article (or a new version of one) pulled since, nor one pulled while this runs.
+    /// One change per article, queued in one transaction like any change (durable offline) and
+    /// pushed in batches.
+    ///
+    /// - Returns: how many articles were marked.
+    /// - Throws: ``ReaderSyncError`` `store_unavailable` when the store cannot be written.
+    @discardableResult
+    public func markAllRead(section: String? = nil, upTo point: Int64) throws -> Int {
+        let physical = Timestamp.millis(now())
+        let createdAt = Timestamp.format(now())
+        return try dbPool.write { db in
+            var meta = try SyncMeta.fetch(db)
+            var sql = """
+                SELECT article.id FROM article LEFT JOIN articleState ON articleState.articleId = article.id
+                WHERE article.arrival <= ? AND coalesce(articleState.read, 0) = 0
+                """
+            var arguments: StatementArguments = [point]
+            if let section {
+                sql += " AND article.section = ?"
+                arguments += [section]
+            }
+            let ids = try String.fetchAll(db, sql: sql + " ORDER BY article.id", arguments: arguments)
+            for id in ids {
+                _ = try Self.queue(db, &meta, id, .read, .bool(true), physicalMillis: physical, createdAt: createdAt)
+            }
+            try meta.save(db)
+            return ids.count
         }
     }
 
@@ -267,20 +313,23 @@ struct SyncMeta {
     var hlc: HLC
     var lastMutationId: Int64
     var lastAckedMutationId: Int64
+    /// The arrival counter: one value per pulled page or fetched article (`m0002_client_arrival`).
+    var lastArrival: Int64
 
     static func fetch(_ db: Database) throws -> SyncMeta {
         guard let row = try Row.fetchOne(db, sql: """
-            SELECT deviceId, cursor, epoch, hlcWall, hlcCounter, lastMutationId, lastAckedMutationId FROM syncMeta WHERE id = 1
+            SELECT deviceId, cursor, epoch, hlcWall, hlcCounter, lastMutationId, lastAckedMutationId, lastArrival FROM syncMeta WHERE id = 1
             """) else {
             throw ReaderSyncError(.storeUnavailable, "the store has no sync metadata")
         }
         return SyncMeta(deviceId: row[0], cursor: row[1], epoch: row[2], hlc: HLC(wall: row[3], counter: row[4]),
-                        lastMutationId: row[5], lastAckedMutationId: row[6])
+                        lastMutationId: row[5], lastAckedMutationId: row[6], lastArrival: row[7])
     }
 
     func save(_ db: Database) throws {
         try db.execute(sql: """
-            UPDATE syncMeta SET cursor = ?, epoch = ?, hlcWall = ?, hlcCounter = ?, lastMutationId = ?, lastAckedMutationId = ? WHERE id = 1
-            """, arguments: [cursor, epoch, hlc.wall, hlc.counter, lastMutationId, lastAckedMutationId])
+            UPDATE syncMeta SET cursor = ?, epoch = ?, hlcWall = ?, hlcCounter = ?, lastMutationId = ?, lastAckedMutationId = ?,
+                lastArrival = ? WHERE id = 1
+            """, arguments: [cursor, epoch, hlc.wall, hlc.counter, lastMutationId, lastAckedMutationId, lastArrival])
     }
 }

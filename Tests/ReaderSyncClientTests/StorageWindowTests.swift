@@ -95,3 +95,53 @@ struct StorageWindowTests {
                             options: .init(window: StorageWindow(newest: 1_000_000, days: 36_500)))
     }
 }
+
+/// "Mark all as read", bounded by what the reader had on screen.
+@Suite("Client SDK: mark all as read")
+struct MarkAllReadTests {
+    static func ingest(_ h: ClientHarness, _ articles: [(id: String, section: String, title: String)]) async throws {
+        let lines = articles.map { a in
+            #"{"id":"\#(a.id)","section":"\#(a.section)","title":"\#(a.title)","body":"Body","publishedAt":"2025-11-20T09:00:00Z"}"#
+        }
+        let report = try await h.service.ingest(jsonLines: Array(lines.joined(separator: "\n").utf8))
+        #expect(report.rejected == 0)
+    }
+
+    @Test("marks the unread articles that had arrived by the point taken when the list was shown, by section or all; never one pulled since (nor a new version of one); durable offline, then pushed")
+    func upToPoint() async throws {
+        let h = try await ClientHarness()
+        try await Self.ingest(h, (1...6).map { ("art-\($0)", $0 % 2 == 0 ? "world" : "sport", "Title \($0)") })
+        let token = try await h.createUser("alice")
+        let (store, engine) = try h.openDevice("phone", token: token)
+        try await engine.sync()
+        try store.markRead("art-4")
+        try await engine.sync()
+        let shown = try store.arrivalPoint()
+
+        // While the reader looks at the list: art-7 and art-8 arrive, art-2 is corrected.
+        try await Self.ingest(h, [("art-7", "world", "Title 7"), ("art-8", "sport", "Title 8"), ("art-2", "world", "Title 2, corrected")])
+        try await engine.sync()
+
+        #expect(try store.markAllRead(section: "world", upTo: shown) == 1)  // art-6: art-4 was read, art-2 is new again
+        #expect(try store.state(articleId: "art-6").isRead)
+        #expect(try !store.state(articleId: "art-2").isRead)
+        #expect(try !store.state(articleId: "art-7").isRead)
+        #expect(try store.markAllRead(upTo: shown) == 3)  // art-1, art-3, art-5
+        #expect(try !store.state(articleId: "art-8").isRead)
+        #expect(try store.pendingChangeCount() == 4)
+
+        // Durable: the store reopened holds the same changes; one sync pushes them.
+        let (reopened, reopenedEngine) = try h.openDevice("phone", token: token)
+        #expect(try reopened.pendingChangeCount() == 4)
+        let report = try await reopenedEngine.sync()
+        #expect(report.acknowledged == 4)
+        for id in ["art-1", "art-3", "art-5", "art-6"] {
+            #expect(try await h.serverState(user: "alice", article: id)?.isRead == true, "\(id)")
+        }
+        for id in ["art-2", "art-7", "art-8"] {
+            #expect(try await h.serverState(user: "alice", article: id)?.isRead != true, "\(id)")
+        }
+        // Nothing left to mark by the old point.
+        #expect(try reopened.markAllRead(upTo: shown) == 0)
+    }
+}
