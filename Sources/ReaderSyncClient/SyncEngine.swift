@@ -139,6 +139,9 @@ public actor SyncEngine {
     }
 
     private var running = false
+    /// Articles the server said it has none of (deleted, or removed by compaction), in this
+    /// engine's life: not asked for again after each sync.
+    private var missingArticles: Set<String> = []
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
     /// Pushes every pending change, then pulls pages until the device is caught up.
@@ -173,7 +176,9 @@ public actor SyncEngine {
             try store.startOverAfterCursorExpired()
             try await pushAndPull(&report, started: started)
         }
-        if firstSync || report.serverWasReset || report.cursorExpired {
+        // After a first sync (also one resumed after the app was stopped) or a reset, and
+        // whenever a pull brought states (a bookmark of an article the device does not keep).
+        if firstSync || report.serverWasReset || report.cursorExpired || report.pulledStates > 0 {
             report.fetchedArticles = await fetchBookmarkedContent()
         }
         report.evicted = try store.evictOutsideWindow()
@@ -200,6 +205,7 @@ public actor SyncEngine {
             try await transport.article(id: id)
         }
         guard let fetched = answer else {
+            missingArticles.insert(id)
             return nil
         }
         try store.cache(fetched.value)
@@ -211,7 +217,9 @@ public actor SyncEngine {
     /// sync or reset, or when the app asks for it (``article(id:)``).
     private func fetchBookmarkedContent() async -> Int {
         var fetched = 0
-        for id in (try? store.bookmarkedArticleIdsWithoutContent(limit: 200)) ?? [] {
+        let wanted = ((try? store.bookmarkedArticleIdsWithoutContent(limit: 200 + missingArticles.count)) ?? [])
+            .filter { !missingArticles.contains($0) }.prefix(200)
+        for id in wanted {
             do {
                 if try await article(id: id) != nil { fetched += 1 }
             } catch {

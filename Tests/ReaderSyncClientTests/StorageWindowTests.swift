@@ -2,6 +2,7 @@ import Foundation
 import ReaderSyncClient
 import ReaderSyncCore
 import ReaderSyncTestSupport
+import Synchronization
 @testable import ReaderSyncServer
 @testable import ReaderSyncService
 import Testing
@@ -67,6 +68,35 @@ struct StorageWindowTests {
         #expect(try tablet.articles(limit: 50).map(\.id) == ["art-25", "art-24", "art-23", "art-22", "art-21", "art-2"])
     }
 
+    @Test("an article bookmarked on another device, outside this device's window, is fetched by the sync that pulls the bookmark; one the server has none of is asked for once")
+    func bookmarkFromElsewhere() async throws {
+        let h = try await ClientHarness()
+        try await Self.ingest(h, 1...10)
+        let token = try await h.createUser("alice")
+        let counting = CountingArticleFetches(h.transport(token: token))
+        let (tablet, tabletEngine) = try h.openDevice("tablet", token: token, transport: counting,
+                                                      options: .init(window: StorageWindow(newest: 3)))
+        try await tabletEngine.sync()
+        #expect(try tablet.articleCount() == 3)
+        let (phone, phoneEngine) = try h.openDevice("phone", token: token)
+        try await phoneEngine.sync()
+        try phone.setBookmarked("art-2", true)
+        try phone.setBookmarked("art-1", true)
+        try await phoneEngine.sync()
+        #expect(try await h.service.deleteArticle(id: "art-1"))
+
+        let report = try await tabletEngine.sync()
+        #expect(report.fetchedArticles == 1)  // art-2; art-1 is deleted
+        #expect(counting.fetches.withLock { $0 } == ["art-1", "art-2"])
+        #expect(try tablet.article(id: "art-2")?.isBookmarked == true)
+        #expect(try tablet.article(id: "art-1") == nil)
+        // Another pull with states: art-1 is not asked for again.
+        try phone.setProgress("art-9", 0.5)
+        try await phoneEngine.sync()
+        #expect(try await tabletEngine.sync().fetchedArticles == 0)
+        #expect(counting.fetches.withLock { $0 } == ["art-1", "art-2"])
+    }
+
     @Test("a window of days keeps what was published in the last days, by the device's clock")
     func daysWindow() async throws {
         let h = try await ClientHarness()
@@ -93,6 +123,24 @@ struct StorageWindowTests {
         }
         _ = try ReaderStore(path: dir.appendingPathComponent("ok.sqlite").path,
                             options: .init(window: StorageWindow(newest: 1_000_000, days: 36_500)))
+    }
+}
+
+/// A transport that notes the articles fetched one by one.
+final class CountingArticleFetches: SyncTransport {
+    let inner: any SyncTransport
+    let fetches = Mutex<[String]>([])
+
+    init(_ inner: any SyncTransport) { self.inner = inner }
+
+    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> { try await inner.pull(cursor: cursor, limit: limit) }
+    func push(_ request: PushRequest) async throws -> Transported<PushResponse> { try await inner.push(request) }
+    func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse> {
+        try await inner.pullNewestFirst(limit: limit, window: window, since: since)
+    }
+    func article(id: String) async throws -> Transported<ArticleDTO>? {
+        fetches.withLock { $0.append(id) }
+        return try await inner.article(id: id)
     }
 }
 

@@ -16,6 +16,7 @@ package struct ResponseEncoder {
         return encoder.bytes
     }
 
+    /// One article as `GET /v1/articles/{id}` answers it: the object a pull's `articles` holds.
     package static func encode(_ article: ArticleDTO) -> [UInt8] {
         var encoder = ResponseEncoder()
         encoder.bytes.reserveCapacity(article.body.utf8.count + article.summary.utf8.count + 512)

@@ -51,7 +51,9 @@ package protocol RetentionStore: Sendable {
 
 /// What one ``RetentionStore/removeArticles(writtenThrough:limit:)`` call removed.
 package struct RemovedArticles: Sendable, Hashable {
+    /// Tombstones (retracted articles) removed.
     package var tombstones = 0
+    /// Expired articles removed (bookmarked by no one).
     package var expired = 0
     /// User states removed with those articles.
     package var states = 0
@@ -62,57 +64,15 @@ package struct RemovedArticles: Sendable, Hashable {
         self.states = states
     }
 
+    /// Article rows removed, of both kinds.
     package var articles: Int { tombstones + expired }
 }
 
 /// An article row: live, expired (content kept) or a tombstone.
 package enum StoredArticleRecord: Sendable, Hashable {
     case live(ArticleDTO)
+    /// Past the retention; `expiredAt` is RFC 3339.
     case expired(ArticleDTO, expiredAt: String)
+    /// Retracted; `deletedAt` is RFC 3339.
     case tombstone(deletedAt: String)
-}
-
-/// What `reader-sync stats` prints: counts of each kind of row and the database's size.
-package struct StoreStatistics: Sendable, Hashable, Codable {
-    /// Articles in the sync set.
-    package var liveArticles = 0
-    /// Articles past the retention whose rows remain: pinned, or not yet past the tombstone horizon.
-    package var expiredArticles = 0
-    /// Expired articles someone has bookmarked: kept until the last bookmark goes.
-    package var pinnedArticles = 0
-    /// Retracted articles whose tombstones remain.
-    package var tombstones = 0
-    package var users = 0
-    package var devices = 0
-    /// User states (one row per user and article they touched).
-    package var states = 0
-    package var conflicts = 0
-    /// The database's size in bytes: the file (SQLite, WAL not counted) or the database (PostgreSQL).
-    package var bytes: Int64 = 0
-    /// Of ``bytes``, pages free for reuse (SQLite; `nil` on PostgreSQL, whose vacuum reuses space in place).
-    package var freeBytes: Int64?
-    /// The tombstone horizon: cursors before it get `410 cursor_expired`; `nil` when compaction
-    /// never removed a row.
-    package var horizon: String?
-    /// When the last compaction ended (RFC 3339), `nil` when none ran.
-    package var compactedAt: String?
-
-    package init() {}
-}
-
-extension FeedPosition {
-    /// Reads ``description``'s form back: `seq` or `transaction/seq`.
-    package init?(_ text: String) {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        switch parts.count {
-        case 1:
-            guard let seq = Int64(parts[0]), seq >= 0 else { return nil }
-            self.init(seq: seq)
-        case 2:
-            guard let transaction = UInt64(parts[0]), let seq = Int64(parts[1]), seq >= 0 else { return nil }
-            self.init(transaction: transaction, seq: seq)
-        default:
-            return nil
-        }
-    }
 }

@@ -190,6 +190,23 @@ package struct FeedPosition: Sendable, Hashable, Comparable, CustomStringConvert
     package var description: String { transaction == 0 ? "\(seq)" : "\(transaction)/\(seq)" }
 }
 
+extension FeedPosition {
+    /// Reads ``description``'s form back: `seq` or `transaction/seq`.
+    package init?(_ text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        switch parts.count {
+        case 1:
+            guard let seq = Int64(parts[0]), seq >= 0 else { return nil }
+            self.init(seq: seq)
+        case 2:
+            guard let transaction = UInt64(parts[0]), let seq = Int64(parts[1]), seq >= 0 else { return nil }
+            self.init(transaction: transaction, seq: seq)
+        default:
+            return nil
+        }
+    }
+}
+
 /// A page of changes and where it ended.
 package struct ChangePage: Sendable {
     /// Each change with its feed position, ascending.
