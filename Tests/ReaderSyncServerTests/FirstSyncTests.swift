@@ -51,9 +51,8 @@ struct FirstSyncTests {
             try await Self.ingest(h, 26...26)
             _ = try await RetentionTests.push(client, token: alice, device: "laptop", [mutation(1, "art-20", .read, .bool(true), wall: wall + 1)])
 
-            while let last = pages.last, last.hasMore {
-                pages.append(try await RetentionTests.pull(client, token: alice, cursor: last.cursor, limit: 4))
-            }
+            let last = pages.removeLast()
+            pages += try await RetentionTests.pages(from: last, client, token: alice, limit: 4)
             let articles = pages.flatMap(\.articles)
             // The window's ten: newest first, art-17 (deleted meanwhile) skipped, so art-15 comes in.
             #expect(articles.prefix(10).map(\.id) == ["art-25", "art-24", "art-23", "art-22", "art-21", "art-20", "art-19", "art-18", "art-16", "art-15"])
@@ -104,15 +103,11 @@ struct FirstSyncTests {
             _ = try await h.service.compact(RetentionPolicy())
             h.clock.advance(millis: 31 * RetentionTests.day)
             #expect(try await h.service.compact(RetentionPolicy()).removedTombstones == 1)
-            var page = try await call(client, .get, SyncRoute.pullNewestFirst(limit: 10, window: 5, since: nil), token: alice)
+            let first = try await call(client, .get, SyncRoute.pullNewestFirst(limit: 10, window: 5, since: nil), token: alice)
                 .decode(PullResponse.self)
-            var articles = page.articles.map(\.id)
-            while page.hasMore {
-                page = try await RetentionTests.pull(client, token: alice, cursor: page.cursor, limit: 10)
-                articles += page.articles.map(\.id)
-            }
-            #expect(articles == ["art-3", "art-1"])
-            #expect(try await RetentionTests.pull(client, token: alice, cursor: page.cursor).isCaughtUp)
+            let pages = try await RetentionTests.pages(from: first, client, token: alice, limit: 10)
+            #expect(pages.flatMap(\.articles).map(\.id) == ["art-3", "art-1"])
+            #expect(try await RetentionTests.pull(client, token: alice, cursor: pages.last!.cursor).isCaughtUp)
         }
     }
 

@@ -32,6 +32,16 @@ struct RetentionTests {
         return try response.decode(PullResponse.self)
     }
 
+    /// `first` and the pages after it, pulled with `limit` until `hasMore` is false.
+    static func pages(from first: PullResponse, _ client: any TestClientProtocol, token: String, limit: Int,
+                      sourceLocation: SourceLocation = #_sourceLocation) async throws -> [PullResponse] {
+        var pages = [first]
+        while let last = pages.last, last.hasMore {
+            pages.append(try await pull(client, token: token, cursor: last.cursor, limit: limit, sourceLocation: sourceLocation))
+        }
+        return pages
+    }
+
     static func push(_ client: any TestClientProtocol, token: String, device: String, _ mutations: [Mutation],
                      sourceLocation: SourceLocation = #_sourceLocation) async throws -> PushResponse {
         let response = try await call(client, .post, SyncRoute.push, token: token,
@@ -144,14 +154,9 @@ struct RetentionTests {
             #expect(again.deletedArticleIds == [])
             // A pull from the beginning in pages: its cursors are before the horizon, but they
             // were handed out after the compaction, so they are served.
-            var page = try await Self.pull(client, token: alice, cursor: nil, limit: 1)
-            var pulled = page.articles.map(\.id)
-            while page.hasMore {
-                page = try await Self.pull(client, token: alice, cursor: page.cursor, limit: 1)
-                pulled += page.articles.map(\.id)
-            }
-            #expect(pulled == ["a", "c"])
-            #expect(try await Self.pull(client, token: alice, cursor: page.cursor).isCaughtUp)
+            let pages = try await Self.pages(from: try await Self.pull(client, token: alice, cursor: nil, limit: 1), client, token: alice, limit: 1)
+            #expect(pages.flatMap(\.articles).map(\.id) == ["a", "c"])
+            #expect(try await Self.pull(client, token: alice, cursor: pages.last!.cursor).isCaughtUp)
         }
     }
 
