@@ -215,15 +215,15 @@ extension ReaderStore {
     /// Pulls anew after `410 cursor_expired`: the device last synced before the server's
     /// tombstone horizon, so deletions it missed can no longer be served. The server lost nothing
     /// (same epoch): the outbox stays as it is, nothing is queued again. Drops the cursor and
-    /// every article but those with a pending change: a pull from the beginning brings no
-    /// deletion, so an article kept across it would outlive its tombstone. Bookmarked ones come
-    /// back from that pull, or one by one afterwards (``SyncEngine`` fetches bookmarked content
-    /// a pull did not bring). States stay: the pull brings every one the server keeps, never
-    /// older than the device's.
+    /// every article, those with a pending change too: a pull from the beginning brings no
+    /// deletion, so an article kept across it would outlive its tombstone. What is live comes
+    /// back from that pull (within the window), bookmarked ones one by one afterwards
+    /// (``SyncEngine`` fetches bookmarked content a pull did not bring). States and pending
+    /// changes stay: the pull brings every state the server keeps, never older than the device's.
     package func startOverAfterCursorExpired() throws {
         try dbPool.write { db in
             var meta = try SyncMeta.fetch(db)
-            try db.execute(sql: "DELETE FROM article WHERE id NOT IN (SELECT articleId FROM outbox)")
+            try db.execute(sql: "DELETE FROM article")
             meta.cursor = nil
             try meta.save(db)
         }
