@@ -87,7 +87,13 @@ extension ReaderStore {
             var meta = try SyncMeta.fetch(db)
             meta.epoch = page.epoch
             if !page.articles.isEmpty { meta.lastArrival += 1 }
-            for article in page.articles { try Self.storeArticle(db, article, arrival: meta.lastArrival) }
+            for article in page.articles {
+                try Self.storeArticle(db, article, arrival: meta.lastArrival)
+                // Version 1 is a new article: a state the device holds under its id is of an earlier
+                // one the server removed with its states (compaction), and must not hide the new
+                // one's. Its states, if any, come after it in the feed (and in this page, after it).
+                if article.version == 1 { try Self.forgetServerState(db, articleId: article.id) }
+            }
             let delete = try db.cachedStatement(sql: "DELETE FROM article WHERE id = ?")
             for id in page.deletedArticleIds { try delete.execute(arguments: [id]) }
             var clock = HybridClock(last: meta.hlc)
@@ -190,6 +196,18 @@ extension ReaderStore {
                 ORDER BY articleId LIMIT ?
                 """, arguments: [limit])
         }
+    }
+
+    /// Drops what the device holds of the server's state of an article (pending changes stay shown).
+    static func forgetServerState(_ db: Database, articleId: String) throws {
+        try db.cachedStatement(sql: """
+            UPDATE articleState SET serverRead = 0, serverBookmarked = 0, serverProgress = 0, version = 0,
+                readWriter = NULL, readHlcWall = NULL, readHlcCounter = NULL,
+                bookmarkedWriter = NULL, bookmarkedHlcWall = NULL, bookmarkedHlcCounter = NULL,
+                progressWriter = NULL, progressHlcWall = NULL, progressHlcCounter = NULL
+            WHERE articleId = ? AND version > 0
+            """).execute(arguments: [articleId])
+        if db.changesCount > 0 { try refreshShown(db, articleId: articleId) }
     }
 
     /// Records the server's state of an article (never going back to an older version).

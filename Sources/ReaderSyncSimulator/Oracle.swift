@@ -35,6 +35,9 @@ struct Oracle {
             for local in try device.store.allStates() {
                 seen.insert(local.articleId)
                 let server = view.states[local.articleId]
+                // Compaction removed the article and its states; a device may keep its copy of the
+                // state (the protocol tells it nothing), which a new article under the id resets.
+                if server == nil, runner.removedArticles.contains(local.articleId) { continue }
                 let expected = (server?.read ?? false, server?.bookmarked ?? false, server?.progress ?? 0)
                 let fields: [(StateField, Bool)] = [
                     (.read, local.isRead == expected.0), (.bookmarked, local.isBookmarked == expected.1), (.progress, local.progress == expected.2),
@@ -97,6 +100,8 @@ struct Oracle {
         }
         for intent in intents {
             let m = intent.mutation
+            // A change to a retracted article whose state compaction then removed: gone by design.
+            if runner.removedArticles.contains(m.articleId) { continue }
             let state = views[intent.user]?.states[m.articleId]
             let finalValue: FieldValue
             switch m.field {

@@ -30,6 +30,11 @@ struct ReferenceModel: Sendable {
         self.skewBoundMillis = skewBoundMillis
     }
 
+    /// Forgets every user's state of an article compaction removed with its states.
+    mutating func removeArticle(_ articleId: String) {
+        for user in rows.keys { rows[user]?[articleId] = nil }
+    }
+
     /// Replays one push as the server answered it: applied and superseded mutations are merged;
     /// duplicates and rejected ones changed nothing.
     mutating func replay(user: String, request: PushRequest, results: [MutationResult], serverMillis: Int64) {

@@ -27,6 +27,9 @@ protocol SimulatedServer: Sendable {
     func restore(from path: String) async throws
     /// The server's clock, in milliseconds.
     var nowMillis: Int64 { get }
+    /// Compacts the database (only in process), and says which of `candidates` it no longer
+    /// holds at all.
+    func compact(_ policy: RetentionPolicy, candidates: [String]) async throws -> (report: CompactionReport, removed: [String])
     /// Releases connections; called once at the end of a run.
     func shutdown() async throws
 }
@@ -89,6 +92,15 @@ final class InProcessServer: SimulatedServer {
         return path
     }
 
+    func compact(_ policy: RetentionPolicy, candidates: [String]) async throws -> (report: CompactionReport, removed: [String]) {
+        let store = current.withLock { $0.store }
+        let clock = self.clock
+        let report = try await SyncService(store: store, configuration: configuration, now: { clock.now }).compact(policy)
+        var removed: [String] = []
+        for id in candidates where try await store.article(id: id) == nil { removed.append(id) }
+        return (report, removed)
+    }
+
     func restore(from path: String) async throws {
         // Work on a copy, so the snapshot can be restored again later.
         let target = directory.appendingPathComponent("restored-\(UUID().uuidString).sqlite").path
@@ -127,6 +139,10 @@ final class RemoteServer: SimulatedServer {
 
     func shutdown() async throws {
         try await client.shutdown()
+    }
+
+    func compact(_ policy: RetentionPolicy, candidates: [String]) async throws -> (report: CompactionReport, removed: [String]) {
+        throw SimulationError("compaction runs only on the in-process server")
     }
 
     func admin(_ method: HTTPMethod, _ path: String, body: Data?) async throws -> Data {

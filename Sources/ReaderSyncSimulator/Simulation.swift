@@ -91,6 +91,8 @@ final class Runner {
     // The newsroom's view of the corpus.
     var liveArticles: [String] = []
     var retracted: [String] = []
+    /// Retracted articles compaction removed with their states (some published again since).
+    var removedArticles = Set<String>()
     /// The latest line the newsroom sent for each article, to send again after a restore.
     var currentLines: [String: String] = [:]
     var nextArticle = 1
@@ -208,6 +210,7 @@ final class Runner {
     func step() async throws {
         clock.advance(millis: Int64(rng.int(in: 500...15_000)))
         if rng.chance(options.churn) { try await newsroomEvent() }
+        if options.compaction, rng.chance(0.01) { try await monthPasses() }
         guard !devices.isEmpty else { return }
         let device = rng.pick(devices)
         toggleOnline(device)
@@ -264,6 +267,7 @@ final class Runner {
     func round() async throws {
         clock.advance(millis: Int64(rng.int(in: 500...15_000)))
         if rng.chance(options.churn) { try await newsroomEvent() }
+        if options.compaction, rng.chance(0.01) { try await monthPasses() }
         var syncing: [SimDevice] = []
         for device in devices {
             toggleOnline(device)
@@ -354,6 +358,7 @@ final class Runner {
             report.bytesUp += result.bytesSent
             report.bytesDown += result.bytesReceived
             report.busyRetries += result.busyRetries
+            if result.cursorExpired { report.cursorsExpired += 1 }
         case .failure(let error as ReaderSyncError) where error.code == .transportFailed:
             report.failedSyncs += 1
             if let status = error.httpStatus, status >= 500 {
@@ -446,6 +451,19 @@ final class Runner {
             "publishedAt": published, "updatedAt": updated,
         ]
         return String(decoding: try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]), as: UTF8.self)
+    }
+
+    /// A month passes on the virtual clock (devices keep their offsets), then the server compacts:
+    /// tombstones older than a checkpoint of 30 days ago go with their states, which the model
+    /// forgets too. Devices that were away since get `410 cursor_expired` at their next pull.
+    func monthPasses() async throws {
+        clock.advance(millis: 31 * 86_400_000)
+        let (compaction, removed) = try await server.compact(RetentionPolicy(tombstoneDays: 30, conflictDays: 36_500), candidates: retracted)
+        replayNewPushes()
+        for id in removed { model.removeArticle(id) }
+        removedArticles.formUnion(removed)
+        report.newsroomEvents["month passed", default: 0] += 1
+        report.newsroomEvents["tombstones removed", default: 0] += compaction.removedTombstones
     }
 
     func newsroomEvent() async throws {

@@ -68,6 +68,9 @@ public struct SimulationOptions: Sendable {
     /// run waits until every device holds the server's state (the server's event streams telling
     /// them when to pull), then the oracle checks as usual.
     public var live = false
+    /// In process: now and then a month passes on the virtual clock and the server compacts
+    /// (tombstones kept 30 days), so devices away meanwhile meet `410 cursor_expired`.
+    public var compaction = false
     package var defect: SimulationDefect?
 
     public init(dataDirectory: URL) {
@@ -80,6 +83,7 @@ public struct SimulationOptions: Sendable {
                      "--offline-rate \(offlineRate)", "--fault-rate \(faultRate)", "--articles \(articles)", "--churn \(churn)"]
         if concurrency > 1 { parts.append("--concurrency \(concurrency)") }
         if live { parts.append("--live") }
+        if compaction { parts.append("--compaction") }
         if case .remote(let urls, _) = server { parts.append(urls.map { "--server \($0)" }.joined(separator: " ") + " --admin-token …") }
         return parts.joined(separator: " ")
     }

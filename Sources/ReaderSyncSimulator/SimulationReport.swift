@@ -21,6 +21,9 @@ public struct SimulationReport: Sendable, Codable {
     public var failedSyncs = 0
     /// Requests the server turned away as busy (503) that the SDK retried after waiting.
     public var busyRetries = 0
+    /// Syncs that met `410 cursor_expired` (a device away while compaction removed changes after
+    /// its cursor, `--compaction`) and pulled anew.
+    public var cursorsExpired = 0
     /// Syncs that ended in a 5xx answer (injected `server_error` faults are not answers, and not counted).
     public var serverErrors = 0
     /// Devices syncing at once, at most (1 in step mode).
@@ -59,7 +62,7 @@ public struct SimulationReport: Sendable, Codable {
             "ReaderSync simulation · seed \(seed) · \(server)",
             "  \(users) users × \(devices / max(users, 1)) devices, \(steps) steps, \(articles) articles to start",
             "  actions \(actions), syncs \(syncs) (\(failedSyncs) failed by injected faults), at most \(peakConcurrentSyncs) at once",
-            "  5xx answers \(serverErrors); busy (503) answers retried by the SDK \(busyRetries)",
+            "  5xx answers \(serverErrors); busy (503) answers retried by the SDK \(busyRetries); cursors expired \(cursorsExpired)",
             "  newsroom: \(counts(newsroomEvents))",
             "  faults: \(counts(faults))",
             "  mutations by outcome: \(counts(mutations))",

@@ -25,6 +25,8 @@ extension ReaderSync {
         @Option(name: .customLong("admin-token"), help: "The admin token of --server (default: $READER_SYNC_ADMIN_TOKEN).") var adminToken: String?
         @Flag(help: "After the steps, every device runs in live mode (SyncEngine.live()) instead of calling sync(), until all hold the server's state.")
         var live = false
+        @Flag(help: "In process: now and then a month passes and the server compacts (tombstones kept 30 days); devices away meanwhile pull anew.")
+        var compaction = false
         @Option(help: "Devices syncing at once. 1: one device acts or syncs per step; more: each step is a round in which every online device syncs, this many at a time.") var concurrency = 1
         @Flag(help: "Print the report as JSON.") var json = false
 
@@ -35,6 +37,7 @@ extension ReaderSync {
             for (name, value) in [("--offline-rate", offlineRate), ("--fault-rate", faultRate), ("--churn", churn)] where !(0...1).contains(value) {
                 throw ValidationError("\(name) must be from 0 to 1")
             }
+            if compaction && !server.isEmpty { throw ValidationError("--compaction runs only on the in-process server (leave out --server)") }
             if !server.isEmpty && resolvedAdminToken == nil {
                 throw ValidationError("--server needs --admin-token (or READER_SYNC_ADMIN_TOKEN)")
             }
@@ -59,6 +62,7 @@ extension ReaderSync {
             options.seed = seed
             options.concurrency = concurrency
             options.live = live
+            options.compaction = compaction
             if !server.isEmpty, let token = resolvedAdminToken { options.server = .remote(urls: server, adminToken: token) }
             if !json { say("seed \(seed) · data in \(directory.path)") }
 

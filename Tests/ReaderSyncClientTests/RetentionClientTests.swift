@@ -99,6 +99,28 @@ struct RetentionClientTests {
         #expect(try await h.serverState(user: "alice", article: "new-2")?[.progress]?.write.value == .number(0.5))
     }
 
+    @Test("an article published again under the id of one compaction removed starts with no state on the device, as on the server")
+    func republishedAfterRemoval() async throws {
+        let h = try await ClientHarness()
+        try await Self.ingest(h, [("a", 1), ("b", 1)])
+        let token = try await h.createUser("alice")
+        let (store, engine) = try h.openDevice("phone", token: token)
+        try store.markRead("b")
+        try store.setProgress("b", 0.5)
+        try await engine.sync()
+        #expect(try await h.service.deleteArticle(id: "b"))
+        try await engine.sync()
+        _ = try await h.service.compact(RetentionPolicy())
+        h.advance(seconds: 31 * Self.day)
+        #expect(try await h.service.compact(RetentionPolicy()).removedStates == 1)
+        try await Self.ingest(h, [("b", 1)])  // a new article under the old id
+        try await engine.sync()
+        #expect(try await h.serverState(user: "alice", article: "b") == nil)
+        let state = try store.state(articleId: "b")
+        #expect(!state.isRead && state.progress == 0 && state.version == 0)
+        #expect(try store.article(id: "b")?.isRead == false)
+    }
+
     @Test("the engine meets 410 cursor_expired on its own: the report says so, nothing is re-queued, and the missed deletion takes effect")
     func engineCursorExpired() async throws {
         let h = try await ClientHarness()

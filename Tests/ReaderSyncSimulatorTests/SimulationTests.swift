@@ -39,6 +39,26 @@ struct SimulationTests {
         #expect(report.faults.values.reduce(0, +) > 5)
     }
 
+    @Test("compaction among the events (months passing, tombstones removed), with every fault: devices away meanwhile pull anew and every invariant holds")
+    func compaction() async throws {
+        var removed = 0
+        var expired = 0
+        for seed in [2, 3, 12] as [UInt64] {
+            var o = options(seed: seed, steps: 800)
+            o.users = 4
+            o.offlineRate = 0.5
+            o.faultRate = 0.1
+            o.compaction = true
+            let report = try await Simulation.run(o)
+            expectAllPass(report)
+            #expect(report.newsroomEvents["month passed", default: 0] > 1)
+            removed += report.newsroomEvents["tombstones removed", default: 0]
+            expired += report.cursorsExpired
+        }
+        #expect(removed > 0)
+        #expect(expired > 0)
+    }
+
     @Test("each fault kind on its own: every invariant holds", arguments: FaultKind.allCases)
     func eachFault(kind: FaultKind) async throws {
         let report = try await Simulation.run(options(seed: 11, steps: 250, faults: [kind], faultRate: 0.5))
