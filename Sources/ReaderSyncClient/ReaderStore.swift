@@ -19,13 +19,13 @@ import ReaderSyncSchema
 public final class ReaderStore: Sendable {
     /// How a store behaves.
     public struct Options: Sendable, Hashable {
-        /// - Parameter window: what the device keeps; default ``StorageWindow/unbounded``.
         /// What the device keeps (default ``StorageWindow/unbounded``: every article). With a
         /// window, the newest articles within it, every bookmarked article and every article with
         /// a pending change stay; the others are evicted after each sync (their states stay, and
         /// sync on), and a first sync starts with the newest articles.
         public var window: StorageWindow
 
+        /// - Parameter window: what the device keeps; default ``StorageWindow/unbounded``.
         public init(window: StorageWindow = .unbounded) {
             self.window = window
         }

@@ -24,15 +24,15 @@ public struct SyncReport: Sendable, Hashable {
     /// Changes given back to the server after a reset.
     public var requeuedAfterReset = 0
     /// Whether the device had not synced since before the server's tombstone horizon
-    /// (`410 cursor_expired`) and pulled anew, its pending changes kept.
+    /// (`410 cursor_expired`) and pulled anew, its pending changes and states kept.
     public var cursorExpired = false
     /// Articles the server expired (older than its retention); the device dropped those not
     /// bookmarked and without a pending change.
     public var pulledExpiries = 0
     /// Articles evicted after the pull because they are outside the store's window.
     public var evicted = 0
-    /// Bookmarked articles whose content the pull did not bring, fetched one by one after a
-    /// first sync (``SyncEngine/article(id:)``).
+    /// Bookmarked articles whose content the device lacked, fetched one by one
+    /// (``SyncEngine/article(id:)``) after a first sync, a reset or a pull that brought states.
     public var fetchedArticles = 0
     /// How long after the sync began the first pulled page was stored (what a reader waits for
     /// on a first sync); `nil` when nothing was pulled.
@@ -149,7 +149,8 @@ public actor SyncEngine {
     /// Outbox entries are removed only once the server acknowledges them, so a failure at any
     /// point loses nothing: call `sync()` again. On `410 reset_required` the device starts over
     /// (``ReaderStore`` keeps and re-queues its changes) and syncs again; on `410 cursor_expired`
-    /// it keeps its outbox as it is, drops what it pulled (bookmarked articles stay) and pulls anew.
+    /// it keeps its outbox and states as they are, drops every article, pulls anew and fetches
+    /// bookmarked content again.
     ///
     /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused`.
     @discardableResult
@@ -213,8 +214,8 @@ public actor SyncEngine {
     }
 
     /// Fetches the content of bookmarked articles the pull did not bring (at most 200 a sync).
-    /// A failure ends the fetching, never the sync: what is left is fetched after the next first
-    /// sync or reset, or when the app asks for it (``article(id:)``).
+    /// A failure ends the fetching, never the sync: what is left is fetched after a later sync
+    /// that fetches, or when the app asks for it (``article(id:)``).
     private func fetchBookmarkedContent() async -> Int {
         var fetched = 0
         let wanted = ((try? store.bookmarkedArticleIdsWithoutContent(limit: 200 + missingArticles.count)) ?? [])

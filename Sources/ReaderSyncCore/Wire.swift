@@ -556,14 +556,9 @@ public enum SyncRoute {
         var components = URLComponents()
         components.queryItems = [URLQueryItem(name: "order", value: "newest"), URLQueryItem(name: "limit", value: String(limit))]
         if let window { components.queryItems?.append(URLQueryItem(name: "window", value: String(window))) }
-        if let since {
-            components.queryItems?.append(URLQueryItem(name: "since", value: Timestamp.format(since)))
-        }
-        var allowed = CharacterSet.urlQueryAllowed
-        allowed.remove(charactersIn: "+&=")
-        return pullPath + "?" + (components.queryItems ?? []).map {
-            "\($0.name)=\($0.value?.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")"
-        }.joined(separator: "&")
+        // Canonical text (UTC, `Z`): nothing URLComponents leaves unencoded that a server reads otherwise.
+        if let since { components.queryItems?.append(URLQueryItem(name: "since", value: Timestamp.format(since))) }
+        return pullPath + "?" + (components.percentEncodedQuery ?? "")
     }
 
     /// `/v1/articles/{id}`, the id percent-encoded as one path segment: one article, fetched

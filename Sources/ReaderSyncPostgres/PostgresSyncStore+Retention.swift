@@ -11,7 +11,7 @@ extension PostgresSyncStore {
     package func tombstoneHorizon() async throws -> FeedPosition {
         // Where pulls read, as a pull's page reads it.
         let rows = try await readClient.query("SELECT value FROM meta WHERE key = 'horizon'", logger: logger).collect()
-        return try Self.tombstoneHorizon(rows.first?.decode(String.self))
+        return try FeedPosition(storedHorizon: rows.first?.decode(String.self))
     }
 
     package func expireArticles(publishedBefore cutoff: Date, now: Date, limit: Int) async throws -> Int {
@@ -82,23 +82,24 @@ extension PostgresSyncStore {
                 kept.insert(id)
             }
             let gone = candidates.filter { !kept.contains($0.id) }
+            let goneIds = gone.map(\.id)
             var removed = RemovedArticles(tombstones: gone.count(where: \.deleted), expired: gone.count(where: { !$0.deleted }))
             guard !gone.isEmpty else { return removed }
             var horizon = FeedPosition.start
             var states = 0
             for try await (xid, seq) in try await connection.query(
-                "DELETE FROM user_article_state WHERE article_id = ANY(\(gone.map(\.id))) RETURNING xid::text, seq", logger: self.logger
+                "DELETE FROM user_article_state WHERE article_id = ANY(\(goneIds)) RETURNING xid::text, seq", logger: self.logger
             ).decode((String, Int64).self) {
                 horizon = max(horizon, try self.position(transaction: xid, seq: seq))
                 states += 1
             }
             removed.states = states
-            try await connection.query("DELETE FROM article WHERE id = ANY(\(gone.map(\.id)))", logger: self.logger)
+            try await connection.query("DELETE FROM article WHERE id = ANY(\(goneIds))", logger: self.logger)
             // The meta row is locked: two compactions raise the horizon one after the other.
             for try await text in try await connection.query(
                 "SELECT value FROM meta WHERE key = 'horizon' FOR UPDATE", logger: self.logger
             ).decode(String.self) {
-                horizon = max(horizon, try Self.tombstoneHorizon(text))
+                horizon = max(horizon, try FeedPosition(storedHorizon: text))
             }
             horizon = max(horizon, gone.map(\.position).max() ?? .start)
             try await connection.query(
@@ -174,7 +175,7 @@ extension PostgresSyncStore {
         stats.states = Int(try cells[6].decode(Int64.self))
         stats.conflicts = Int(try cells[7].decode(Int64.self))
         stats.bytes = try cells[8].decode(Int64.self)
-        let horizon = try Self.tombstoneHorizon(cells[9].decode(String?.self))
+        let horizon = try FeedPosition(storedHorizon: cells[9].decode(String?.self))
         stats.horizon = horizon == .start ? nil : horizon.description
         stats.compactedAt = try cells[10].decode(String?.self)
         return stats

@@ -120,7 +120,7 @@ extension PostgresSyncStore {
             var states: [(position: FeedPosition, change: Change)] = []
             for try await row in try await connection.query(stateQuery, logger: self.logger) {
                 let cells = row.makeRandomAccess()
-                tombstoneHorizon = try Self.tombstoneHorizon(cells[0].decode(String?.self))
+                tombstoneHorizon = try FeedPosition(storedHorizon: cells[0].decode(String?.self))
                 if try cells[1].decode(String?.self) == nil { continue } // no state
                 let (state, position) = try Self.decodeState(cells, offset: 1)
                 states.append((position, .state(state)))
@@ -129,13 +129,6 @@ extension PostgresSyncStore {
             page.horizon = tombstoneHorizon
             return page
         }
-    }
-
-    /// The tombstone horizon from `meta`'s text (``FeedPosition/init(_:)``), ``FeedPosition/start`` when unset.
-    static func tombstoneHorizon(_ text: String?) throws -> FeedPosition {
-        guard let text else { return .start }
-        guard let horizon = FeedPosition(text) else { throw StoreError("the tombstone horizon (meta 'horizon') '\(text)' is not a feed position") }
-        return horizon
     }
 
     /// One article row of ``articleColumns`` starting at `offset`: a tombstone, an expiry (unless

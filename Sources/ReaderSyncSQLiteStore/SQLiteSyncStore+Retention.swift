@@ -7,11 +7,7 @@ import ReaderSyncSQLite
 /// Dates are stored as canonical RFC 3339 text and compared with ``Timestamp/secondBound(_:)``.
 extension SQLiteSyncStore {
     static func fetchHorizon(_ db: Database) throws -> FeedPosition {
-        guard let text = try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'horizon'")) else {
-            return .start
-        }
-        guard let horizon = FeedPosition(text) else { throw StoreError("the tombstone horizon (meta 'horizon') '\(text)' is not a feed position") }
-        return horizon
+        try FeedPosition(storedHorizon: String.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'horizon'")))
     }
 
     package func tombstoneHorizon() async throws -> FeedPosition {
@@ -154,8 +150,7 @@ extension SQLiteSyncStore {
         guard canBeStoredName(id) else { return nil }
         return try await dbPool.read { db in
             guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT id, section, title, summary, body, author, url, publishedAt, updatedAt, version, seq, deletedAt, expiredAt
-                FROM article WHERE id = ?
+                SELECT \(Self.articleColumns) FROM article WHERE id = ?
                 """), arguments: [id]) else { return nil }
             if let deletedAt = row[11] as String? { return .tombstone(deletedAt: deletedAt) }
             guard case .article(let article) = try Self.decodeArticle(row, ignoringExpiry: true) else {
@@ -186,7 +181,7 @@ extension SQLiteSyncStore {
         }
         arguments += [limit]
         let sql = """
-            SELECT id, section, title, summary, body, author, url, publishedAt, updatedAt, version, seq, deletedAt, expiredAt
+            SELECT \(Self.articleColumns)
             FROM article WHERE \(conditions.joined(separator: " AND ")) ORDER BY publishedAt DESC, id DESC LIMIT ?
             """
         let bound = arguments

@@ -79,8 +79,7 @@ extension SQLiteSyncStore {
             // in the one snapshot of this read transaction.
             let articleRows = try Row.fetchCursor(
                 db.cachedStatement(sql: """
-                    SELECT id, section, title, summary, body, author, url, publishedAt, updatedAt, version, seq, deletedAt, expiredAt
-                    FROM article WHERE seq > ? ORDER BY seq LIMIT ?
+                    SELECT \(Self.articleColumns) FROM article WHERE seq > ? ORDER BY seq LIMIT ?
                     """),
                 arguments: [afterSeq, limit + 1])
             var articles: [(position: FeedPosition, change: Change)] = []
@@ -103,7 +102,11 @@ extension SQLiteSyncStore {
         }
     }
 
-    /// One article row of the pull query: a tombstone when `deletedAt` is set, an expiry when
+    /// The columns ``decodeArticle(_:ignoringExpiry:)`` reads, in its order (pulls, first syncs,
+    /// one article by id).
+    static let articleColumns = "id, section, title, summary, body, author, url, publishedAt, updatedAt, version, seq, deletedAt, expiredAt"
+
+    /// One article row of ``articleColumns``: a tombstone when `deletedAt` is set, an expiry when
     /// `expiredAt` is (unless `ignoringExpiry`: then its content), else every column of a live
     /// article, none defaulted.
     /// - Throws: ``StoreError`` when a live article misses a column.

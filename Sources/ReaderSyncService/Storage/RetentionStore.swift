@@ -76,3 +76,18 @@ package enum StoredArticleRecord: Sendable, Hashable {
     /// Retracted; `deletedAt` is RFC 3339.
     case tombstone(deletedAt: String)
 }
+
+extension FeedPosition {
+    /// The tombstone horizon as a store keeps it (meta `horizon`, ``FeedPosition/description``'s
+    /// text); ``FeedPosition/start`` when unset.
+    ///
+    /// - Throws: ``StoreError`` when the text is not a feed position.
+    package init(storedHorizon text: String?) throws {
+        guard let text else {
+            self = .start
+            return
+        }
+        guard let horizon = FeedPosition(text) else { throw StoreError("the tombstone horizon (meta 'horizon') '\(text)' is not a feed position") }
+        self = horizon
+    }
+}

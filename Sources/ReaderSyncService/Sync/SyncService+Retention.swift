@@ -18,30 +18,36 @@ extension SyncService {
         let now = self.now()
         func daysBefore(_ days: Int) -> Date { now.addingTimeInterval(-Double(days) * 86_400) }
         var report = CompactionReport()
-        if let days = policy.articleDays {
-            while true {
-                let expired = try await store.expireArticles(publishedBefore: daysBefore(days), now: now, limit: policy.batchSize)
+        /// Runs `step` (one transaction of at most a batch, returning the rows it took) until it
+        /// takes fewer: nothing of its kind is left.
+        func inBatches(_ step: () async throws -> Int) async throws {
+            var taken: Int
+            repeat {
+                taken = try await step()
                 report.transactions += 1
+            } while taken >= policy.batchSize
+        }
+        if let days = policy.articleDays {
+            try await inBatches {
+                let expired = try await store.expireArticles(publishedBefore: daysBefore(days), now: now, limit: policy.batchSize)
                 report.expired += expired
                 if expired > 0 { committed(.everyone) }
-                if expired < policy.batchSize { break }
+                return expired
             }
         }
         if let bound = try await store.removalBound(takenAtOrBefore: daysBefore(policy.tombstoneDays)) {
-            while true {
+            try await inBatches {
                 let removed = try await store.removeArticles(writtenThrough: bound, limit: policy.batchSize)
-                report.transactions += 1
                 report.removedTombstones += removed.tombstones
                 report.removedExpired += removed.expired
                 report.removedStates += removed.states
-                if removed.articles < policy.batchSize { break }
+                return removed.articles
             }
         }
-        while true {
+        try await inBatches {
             let removed = try await store.removeConflicts(detectedBefore: daysBefore(policy.conflictDays), limit: policy.batchSize)
-            report.transactions += 1
             report.removedConflicts += removed
-            if removed < policy.batchSize { break }
+            return removed
         }
         // After this run's expiries: they are removed once this checkpoint is old enough.
         try await store.recordCheckpoint(at: now)
