@@ -14,6 +14,7 @@ package enum ReaderSyncSchema {
         Migration(name: "m0003_server_conflict_rule_index", sql: text(PackageResources.m0003_server_conflict_rule_index_sql)),
         Migration(name: "m0004_server_reader_api", sql: text(PackageResources.m0004_server_reader_api_sql)),
         Migration(name: "m0005_server_retention", sql: text(PackageResources.m0005_server_retention_sql)),
+        Migration(name: "m0006_server_sections", sql: text(PackageResources.m0006_server_sections_sql)),
     ]
 
     /// The PostgreSQL server store's migrations, in the order they run (see `Schema/m0001_postgres_initial.sql`).
@@ -22,12 +23,14 @@ package enum ReaderSyncSchema {
         Migration(name: "m0002_postgres_article_lz4", sql: text(PackageResources.m0002_postgres_article_lz4_sql)),
         Migration(name: "m0003_postgres_reader_api", sql: text(PackageResources.m0003_postgres_reader_api_sql)),
         Migration(name: "m0004_postgres_retention", sql: text(PackageResources.m0004_postgres_retention_sql)),
+        Migration(name: "m0005_postgres_sections", sql: text(PackageResources.m0005_postgres_sections_sql)),
     ]
 
     /// The client store's migrations, in the order they run.
     package static let clientMigrations: [Migration] = [
         Migration(name: "m0001_client_initial", sql: text(PackageResources.m0001_client_initial_sql)),
         Migration(name: "m0002_client_arrival", sql: text(PackageResources.m0002_client_arrival_sql)),
+        Migration(name: "m0003_client_sections", sql: text(PackageResources.m0003_client_sections_sql)),
     ]
 
     /// The protocol's OpenAPI 3.1 document.

@@ -36,8 +36,8 @@ public struct HTTPSyncTransport: SyncTransport {
         self.timeout = timeout
     }
 
-    public func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
-        try await send(.GET, SyncRoute.pull(cursor: cursor, limit: limit), body: nil)
+    public func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await send(.GET, SyncRoute.pull(cursor: cursor, limit: limit, sections: sections), body: nil)
     }
 
     public func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
@@ -45,8 +45,8 @@ public struct HTTPSyncTransport: SyncTransport {
         return try await send(.POST, SyncRoute.push, body: body)
     }
 
-    public func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse> {
-        try await send(.GET, SyncRoute.pullNewestFirst(limit: limit, window: window, since: since), body: nil)
+    public func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await send(.GET, SyncRoute.pullNewestFirst(limit: limit, window: window, since: since, sections: sections), body: nil)
     }
 
     public func article(id: String) async throws -> Transported<ArticleDTO>? {
@@ -58,8 +58,8 @@ public struct HTTPSyncTransport: SyncTransport {
     }
 
     /// The long-poll; its deadline is the request timeout plus `wait`.
-    public func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
-        try await send(.GET, SyncRoute.pull(cursor: cursor, limit: limit, wait: wait), body: nil,
+    public func pull(cursor: String?, limit: Int, wait: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await send(.GET, SyncRoute.pull(cursor: cursor, limit: limit, wait: wait, sections: sections), body: nil,
                        timeout: timeout + .seconds(Int64(wait)))
     }
 

@@ -146,15 +146,21 @@ extension ReaderStore {
         }
     }
 
-    /// Evicts the articles outside the store's window (``Options/window``): all but the newest
-    /// `newest` by publication and those published in the last `days` days, except bookmarked
-    /// ones and those with a pending change. Their states stay. Nothing with an unbounded window.
+    /// Evicts what the device does not keep: articles outside the store's window
+    /// (``Options/window``: all but the newest `newest` by publication and those published in
+    /// the last `days` days) and articles of sections it does not follow
+    /// (``follow(sections:)``), except bookmarked ones and those with a pending change. Their
+    /// states stay. Nothing with an unbounded window and every section followed.
     ///
     /// - Returns: how many articles were evicted.
     @discardableResult
-    package func evictOutsideWindow() throws -> Int {
+    package func evict() throws -> Int {
+        try dbPool.write { db in try evict(db) }
+    }
+
+    /// ``evict()`` in the caller's transaction, with the followed sections it holds.
+    func evict(_ db: Database) throws -> Int {
         let window = options.window
-        guard !window.isUnbounded else { return 0 }
         var outside: [String] = []
         var arguments: StatementArguments = []
         if let newest = window.newest {
@@ -166,16 +172,17 @@ extension ReaderStore {
             outside.append("publishedAt < ?")
             arguments += [Timestamp.secondBound(since)]
         }
-        let sql = """
+        if let sections = try Self.followedSections(db) {
+            outside.append("section NOT IN (\(Array(repeating: "?", count: sections.count).joined(separator: ", ")))")
+            arguments += StatementArguments(sections.map(\.exactDatabaseValue))
+        }
+        guard !outside.isEmpty else { return 0 }
+        try db.execute(sql: """
             DELETE FROM article WHERE (\(outside.joined(separator: " OR ")))
                 AND NOT EXISTS (SELECT 1 FROM articleState s WHERE s.articleId = article.id AND s.bookmarked = 1)
                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.articleId = article.id)
-            """
-        let bound = arguments
-        return try dbPool.write { db in
-            try db.execute(sql: sql, arguments: bound)
-            return db.changesCount
-        }
+            """, arguments: arguments)
+        return db.changesCount
     }
 
     /// Folds the write-ahead log back into the database file and truncates it, after a sync

@@ -163,7 +163,8 @@ private struct LiveSession: Sendable {
                     longPolls = 0
                 }
                 let asked = clock.now
-                let page = try await engine.transport.pull(cursor: try engine.store.cursor(), limit: 1, wait: options.longPollWait).value
+                let page = try await engine.transport.pull(cursor: try engine.store.cursor(), limit: 1, wait: options.longPollWait,
+                                                           sections: try engine.store.sectionsToPull().pulled).value
                 if !page.isCaughtUp {
                     failures = 0
                     await syncAndWait()

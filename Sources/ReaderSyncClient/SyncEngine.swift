@@ -29,8 +29,12 @@ public struct SyncReport: Sendable, Hashable {
     /// Articles the server expired (older than its retention); the device dropped those not
     /// bookmarked and without a pending change.
     public var pulledExpiries = 0
-    /// Articles evicted after the pull because they are outside the store's window.
+    /// Articles evicted after the pull because they are outside the store's window or of a
+    /// section the device does not follow.
     public var evicted = 0
+    /// Articles of sections the device started following (``ReaderStore/follow(sections:)``),
+    /// brought before the pull.
+    public var backfilledArticles = 0
     /// Bookmarked articles whose content the device lacked, fetched one by one
     /// (``SyncEngine/article(id:)``) after a first sync, a reset or a pull that brought states.
     public var fetchedArticles = 0
@@ -180,16 +184,67 @@ public actor SyncEngine {
         // After a first sync (also one resumed after the app was stopped) or a reset, and
         // whenever a pull brought states (a bookmark of an article the device does not keep).
         if firstSync || report.serverWasReset || report.cursorExpired || report.pulledStates > 0 {
-            report.fetchedArticles = await fetchBookmarkedContent()
+            report.fetchedArticles = try await fetchBookmarkedContent()
         }
-        report.evicted = try store.evictOutsideWindow()
+        report.evicted = try store.evict()
         if firstSync || report.evicted > 0 { store.truncateLog() }
         return report
     }
 
     private func pushAndPull(_ report: inout SyncReport, started: ContinuousClock.Instant) async throws {
         try await pushAll(&report)
+        try await backfillFollowedSections(&report)
         try await pullAll(&report, started: started)
+    }
+
+    /// After ``ReaderStore/follow(sections:)``: brings the newest articles (within the window) of
+    /// the sections added since the device's articles were pulled, as a first sync of those
+    /// sections that keeps only its articles, then pulls go on from the device's own cursor with
+    /// the new set. The first sync's head is at or after that cursor, so the pull brings every
+    /// change after it (some of those articles again, which changes nothing) and none is missed.
+    /// A device without a cursor does a first sync of what it follows instead.
+    private func backfillFollowedSections(_ report: inout SyncReport) async throws {
+        let (followed, pulled) = try store.sectionsToPull()
+        guard followed != pulled else { return }
+        let added: Set<String>?  // nil: every section
+        switch (pulled, followed) {
+        case (nil, _): added = []  // it had every section
+        case (_?, nil): added = nil
+        case (let pulled?, let followed?): added = followed.subtracting(pulled)
+        }
+        if try store.cursor() != nil, added?.isEmpty != true {
+            let window = store.options.window
+            let since = window.publishedSince(now: store.now())
+            let (transport, limit) = (transport, pageSize)
+            var page = try await retryingWhenBusy(&report) {
+                try await transport.pullNewestFirst(limit: limit, window: window.newest, since: since, sections: added)
+            }
+            while true {
+                try checkEpoch(of: page.value)
+                report.requests += 1
+                report.bytesSent += page.bytesSent
+                report.bytesReceived += page.bytesReceived
+                try store.storeBackfill(page.value.articles)
+                report.backfilledArticles += page.value.articles.count
+                // The articles come first, `limit` a page, then the states (which the device's
+                // cursor brings anyway): a short page ends them.
+                guard page.value.articles.count == limit, page.value.hasMore else { break }
+                let cursor = page.value.cursor
+                page = try await retryingWhenBusy(&report) {
+                    try await transport.pull(cursor: cursor, limit: limit, sections: added)
+                }
+            }
+        }
+        try store.markPulled(sections: followed)
+    }
+
+    /// Throws `reset_required` for a page of another epoch: a device that never pulled has no
+    /// cursor to be refused, so the epoch tells it the database changed.
+    private func checkEpoch(of page: PullResponse) throws {
+        if try store.isFromAnotherEpoch(page.epoch) {
+            throw ReaderSyncError(.serverRefused, "the server's database changed epoch",
+                                  serverError: SyncError(.resetRequired, "the server's database was reset or restored"))
+        }
     }
 
     /// One article: from the store, else fetched from the server (`GET /v1/articles/{id}`) and
@@ -216,14 +271,14 @@ public actor SyncEngine {
     /// Fetches the content of bookmarked articles the pull did not bring (at most 200 a sync).
     /// A failure ends the fetching, never the sync: what is left is fetched after a later sync
     /// that fetches, or when the app asks for it (``article(id:)``).
-    private func fetchBookmarkedContent() async -> Int {
+    private func fetchBookmarkedContent() async throws -> Int {
         var fetched = 0
         let wanted = ((try? store.bookmarkedArticleIdsWithoutContent(limit: 200 + missingArticles.count)) ?? [])
             .filter { !missingArticles.contains($0) }.prefix(200)
         for id in wanted {
             do {
                 if try await article(id: id) != nil { fetched += 1 }
-            } catch {
+            } catch is ReaderSyncError {
                 break
             }
         }
@@ -262,24 +317,22 @@ public actor SyncEngine {
     /// device's overlap; it is used only once the page before is stored, and dropped otherwise.
     private func pullAll(_ report: inout SyncReport, started: ContinuousClock.Instant) async throws {
         let cursor = try store.cursor()
+        // What the cursor was built under: the followed sections once backfilled.
+        let sections = try store.sectionsToPull().pulled
         var next: Task<(Transported<PullResponse>, retries: Int), any Error>? = cursor == nil && !store.options.window.isUnbounded
-            ? fetchNewestFirst() : fetchPage(from: cursor)
+            ? fetchNewestFirst(sections: sections) : fetchPage(from: cursor, sections: sections)
         defer { next?.cancel() }
         while let pending = next {
             next = nil
             // The fetch runs apart from this task: cancelling the sync cancels it too.
             let (page, retries) = try await withTaskCancellationHandler { try await pending.value } onCancel: { pending.cancel() }
             report.busyRetries += retries
-            // A device that never pulled has no cursor to be refused: the epoch tells it the database changed.
-            if try store.isFromAnotherEpoch(page.value.epoch) {
-                throw ReaderSyncError(.serverRefused, "the server's database changed epoch",
-                                      serverError: SyncError(.resetRequired, "the server's database was reset or restored"))
-            }
+            try checkEpoch(of: page.value)
             report.requests += 1
             report.pages += 1
             report.bytesSent += page.bytesSent
             report.bytesReceived += page.bytesReceived
-            if page.value.hasMore { next = fetchPage(from: page.value.cursor) }
+            if page.value.hasMore { next = fetchPage(from: page.value.cursor, sections: sections) }
             try store.apply(page.value)
             if report.firstPageStored == nil { report.firstPageStored = ContinuousClock.now - started }
             report.pulledArticles += page.value.articles.count
@@ -290,23 +343,23 @@ public actor SyncEngine {
     }
 
     /// Requests the first page of a first sync, newest first within the store's window.
-    private func fetchNewestFirst() -> Task<(Transported<PullResponse>, retries: Int), any Error> {
+    private func fetchNewestFirst(sections: Set<String>?) -> Task<(Transported<PullResponse>, retries: Int), any Error> {
         let (transport, limit, policy, sleep, jitter) = (transport, firstPageSize, retryPolicy, sleep, jitter)
         let window = store.options.window
         let since = window.publishedSince(now: store.now())
         return Task.detached {
             try await Self.retryingWhenBusy(policy: policy, sleep: sleep, jitter: jitter) {
-                try await transport.pullNewestFirst(limit: limit, window: window.newest, since: since)
+                try await transport.pullNewestFirst(limit: limit, window: window.newest, since: since, sections: sections)
             }
         }
     }
 
     /// Requests the page after `cursor`, retrying while the server is busy, off the actor.
-    private func fetchPage(from cursor: String?) -> Task<(Transported<PullResponse>, retries: Int), any Error> {
+    private func fetchPage(from cursor: String?, sections: Set<String>?) -> Task<(Transported<PullResponse>, retries: Int), any Error> {
         let (transport, limit, policy, sleep, jitter) = (transport, pageSize, retryPolicy, sleep, jitter)
         return Task.detached {
             try await Self.retryingWhenBusy(policy: policy, sleep: sleep, jitter: jitter) {
-                try await transport.pull(cursor: cursor, limit: limit)
+                try await transport.pull(cursor: cursor, limit: limit, sections: sections)
             }
         }
     }

@@ -5,14 +5,17 @@ import ReaderSyncCore
 ///
 /// Implementations throw ``ReaderSyncError`` with `serverError` set when the server answered with
 /// an error body (so `reset_required` can be recognised), and `transportFailed` when no answer came.
+///
+/// `sections` (on the pulls) are the sections whose articles the device follows, `nil` for every
+/// section (docs/PROTOCOL.md, "Sections"): sent as `section=` query parameters.
 public protocol SyncTransport: Sendable {
     /// `GET /v1/sync/pull`.
-    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse>
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse>
     /// `POST /v1/sync/push`.
     func push(_ request: PushRequest) async throws -> Transported<PushResponse>
     /// `GET /v1/sync/pull?wait=S`: a long-poll that answers as soon as something after `cursor`
     /// can be pulled, or with an empty page after `wait` seconds (1…60).
-    func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse>
+    func pull(cursor: String?, limit: Int, wait: Int, sections: Set<String>?) async throws -> Transported<PullResponse>
     /// `GET /v1/sync/events?cursor=C`: the live stream's events, until the server ends it (the
     /// sequence finishes) or it breaks (it throws ``ReaderSyncError`` `transport_failed`).
     ///
@@ -23,8 +26,8 @@ public protocol SyncTransport: Sendable {
     /// first, at most `window` articles (`nil`: no count limit) published at or after `since`;
     /// pull on with its cursor (``pull(cursor:limit:)``) until `hasMore` is false.
     ///
-    /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused`, as ``pull(cursor:limit:)``.
-    func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse>
+    /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused`, as ``pull(cursor:limit:sections:)``.
+    func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>?) async throws -> Transported<PullResponse>
     /// `GET /v1/articles/{id}`: one article the server keeps, or `nil` when it has none by this
     /// id (`404`) or it was deleted (`410 article_deleted`).
     ///
@@ -33,10 +36,20 @@ public protocol SyncTransport: Sendable {
 }
 
 extension SyncTransport {
+    /// A pull of every section.
+    public func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
+        try await pull(cursor: cursor, limit: limit, sections: nil)
+    }
+
+    /// A long-poll of every section.
+    public func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
+        try await pull(cursor: cursor, limit: limit, wait: wait, sections: nil)
+    }
+
     /// Transports written before first syncs went newest first: the first page from the
     /// beginning, oldest first (correct, only slower to show the newest stories).
-    public func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse> {
-        try await pull(cursor: nil, limit: limit)
+    public func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await pull(cursor: nil, limit: limit, sections: sections)
     }
 
     /// Transports written before `GET /v1/articles/{id}`: this throws `transport_failed`.
@@ -45,7 +58,7 @@ extension SyncTransport {
     }
 
     /// Transports written before live updates have no long-poll: this throws `transport_failed`.
-    public func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
+    public func pull(cursor: String?, limit: Int, wait: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
         throw ReaderSyncError(.transportFailed, "this transport (\(type(of: self))) has no long-poll")
     }
 

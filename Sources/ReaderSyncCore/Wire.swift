@@ -540,25 +540,40 @@ public enum SyncRoute {
     /// The live stream of a user's feed: server-sent events (docs/PROTOCOL.md, live updates).
     public static let eventsPath = "/v1/sync/events"
 
-    /// `/v1/sync/pull?limit=N[&cursor=C][&wait=S]`, with the cursor percent-encoded; `wait`
-    /// (whole seconds, 1…60) makes it a long-poll.
-    public static func pull(cursor: String?, limit: Int, wait: Int? = nil) -> String {
+    /// `/v1/sync/pull?limit=N[&cursor=C][&wait=S][&section=A&section=B…]`, with the cursor and
+    /// the sections percent-encoded; `wait` (whole seconds, 1…60) makes it a long-poll;
+    /// `sections` (`nil`: every section) are the only ones whose articles it brings
+    /// (docs/PROTOCOL.md, "Sections"), sorted so the same set is always the same URL.
+    public static func pull(cursor: String?, limit: Int, wait: Int? = nil, sections: Set<String>? = nil) -> String {
         var components = URLComponents()
         components.queryItems = [URLQueryItem(name: "limit", value: String(limit))]
         if let cursor { components.queryItems?.append(URLQueryItem(name: "cursor", value: cursor)) }
         if let wait { components.queryItems?.append(URLQueryItem(name: "wait", value: String(wait))) }
-        return pullPath + "?" + (components.percentEncodedQuery ?? "")
+        components.queryItems? += sectionItems(sections)
+        return pullPath + "?" + percentEncodedQuery(components)
     }
 
-    /// `/v1/sync/pull?order=newest&limit=N[&window=W][&since=T]`: the first page of a device's
-    /// first sync, newest publication first, within `window` (docs/PROTOCOL.md, "First sync").
-    public static func pullNewestFirst(limit: Int, window: Int?, since: Date?) -> String {
+    /// `/v1/sync/pull?order=newest&limit=N[&window=W][&since=T][&section=A…]`: the first page of
+    /// a device's first sync, newest publication first, within `window`, of `sections` only when
+    /// given (docs/PROTOCOL.md, "First sync").
+    public static func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>? = nil) -> String {
         var components = URLComponents()
         components.queryItems = [URLQueryItem(name: "order", value: "newest"), URLQueryItem(name: "limit", value: String(limit))]
         if let window { components.queryItems?.append(URLQueryItem(name: "window", value: String(window))) }
         // Canonical text (UTC, `Z`): nothing URLComponents leaves unencoded that a server reads otherwise.
         if let since { components.queryItems?.append(URLQueryItem(name: "since", value: Timestamp.format(since))) }
-        return pullPath + "?" + (components.percentEncodedQuery ?? "")
+        components.queryItems? += sectionItems(sections)
+        return pullPath + "?" + percentEncodedQuery(components)
+    }
+
+    private static func sectionItems(_ sections: Set<String>?) -> [URLQueryItem] {
+        (sections ?? []).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }.map { URLQueryItem(name: "section", value: $0) }
+    }
+
+    /// The query with `+` encoded too: URLComponents leaves it as is, and servers that read `+`
+    /// as a space (form encoding) would see another section name.
+    private static func percentEncodedQuery(_ components: URLComponents) -> String {
+        (components.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
     }
 
     /// `/v1/articles/{id}`, the id percent-encoded as one path segment: one article, fetched

@@ -13,6 +13,9 @@ extension PostgresSyncStore {
         let ids = Array(Set(items.map { $0.articleId.exact })).sorted().map(\.string).filter(canBeStoredName)
         return try await transaction { connection in
             var stored: [ExactText: StoredArticle] = [:]
+            // The section each article is in before the batch (a tombstone's too): followers of it
+            // that had the article drop it if the batch moves it elsewhere.
+            var sectionBefore: [ExactText: String] = [:]
             let rows = try await connection.query("""
                 SELECT id, section, title, summary, body, author, url, published_at, updated_at, deleted_at IS NOT NULL
                 FROM article WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE
@@ -20,6 +23,7 @@ extension PostgresSyncStore {
             for try await row in rows {
                 let cells = row.makeRandomAccess()
                 let id = try cells[0].decode(String.self)
+                sectionBefore[id.exact] = try cells[1].decode(ByteBuffer?.self).map { String(buffer: $0) }
                 if try cells[9].decode(Bool.self) {
                     stored[id.exact] = .tombstoned
                     continue
@@ -105,13 +109,29 @@ extension PostgresSyncStore {
                     INSERT INTO article (id, section, title, summary, body, author, url, published_at, updated_at, deleted_at, version, seq,
                         item_id, arrived_at)
                     VALUES \(values.joined(separator: ", "))
-                    ON CONFLICT (id) DO UPDATE SET section = EXCLUDED.section, title = EXCLUDED.title, summary = EXCLUDED.summary,
+                    ON CONFLICT (id) DO UPDATE SET section = coalesce(EXCLUDED.section, article.section), title = EXCLUDED.title,
+                        summary = EXCLUDED.summary,
                         body = EXCLUDED.body, author = EXCLUDED.author, url = EXCLUDED.url, published_at = EXCLUDED.published_at,
                         updated_at = EXCLUDED.updated_at, deleted_at = EXCLUDED.deleted_at, expired_at = NULL,
                         version = article.version + EXCLUDED.version, seq = EXCLUDED.seq, xid = pg_current_xact_id(),
                         arrived_at = CASE WHEN article.deleted_at IS NOT NULL AND EXCLUDED.deleted_at IS NULL
                             THEN EXCLUDED.arrived_at ELSE article.arrived_at END
                     """, binds: binds), logger: self.logger)
+            }
+            // A tombstone keeps its section (above); an article moved or restored to another
+            // section leaves the one it was in (one row of section_exit, at the batch's last write).
+            for id in order {
+                guard let (item, _, _, lastWrite) = written[id], case .upsert(let article) = item,
+                      let before = sectionBefore[id], !before.isExactly(article.section) else { continue }
+                try await connection.query("""
+                    INSERT INTO section_exit (section, article_id, seq) VALUES (\(ByteBuffer(string: before)), \(id.string), \(seqs[lastWrite]))
+                    ON CONFLICT (md5(section), article_id) DO UPDATE SET section = EXCLUDED.section, seq = EXCLUDED.seq,
+                        xid = pg_current_xact_id()
+                    """, logger: self.logger)
+                let after = ByteBuffer(string: article.section)
+                try await connection.query("""
+                    DELETE FROM section_exit WHERE md5(section) = md5(\(after)) AND section = \(after) AND article_id = \(id.string)
+                    """, logger: self.logger)
             }
             try await self.addSections(of: items, connection: connection)
             return report

@@ -94,6 +94,13 @@ extension PostgresSyncStore {
                 states += 1
             }
             removed.states = states
+            // Its exits from sections go with it (their positions count toward the horizon: a
+            // transaction that took its id earlier can have written the article after them).
+            for try await (xid, seq) in try await connection.query(
+                "DELETE FROM section_exit WHERE article_id = ANY(\(goneIds)) RETURNING xid::text, seq", logger: self.logger
+            ).decode((String, Int64).self) {
+                horizon = max(horizon, try self.position(transaction: xid, seq: seq))
+            }
             try await connection.query("DELETE FROM article WHERE id = ANY(\(goneIds))", logger: self.logger)
             // The meta row is locked: two compactions raise the horizon one after the other.
             for try await text in try await connection.query(
@@ -210,7 +217,7 @@ extension PostgresSyncStore {
     }
 
     package func newestArticles(through head: FeedPosition, after key: PublicationKey?, publishedSince: Date?,
-                                limit: Int) async throws -> [(key: PublicationKey, article: ArticleDTO)] {
+                                sections: [String]?, limit: Int) async throws -> [(key: PublicationKey, article: ArticleDTO)] {
         var binds = PostgresBindings()
         // Fixed fragments and numbers only; every text and date is bound.
         var conditions = ["deleted_at IS NULL", "expired_at IS NULL", atOrBefore(head)]
@@ -223,10 +230,20 @@ extension PostgresSyncStore {
             binds.append(publishedSince)
             conditions.append("published_at >= $\(binds.count)")
         }
-        let rows = try await readClient.query(PostgresQuery(unsafeSQL: """
-            SELECT \(Self.articleColumns) FROM article WHERE \(conditions.joined(separator: " AND "))
-            ORDER BY published_at DESC, id DESC LIMIT \(limit)
-            """, binds: binds), logger: logger).collect()
+        let select = "SELECT \(Self.articleColumns) FROM article WHERE \(conditions.joined(separator: " AND "))"
+        let order = "ORDER BY published_at DESC, id DESC LIMIT \(limit)"
+        var sql = "\(select) \(order)"
+        if let sections {
+            // One range of article_on_section_published per section, cut at `limit`, then sorted.
+            var parts: [String] = []
+            for section in sections {
+                binds.append(ByteBuffer(string: section))
+                let name = "$\(binds.count)::bytea"
+                parts.append("(\(select) AND md5(section) = md5(\(name)) AND section = \(name) \(order))")
+            }
+            sql = "SELECT * FROM (\(parts.joined(separator: "\nUNION ALL\n"))) u \(order)"
+        }
+        let rows = try await readClient.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect()
         return try rows.compactMap { row in
             let cells = row.makeRandomAccess()
             guard case .article(let article) = try Self.decodeArticle(cells, offset: 0).change else { return nil }

@@ -62,13 +62,15 @@ extension PostgresSyncStore {
     /// both reads; a change of a transaction at or above it is served by a later pull, at a
     /// position after this page's last (transaction ids only grow). Two reads with two horizons
     /// could return a state past an article the other read had not seen yet.
-    package func changes(userId: Int64, after: FeedPosition, limit: Int) async throws -> ChangePage {
+    package func changes(userId: Int64, after: FeedPosition, limit: Int, sections: [String]?) async throws -> ChangePage {
         let afterTransaction = String(after.transaction)
         let rowLimit = limit + 1
         return try await readClient.withConnection { connection in
             let articleQuery: PostgresQuery
-            switch feedOrder {
-            case .transactionThenSequence:
+            switch (feedOrder, sections) {
+            case (_, let sections?):
+                articleQuery = self.sectionChanges(after: after, limit: rowLimit, sections: sections)
+            case (.transactionThenSequence, nil):
                 articleQuery = """
                     \(unescaped: Self.horizonCTE)
                     SELECT h.horizon::text, pg_is_in_recovery(), a.* FROM h LEFT JOIN LATERAL (
@@ -77,7 +79,7 @@ extension PostgresSyncStore {
                         ORDER BY xid, seq LIMIT \(rowLimit)
                     ) a ON true
                     """
-            case .sequenceAloneForTesting:
+            case (.sequenceAloneForTesting, nil):
                 // Transaction ids read as 0: the cursor holds the sequence alone.
                 articleQuery = """
                     SELECT '0', pg_is_in_recovery(), a.* FROM (SELECT 1) one LEFT JOIN LATERAL (
@@ -87,11 +89,16 @@ extension PostgresSyncStore {
                     """
             }
             var horizon = "0"
+            var passed: FeedPosition?
             var articles: [(position: FeedPosition, change: Change)] = []
             for try await row in try await connection.query(articleQuery, logger: self.logger) {
                 let cells = row.makeRandomAccess()
                 horizon = try cells[0].decode(String.self)
                 try self.checkReadReplica(inRecovery: try cells[1].decode(Bool.self))
+                if sections != nil, let text = try cells[cells.count - 1].decode(String?.self) {
+                    guard let position = FeedPosition(text) else { throw StoreError("the newest article position '\(text)' is not a feed position") }
+                    passed = position
+                }
                 if try cells[2].decode(String?.self) == nil { continue } // no article below the horizon
                 articles.append(try Self.decodeArticle(cells, offset: 2))
             }
@@ -127,8 +134,71 @@ extension PostgresSyncStore {
             }
             var page = ChangePage.merging(articles: articles, states: states, after: after, limit: limit)
             page.horizon = tombstoneHorizon
+            page.passed = passed
             return page
         }
+    }
+
+    /// The article read of a pull of some sections, as the unsectioned one (the horizon of the
+    /// statement's snapshot, whether it runs on a standby, then the articles), with each
+    /// section's articles and expiries one range of article_on_section_feed, the tombstones of
+    /// every section one range of article_on_tombstone_feed (as on SQLite,
+    /// ``SQLiteSyncStore``'s `articleChanges`), and the exits from these sections of articles
+    /// now in none of them one range of section_exit_on_section_feed each, read as expiries. Each part is cut at `limit` before the union is sorted. Its last column is the
+    /// newest article change below the horizon, of any section (``ChangePage/passed``).
+    func sectionChanges(after: FeedPosition, limit: Int, sections: [String]) -> PostgresQuery {
+        var binds = PostgresBindings(capacity: sections.count)
+        for section in sections { binds.append(ByteBuffer(string: section)) }
+        let names = (1...sections.count).map { "$\($0)" }
+        let ordered = feedOrder == .transactionThenSequence
+        // Fixed fragments and numbers only; every section is bound.
+        func range(_ table: String) -> String {
+            ordered
+                ? "(\(table).xid, \(table).seq) > ('\(after.transaction)'::xid8, \(after.seq)) AND \(table).xid < h.horizon"
+                : "\(table).seq > \(after.seq)"
+        }
+        func order(_ table: String) -> String { ordered ? "\(table).xid, \(table).seq" : "\(table).seq" }
+        let columns = ordered ? Self.articleColumns : Self.articleColumns.replacingOccurrences(of: "xid::text AS xid_text", with: "'0'")
+        var parts = names.map { name in
+            """
+            (SELECT \(columns), xid AS feed_xid FROM article
+             WHERE md5(section) = md5(\(name)::bytea) AND section = \(name)::bytea AND deleted_at IS NULL AND \(range("article"))
+             ORDER BY \(order("article")) LIMIT \(limit))
+            """
+        }
+        parts.append("""
+            (SELECT \(columns), xid AS feed_xid FROM article WHERE deleted_at IS NOT NULL AND \(range("article"))
+             ORDER BY \(order("article")) LIMIT \(limit))
+            """)
+        let exitColumns = """
+            e.article_id, NULL::bytea, NULL::bytea, NULL::bytea, NULL::bytea, NULL::bytea, NULL::bytea, NULL::timestamptz,
+            NULL::timestamptz, 0::bigint, \(ordered ? "e.xid::text" : "'0'"), e.seq, false, true, e.xid
+            """
+        for name in names {
+            parts.append("""
+                (SELECT \(exitColumns) FROM section_exit e JOIN article x ON x.id = e.article_id
+                 WHERE md5(e.section) = md5(\(name)::bytea) AND e.section = \(name)::bytea AND \(range("e"))
+                     AND x.section NOT IN (\(names.map { "\($0)::bytea" }.joined(separator: ", ")))
+                 ORDER BY \(order("e")) LIMIT \(limit))
+                """)
+        }
+        let union = parts.joined(separator: "\nUNION ALL\n")
+        let sql = ordered
+            ? """
+                \(Self.horizonCTE)
+                SELECT h.horizon::text, pg_is_in_recovery(), a.*,
+                    (SELECT xid::text || '/' || seq FROM article WHERE xid < h.horizon ORDER BY xid DESC, seq DESC LIMIT 1)
+                FROM h LEFT JOIN LATERAL (
+                    SELECT * FROM (\(union)) u ORDER BY feed_xid, seq LIMIT \(limit)
+                ) a ON true
+                """
+            : """
+                SELECT '0', pg_is_in_recovery(), a.*, (SELECT max(seq)::text FROM article)
+                FROM (SELECT 1) one LEFT JOIN LATERAL (
+                    SELECT * FROM (\(union)) u ORDER BY seq LIMIT \(limit)
+                ) a ON true
+                """
+        return PostgresQuery(unsafeSQL: sql, binds: binds)
     }
 
     /// One article row of ``articleColumns`` starting at `offset`: a tombstone, an expiry (unless

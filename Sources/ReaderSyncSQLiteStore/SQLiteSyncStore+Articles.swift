@@ -33,14 +33,18 @@ extension SQLiteSyncStore {
                     arrivedAt = CASE WHEN deletedAt IS NULL THEN arrivedAt ELSE ? END, deletedAt = NULL, expiredAt = NULL
                 WHERE id = ?
                 """)
+            // A tombstone keeps its section: a device following only that section pulls it.
             let tombstone = try db.cachedStatement(sql: """
-                UPDATE article SET section = NULL, title = NULL, summary = NULL, body = NULL, author = NULL, url = NULL,
+                UPDATE article SET title = NULL, summary = NULL, body = NULL, author = NULL, url = NULL,
                     publishedAt = NULL, updatedAt = NULL, version = version + 1, seq = ?, deletedAt = ?, expiredAt = NULL
                 WHERE id = ?
                 """)
+            let exitSection = try db.cachedStatement(sql: "INSERT OR REPLACE INTO sectionExit (section, articleId, seq) VALUES (?, ?, ?)")
+            let enterSection = try db.cachedStatement(sql: "DELETE FROM sectionExit WHERE section = ? AND articleId = ?")
             for item in items {
                 // An id holding NUL is never stored (``canBeStoredName(_:)``): deleting one changes nothing.
-                let stored = canBeStoredName(item.articleId) ? try Row.fetchOne(select, arguments: [item.articleId]).map(Self.storedArticle) : nil
+                let row = canBeStoredName(item.articleId) ? try Row.fetchOne(select, arguments: [item.articleId]) : nil
+                let stored = row.map(Self.storedArticle)
                 let effect = IngestEffect(item, stored: stored, retentionBound: retentionBound)
                 report.count(effect)
                 switch (item, effect) {
@@ -53,10 +57,16 @@ extension SQLiteSyncStore {
                         a.body.exactDatabaseValue, a.author.exactDatabaseValue, a.url.exactDatabaseValue,
                         a.publishedAt, a.updatedAt,
                     ]
+                    let seq = sequence.next()
                     if effect == .insert {
-                        try insert.execute(arguments: [a.id] + content + [sequence.next(), arrivedAt])
+                        try insert.execute(arguments: [a.id] + content + [seq, arrivedAt])
                     } else {
-                        try update.execute(arguments: content + [sequence.next(), arrivedAt, a.id])
+                        try update.execute(arguments: content + [seq, arrivedAt, a.id])
+                        // Moved (or restored) to another section: the old one's followers drop it.
+                        if let old = row?.exactTextIfPresent(0), !old.isExactly(a.section) {
+                            try exitSection.execute(arguments: [old.exactDatabaseValue, a.id, seq])
+                            try enterSection.execute(arguments: [a.section.exactDatabaseValue, a.id])
+                        }
                     }
                     try addSection.execute(arguments: [a.section.exactDatabaseValue])
                 case (.delete(let id), _):

@@ -77,11 +77,17 @@ extension SQLiteSyncStore {
                 DELETE FROM userArticleState WHERE articleId = (SELECT id FROM article WHERE rowid = ?)
                 """)
             let deleteArticle = try db.cachedStatement(sql: "DELETE FROM article WHERE rowid = ?")
+            // Its exits from sections go with it; each took a sequence value at or before the
+            // article's last change, so the horizon below covers them.
+            let deleteExits = try db.cachedStatement(sql: """
+                DELETE FROM sectionExit WHERE articleId = (SELECT id FROM article WHERE rowid = ?)
+                """)
             for row in rows {
                 let rowid: Int64 = try row.decode(atIndex: 0)
                 if try row.decode(Bool.self, atIndex: 2) { removed.tombstones += 1 } else { removed.expired += 1 }
                 try deleteStates.execute(arguments: [rowid])
                 removed.states += db.changesCount
+                try deleteExits.execute(arguments: [rowid])
                 try deleteArticle.execute(arguments: [rowid])
                 horizon = max(horizon, FeedPosition(seq: max(try row.decode(atIndex: 1), row[3] as Int64? ?? 0)))
             }
@@ -166,8 +172,9 @@ extension SQLiteSyncStore {
 /// the sequence alone says whether a row changed after the snapshot's head.
 extension SQLiteSyncStore {
     package func newestArticles(through head: FeedPosition, after key: PublicationKey?, publishedSince: Date?,
-                                limit: Int) async throws -> [(key: PublicationKey, article: ArticleDTO)] {
-        // A descending range of the partial index article_on_published (publishedAt, id).
+                                sections: [String]?, limit: Int) async throws -> [(key: PublicationKey, article: ArticleDTO)] {
+        // A descending range of the partial index article_on_published (publishedAt, id), or of
+        // article_on_section_published per section, cut at `limit` before the union is sorted.
         var conditions = ["deletedAt IS NULL", "expiredAt IS NULL", "seq <= ?"]
         var arguments: StatementArguments = [head.seq]
         if let key {
@@ -179,12 +186,19 @@ extension SQLiteSyncStore {
             conditions.append("publishedAt >= ?")
             arguments += [Timestamp.secondBound(publishedSince)]
         }
-        arguments += [limit]
-        let sql = """
-            SELECT \(Self.articleColumns)
-            FROM article WHERE \(conditions.joined(separator: " AND ")) ORDER BY publishedAt DESC, id DESC LIMIT ?
-            """
-        let bound = arguments
+        let select = "SELECT \(Self.articleColumns) FROM article WHERE \(conditions.joined(separator: " AND "))"
+        let order = "ORDER BY publishedAt DESC, id DESC LIMIT ?"
+        let sql: String
+        var statementArguments: StatementArguments = []
+        if let sections {
+            sql = sections.map { _ in "SELECT * FROM (\(select) AND section = ? \(order))" }.joined(separator: "\nUNION ALL\n")
+                + "\nORDER BY 8 DESC, 1 DESC LIMIT ?"
+            for section in sections { statementArguments += arguments + [section.exactDatabaseValue, limit] }
+        } else {
+            sql = "\(select) \(order)"
+            statementArguments = arguments
+        }
+        let bound = statementArguments + [limit]
         return try await dbPool.read { db in
             var rows: [(key: PublicationKey, article: ArticleDTO)] = []
             let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: bound)

@@ -71,17 +71,14 @@ extension SQLiteSyncStore {
         }
     }
 
-    package func changes(userId: Int64, after: FeedPosition, limit: Int) async throws -> ChangePage {
+    package func changes(userId: Int64, after: FeedPosition, limit: Int, sections: [String]?) async throws -> ChangePage {
         // One writer at a time takes sequence values in commit order: the sequence alone orders the feed.
         let afterSeq = after.seq
+        let (articleSQL, articleArguments) = Self.articleChanges(after: afterSeq, limit: limit + 1, sections: sections)
         return try await dbPool.read { db in
-            // Both reads are index range scans (article_on_seq, userArticleState_on_user_seq),
-            // in the one snapshot of this read transaction.
-            let articleRows = try Row.fetchCursor(
-                db.cachedStatement(sql: """
-                    SELECT \(Self.articleColumns) FROM article WHERE seq > ? ORDER BY seq LIMIT ?
-                    """),
-                arguments: [afterSeq, limit + 1])
+            // Both reads are index range scans (article_on_seq, or article_on_section_seq per
+            // section; userArticleState_on_user_seq), in the one snapshot of this read transaction.
+            let articleRows = try Row.fetchCursor(db.cachedStatement(sql: articleSQL), arguments: articleArguments)
             var articles: [(position: FeedPosition, change: Change)] = []
             while let row = try articleRows.next() {
                 articles.append((FeedPosition(seq: try row.decode(atIndex: 10)), try Self.decodeArticle(row)))
@@ -98,8 +95,50 @@ extension SQLiteSyncStore {
             }
             var page = ChangePage.merging(articles: articles, states: states, after: after, limit: limit)
             page.horizon = try Self.fetchHorizon(db)
+            if sections != nil {
+                page.passed = try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(seq) FROM article")).map { FeedPosition(seq: $0) }
+            }
             return page
         }
+    }
+
+    /// The statement of a pull's article changes after `after`, at most `limit`, in feed order.
+    ///
+    /// With sections, each section's articles and expiries are one range of
+    /// article_on_section_seq; the tombstones of every section are one range of
+    /// article_on_tombstone_seq (a device keeps bookmarked articles of sections it does not
+    /// follow, and tombstones written before they kept their section have none); the exits from
+    /// these sections of articles now in none of them are a range of sectionExit_on_section_seq
+    /// each, read as expiries (``decodeArticle(_:ignoringExpiry:)``). Each part is cut at
+    /// `limit` before the union is sorted: the first `limit` of the union are among them.
+    static func articleChanges(after: Int64, limit: Int, sections: [String]?) -> (sql: String, arguments: StatementArguments) {
+        guard let sections else {
+            return ("SELECT \(articleColumns) FROM article WHERE seq > ? ORDER BY seq LIMIT ?", [after, limit])
+        }
+        var parts: [String] = []
+        var arguments: StatementArguments = []
+        for section in sections {
+            parts.append("""
+                SELECT * FROM (SELECT \(articleColumns) FROM article WHERE section = ? AND seq > ? AND deletedAt IS NULL ORDER BY seq LIMIT ?)
+                """)
+            arguments += [section.exactDatabaseValue, after, limit]
+        }
+        parts.append("""
+            SELECT * FROM (SELECT \(articleColumns) FROM article WHERE deletedAt IS NOT NULL AND seq > ? ORDER BY seq LIMIT ?)
+            """)
+        arguments += [after, limit]
+        let marks = Array(repeating: "?", count: sections.count).joined(separator: ", ")
+        let exitColumns = "e.articleId, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, e.seq, NULL, 'exit'"
+        for section in sections {
+            parts.append("""
+                SELECT * FROM (SELECT \(exitColumns) FROM sectionExit e JOIN article a ON a.id = e.articleId
+                    WHERE e.section = ? AND e.seq > ? AND a.section NOT IN (\(marks)) ORDER BY e.seq LIMIT ?)
+                """)
+            arguments += [section.exactDatabaseValue, after]
+            arguments += StatementArguments(sections.map(\.exactDatabaseValue))
+            arguments += [limit]
+        }
+        return (parts.joined(separator: "\nUNION ALL\n") + "\nORDER BY 11 LIMIT ?", arguments + [limit])
     }
 
     /// The columns ``decodeArticle(_:ignoringExpiry:)`` reads, in its order (pulls, first syncs,

@@ -119,8 +119,8 @@ final class DeviceLink: SyncTransport {
 
     /// Live mode's long-poll, without faults: it only tells when to pull; the pull and push it
     /// leads to go through the faulted paths.
-    func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
-        try await inner.pull(cursor: cursor, limit: limit, wait: wait)
+    func pull(cursor: String?, limit: Int, wait: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, wait: wait, sections: sections)
     }
 
     /// Live mode's event stream, without faults (as the long-poll).
@@ -128,16 +128,22 @@ final class DeviceLink: SyncTransport {
         try await inner.events(cursor: cursor)
     }
 
-    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
-        let fault = nextFault()
-        switch fault?.kind {
-        case .requestLost?, .responseLost?: throw ReaderSyncError(.transportFailed, "simulated: pull lost")
-        case .serverError?: throw ReaderSyncError(.transportFailed, "simulated: 503 from the server")
-        case .processKilled?: throw ProcessKilled()
-        case .duplicateRequest?: _ = try await inner.pull(cursor: cursor, limit: limit)
-        default: break
-        }
-        let page = try await inner.pull(cursor: cursor, limit: limit)
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await faultedPull { try await inner.pull(cursor: cursor, limit: limit, sections: sections) }
+    }
+
+    /// A first sync's (or a section backfill's) first page, faulted as any pull.
+    func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await faultedPull { try await inner.pullNewestFirst(limit: limit, window: window, since: since, sections: sections) }
+    }
+
+    /// One article by id, faulted as a pull (lost, refused, killed, sent twice).
+    func article(id: String) async throws -> Transported<ArticleDTO>? {
+        try await faultedRead { try await inner.article(id: id) }
+    }
+
+    private func faultedPull(_ send: () async throws -> Transported<PullResponse>) async throws -> Transported<PullResponse> {
+        let page = try await faultedRead(send)
         if let action = state.withLock({ s -> (@Sendable (PullResponse) -> Void)? in
             defer { s.duringPull = nil }
             return s.duringPull
@@ -145,5 +151,18 @@ final class DeviceLink: SyncTransport {
             action(page.value)
         }
         return page
+    }
+
+    /// A request that changes nothing on the server, under the next fault.
+    private func faultedRead<Value>(_ send: () async throws -> Value) async throws -> Value {
+        let fault = nextFault()
+        switch fault?.kind {
+        case .requestLost?, .responseLost?: throw ReaderSyncError(.transportFailed, "simulated: pull lost")
+        case .serverError?: throw ReaderSyncError(.transportFailed, "simulated: 503 from the server")
+        case .processKilled?: throw ProcessKilled()
+        case .duplicateRequest?: _ = try await send()
+        default: break
+        }
+        return try await send()
     }
 }

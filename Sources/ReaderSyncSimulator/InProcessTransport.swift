@@ -67,20 +67,20 @@ public struct InProcessTransport: SyncTransport {
         self.init(client: RouterClient(responder: { responder }), token: token)
     }
 
-    public func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
-        try await send(.get, SyncRoute.pull(cursor: cursor, limit: limit), body: nil)
+    public func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await send(.get, SyncRoute.pull(cursor: cursor, limit: limit, sections: sections), body: nil)
     }
 
     public func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
         try await send(.post, SyncRoute.push, body: try JSONEncoder().encode(request))
     }
 
-    public func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
-        try await send(.get, SyncRoute.pull(cursor: cursor, limit: limit, wait: wait), body: nil)
+    public func pull(cursor: String?, limit: Int, wait: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await send(.get, SyncRoute.pull(cursor: cursor, limit: limit, wait: wait, sections: sections), body: nil)
     }
 
-    public func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse> {
-        try await send(.get, SyncRoute.pullNewestFirst(limit: limit, window: window, since: since), body: nil)
+    public func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await send(.get, SyncRoute.pullNewestFirst(limit: limit, window: window, since: since, sections: sections), body: nil)
     }
 
     public func article(id: String) async throws -> Transported<ArticleDTO>? {

@@ -211,24 +211,24 @@ final class RoundRobinTransport: SyncTransport {
         }]
     }
 
-    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
-        try await pick().pull(cursor: cursor, limit: limit)
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await pick().pull(cursor: cursor, limit: limit, sections: sections)
     }
 
     func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
         try await pick().push(request)
     }
 
-    func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
-        try await pick().pull(cursor: cursor, limit: limit, wait: wait)
+    func pull(cursor: String?, limit: Int, wait: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await pick().pull(cursor: cursor, limit: limit, wait: wait, sections: sections)
     }
 
     func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
         try await pick().events(cursor: cursor)
     }
 
-    func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse> {
-        try await pick().pullNewestFirst(limit: limit, window: window, since: since)
+    func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await pick().pullNewestFirst(limit: limit, window: window, since: since, sections: sections)
     }
 
     func article(id: String) async throws -> Transported<ArticleDTO>? {

@@ -260,8 +260,8 @@ struct RecordingTransport: SyncTransport {
     let user: Int
     let recorder: AckRecorder
 
-    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
-        try await inner.pull(cursor: cursor, limit: limit)
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, sections: sections)
     }
 
     func push(_ request: PushRequest) async throws -> Transported<PushResponse> {

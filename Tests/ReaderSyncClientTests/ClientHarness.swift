@@ -105,24 +105,24 @@ struct CurrentServerTransport: SyncTransport {
         InProcessTransport(responder: buildRouter(service: harness.service, logger: Logger(label: "test")).buildResponder(), token: token)
     }
 
-    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
-        try await inner.pull(cursor: cursor, limit: limit)
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, sections: sections)
     }
 
     func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
         try await inner.push(request)
     }
 
-    func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
-        try await inner.pull(cursor: cursor, limit: limit, wait: wait)
+    func pull(cursor: String?, limit: Int, wait: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, wait: wait, sections: sections)
     }
 
     func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
         try await inner.events(cursor: cursor)
     }
 
-    func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse> {
-        try await inner.pullNewestFirst(limit: limit, window: window, since: since)
+    func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await inner.pullNewestFirst(limit: limit, window: window, since: since, sections: sections)
     }
 
     func article(id: String) async throws -> Transported<ArticleDTO>? {
@@ -137,8 +137,8 @@ final class LoseOnePushResponse: SyncTransport {
 
     init(_ inner: any SyncTransport) { self.inner = inner }
 
-    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
-        try await inner.pull(cursor: cursor, limit: limit)
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, sections: sections)
     }
 
     func push(_ request: PushRequest) async throws -> Transported<PushResponse> {

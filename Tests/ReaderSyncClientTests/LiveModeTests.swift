@@ -111,10 +111,10 @@ struct LiveModeTests {
 /// A transport whose event stream the server (or a proxy) does not know: `404`.
 struct NoEventStream: SyncTransport {
     let inner: any SyncTransport
-    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> { try await inner.pull(cursor: cursor, limit: limit) }
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> { try await inner.pull(cursor: cursor, limit: limit, sections: sections) }
     func push(_ request: PushRequest) async throws -> Transported<PushResponse> { try await inner.push(request) }
-    func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
-        try await inner.pull(cursor: cursor, limit: limit, wait: wait)
+    func pull(cursor: String?, limit: Int, wait: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, wait: wait, sections: sections)
     }
     func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
         throw ReaderSyncError(.serverRefused, "no such route", serverError: SyncError(.notFound, "no such route"), httpStatus: 404)

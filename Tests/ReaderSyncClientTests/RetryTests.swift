@@ -89,9 +89,9 @@ final class BusyTransport: SyncTransport {
         return try await inner.push(request)
     }
 
-    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
         if remaining.withLock({ r in defer { r.pulls -= 1 }; return r.pulls > 0 }) { throw Self.busy }
-        return try await inner.pull(cursor: cursor, limit: limit)
+        return try await inner.pull(cursor: cursor, limit: limit, sections: sections)
     }
 }
 
@@ -100,7 +100,7 @@ struct FailingTransport: SyncTransport {
         throw ReaderSyncError(.transportFailed, "connection refused")
     }
 
-    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
         throw ReaderSyncError(.transportFailed, "connection refused")
     }
 }
@@ -121,8 +121,8 @@ struct HangingAfterFirstPageTransport: SyncTransport {
         try await inner.push(request)
     }
 
-    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
-        guard cursor != nil else { return try await inner.pull(cursor: cursor, limit: limit) }
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        guard cursor != nil else { return try await inner.pull(cursor: cursor, limit: limit, sections: sections) }
         hanging.yield()
         // Ends by cancellation, as the test expects; else it fails the sync after 20 s.
         try await Task.sleep(for: .seconds(20))

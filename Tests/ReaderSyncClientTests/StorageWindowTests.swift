@@ -53,7 +53,7 @@ struct StorageWindowTests {
         try await Self.ingest(h, 24...25)
         let alice = try await h.service.user(named: "alice")
         try tablet.apply(try await h.service.pull(user: alice, cursor: try tablet.cursor(), limit: 100))
-        #expect(try tablet.evictOutsideWindow() == 1)  // art-20; art-19 (pending) and art-2 (bookmarked) stay
+        #expect(try tablet.evict() == 1)  // art-20; art-19 (pending) and art-2 (bookmarked) stay
         #expect(try tablet.article(id: "art-19") != nil)
         #expect(try tablet.article(id: "art-20") == nil)
 
@@ -133,10 +133,12 @@ final class CountingArticleFetches: SyncTransport {
 
     init(_ inner: any SyncTransport) { self.inner = inner }
 
-    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> { try await inner.pull(cursor: cursor, limit: limit) }
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, sections: sections)
+    }
     func push(_ request: PushRequest) async throws -> Transported<PushResponse> { try await inner.push(request) }
-    func pullNewestFirst(limit: Int, window: Int?, since: Date?) async throws -> Transported<PullResponse> {
-        try await inner.pullNewestFirst(limit: limit, window: window, since: since)
+    func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await inner.pullNewestFirst(limit: limit, window: window, since: since, sections: sections)
     }
     func article(id: String) async throws -> Transported<ArticleDTO>? {
         fetches.withLock { $0.append(id) }

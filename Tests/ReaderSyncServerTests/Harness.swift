@@ -130,9 +130,9 @@ struct Harness {
     }
 
     static func articleLine(id: String, title: String, body: String = "Body text.", publishedAt: String = "2026-11-20T09:00:00Z",
-                            updatedAt: String = "2026-11-20T10:00:00Z") -> String {
+                            updatedAt: String = "2026-11-20T10:00:00Z", section: String = "world") -> String {
         let object: [String: String] = [
-            "id": id, "section": "world", "title": title, "summary": "Summary of \(title)", "body": body,
+            "id": id, "section": section, "title": title, "summary": "Summary of \(title)", "body": body,
             "author": "Ann Author", "url": "https://news.example/\(id)", "publishedAt": publishedAt,
             "updatedAt": updatedAt,
         ]

@@ -207,7 +207,7 @@ private final class CutAfterServer: SyncTransport {
         return response
     }
 
-    func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
-        try await inner.pull(cursor: cursor, limit: limit)
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, sections: sections)
     }
 }

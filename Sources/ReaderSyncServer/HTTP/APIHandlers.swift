@@ -29,6 +29,8 @@ struct APIHandlers: Sendable {
         let limit = try parameters.query("limit").map { try Self.integer($0, name: "limit") }
         let cursor = try parameters.query("cursor").flatMap { $0.isEmpty ? nil : $0 }
         let wait = try parameters.query("wait").map { try Self.integer($0, name: "wait") } ?? 0
+        // `section=A&section=B`: only these sections' articles (none: every section).
+        let sections = try parameters.queryAll("section")
         let maxWait = service.configuration.live.maxWait.components.seconds
         guard (0...maxWait).contains(wait) else {
             throw SyncError(.invalidRequest, "wait must be from 0 to \(maxWait) seconds, got \(wait)")
@@ -45,7 +47,8 @@ struct APIHandlers: Sendable {
                 }
                 return date
             }
-            let page = try await service.pullNewestFirst(user: user, limit: limit.map(Int.init), window: window.map(Int.init), since: since)
+            let page = try await service.pullNewestFirst(user: user, limit: limit.map(Int.init), window: window.map(Int.init),
+                                                         since: since, sections: sections)
             metrics.pulled(changes: page.articles.count + page.states.count)
             return jsonResponse(bytes: ResponseEncoder.encode(page))
         } else if try parameters.query("window") != nil || parameters.query("since") != nil {
@@ -55,7 +58,7 @@ struct APIHandlers: Sendable {
         do {
             let notifier = service.notifier
             page = try await withGracefulShutdownHandler {
-                try await service.pull(user: user, cursor: cursor, limit: limit.map(Int.init), wait: .seconds(wait))
+                try await service.pull(user: user, cursor: cursor, limit: limit.map(Int.init), sections: sections, wait: .seconds(wait))
             } onGracefulShutdown: {
                 notifier.close()
             }

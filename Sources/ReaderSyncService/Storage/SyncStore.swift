@@ -22,7 +22,14 @@ package protocol SyncStore: ItemStore, RetentionStore, SnapshotStore {
     /// gets it. A store whose sequence values are taken in commit order (one writer, SQLite) gives
     /// this by the sequence alone; one with concurrent writers orders by transaction first
     /// (``FeedPosition``).
-    func changes(userId: Int64, after: FeedPosition, limit: Int) async throws -> ChangePage
+    ///
+    /// With `sections` (distinct, sorted by their bytes, never empty), the articles are those of
+    /// these sections only (tombstones and expiries included), read through an index on
+    /// (section, feed position), never by scanning the others; plus the tombstones of articles
+    /// deleted before tombstones kept their section (no section: everyone's), and an expiry
+    /// for each article that left one of them for a section not in the set since `after`
+    /// (docs/PROTOCOL.md, "Sections"). States stay `userId`'s, of every article. `nil`: every section.
+    func changes(userId: Int64, after: FeedPosition, limit: Int, sections: [String]?) async throws -> ChangePage
 
     /// Where `userId`'s feed ends now: the position of the last change ``changes(userId:after:limit:)``
     /// would serve (articles of everyone, states of `userId`), read in one snapshot by the same
@@ -95,6 +102,11 @@ package protocol SyncStore: ItemStore, RetentionStore, SnapshotStore {
 }
 
 extension SyncStore {
+    /// The changes of every section (``changes(userId:after:limit:sections:)`` with `nil`).
+    package func changes(userId: Int64, after: FeedPosition, limit: Int) async throws -> ChangePage {
+        try await changes(userId: userId, after: after, limit: limit, sections: nil)
+    }
+
     package func announce(_ scope: ChangeScope) {}
 
     package func flushAnnouncements() async {}
@@ -217,6 +229,11 @@ package struct ChangePage: Sendable {
     /// The position of the newest change compaction removed (``FeedPosition/start`` when none),
     /// read in the page's snapshot: a cursor before it may have missed a removed tombstone.
     package var horizon: FeedPosition = .start
+    /// With sections: the newest article change the page's snapshot holds, of any section (or
+    /// `nil`). A page that ends the feed has read every change of its sections up to it, so the
+    /// device's cursor passes the other sections' changes too, and is not left behind a horizon
+    /// that compaction raises among them.
+    package var passed: FeedPosition?
 
     package init(changes: [(position: FeedPosition, change: Change)], last: FeedPosition, hasMore: Bool) {
         self.changes = changes

@@ -7,10 +7,11 @@ import ReaderSyncCore
 package protocol SnapshotStore: Sendable {
     /// Live, unexpired articles whose feed position is at or before `head`, newest publication
     /// first (`publishedAt`, then id, both descending), after `key`, published at or after
-    /// `publishedSince` when given; at most `limit`. An article changed after `head` is left out:
-    /// the pull from `head` serves it.
+    /// `publishedSince` when given, of `sections` only when given (distinct, sorted by their
+    /// bytes, never empty; `nil`: every section); at most `limit`. An article changed after
+    /// `head` is left out: the pull from `head` serves it.
     func newestArticles(through head: FeedPosition, after key: PublicationKey?, publishedSince: Date?,
-                        limit: Int) async throws -> [(key: PublicationKey, article: ArticleDTO)]
+                        sections: [String]?, limit: Int) async throws -> [(key: PublicationKey, article: ArticleDTO)]
 
     /// `userId`'s states whose feed position is after `after` and at or before `head`, in feed
     /// order, at most `limit`.
@@ -68,9 +69,18 @@ extension SyncService {
     /// first sync, and the last page's is an ordinary cursor from where it began, so a device
     /// that pulls on until `hasMore` is false misses no change and gets none twice.
     ///
-    /// - Throws: ``SyncError`` `limit_out_of_range`, `invalid_request` for a window out of range.
-    package func pullNewestFirst(user: UserRecord, limit: Int?, window: Int?, since: Date?) async throws -> PullResponse {
+    /// With `sections`, only articles of these sections (docs/PROTOCOL.md, "Sections"): every
+    /// page of the first sync, and the pulls after it, must name the same ones. A device that
+    /// starts following a section backfills it this way and keeps its own cursor, keeping only
+    /// the articles (the states, all at or before the snapshot's head, are its already or will
+    /// be pulled from its cursor).
+    ///
+    /// - Throws: ``SyncError`` `limit_out_of_range`, `invalid_request` for a window out of range
+    ///   or more than ``maxSections`` sections.
+    package func pullNewestFirst(user: UserRecord, limit: Int?, window: Int?, since: Date?,
+                                 sections: [String]? = nil) async throws -> PullResponse {
         let limit = try checkedLimit(limit)
+        let sections = try checkedSections(sections)
         if let window, !(1...StorageWindow.maxNewest).contains(window) {
             throw SyncError(.invalidRequest, "window must be from 1 to \(StorageWindow.maxNewest), got \(window)")
         }
@@ -79,11 +89,11 @@ extension SyncService {
         let head = try await store.feedHead(userId: user.id).position
         let cursor = SnapshotCursor(head: head, horizonSeen: horizon, remaining: window,
                                     publishedSinceMillis: since.map(Timestamp.millis), phase: .articles(after: nil))
-        return try await snapshotPage(user: user, cursor: cursor, limit: limit)
+        return try await snapshotPage(user: user, cursor: cursor, limit: limit, sections: sections)
     }
 
-    /// One page of a first sync from `cursor` (see ``pullNewestFirst(user:limit:window:since:)``).
-    func snapshotPage(user: UserRecord, cursor start: SnapshotCursor, limit: Int) async throws -> PullResponse {
+    /// One page of a first sync from `cursor` (see ``pullNewestFirst(user:limit:window:since:sections:)``).
+    func snapshotPage(user: UserRecord, cursor start: SnapshotCursor, limit: Int, sections: [String]?) async throws -> PullResponse {
         var cursor = start
         var articles: [ArticleDTO] = []
         var states: [StateDTO] = []
@@ -92,7 +102,8 @@ extension SyncService {
             let wanted = min(limit, cursor.remaining ?? limit)
             let rows = wanted > 0
                 ? try await store.newestArticles(through: cursor.head, after: key,
-                                                 publishedSince: cursor.publishedSinceMillis.map(Timestamp.date(millis:)), limit: wanted)
+                                                 publishedSince: cursor.publishedSinceMillis.map(Timestamp.date(millis:)),
+                                                 sections: sections, limit: wanted)
                 : []
             articles = rows.map(\.article)
             cursor.remaining = cursor.remaining.map { $0 - rows.count }

@@ -88,15 +88,19 @@ package struct SyncService: Sendable {
     ///
     /// - Throws: ``SyncError`` `limit_out_of_range`, `invalid_cursor`, `reset_required` (another
     ///   epoch), `cursor_expired` (before the tombstone horizon, ``compact(_:)``).
-    package func pull(user: UserRecord, cursor: String?, limit: Int?) async throws -> PullResponse {
+    /// - Parameter sections: only articles of these sections (docs/PROTOCOL.md, "Sections"); `nil`
+    ///   or empty: every section. States are the user's, of every article.
+    /// - Throws: also `invalid_request` for more than ``maxSections`` sections.
+    package func pull(user: UserRecord, cursor: String?, limit: Int?, sections: [String]? = nil) async throws -> PullResponse {
         let limit = try checkedLimit(limit)
+        let sections = try checkedSections(sections)
         let after: FeedPosition
         let horizonSeen: FeedPosition
         switch try cursor.map({ (c) throws(SyncError) in try cursors.decodeAny(c) }) ?? .feed(.start, horizonSeen: .start) {
         case .feed(let position, let seen): (after, horizonSeen) = (position, seen)
-        case .snapshot(let snapshot): return try await snapshotPage(user: user, cursor: snapshot, limit: limit)
+        case .snapshot(let snapshot): return try await snapshotPage(user: user, cursor: snapshot, limit: limit, sections: sections)
         }
-        let page = try await store.changes(userId: user.id, after: after, limit: limit)
+        let page = try await store.changes(userId: user.id, after: after, limit: limit, sections: sections)
         // The horizon is read in the page's snapshot: a compaction committed after it cannot slip
         // in between. Only one since the cursor was handed out can have removed a change after
         // it that the device's articles depend on (every removed change is older than the
@@ -106,7 +110,7 @@ package struct SyncService: Sendable {
         // feed lies between its last and the horizon (the page read every one after `after`,
         // and every removed change is older than it), so a device whose own feed is quiet passes
         // what other users' removals raised the horizon to.
-        let next = page.hasMore ? page.last : max(page.last, page.horizon)
+        let next = page.hasMore ? page.last : max(page.last, page.horizon, page.passed ?? .start)
         var response = PullResponse(articles: [], deletedArticleIds: [], states: [],
                                     cursor: cursors.encode(next, horizonSeen: page.horizon), hasMore: page.hasMore, epoch: epoch)
         for (_, change) in page.changes {
@@ -118,6 +122,22 @@ package struct SyncService: Sendable {
             }
         }
         return response
+    }
+
+    /// The most sections one pull may name: each is one more index range the store reads.
+    package static let maxSections = 100
+
+    /// The sections a pull names, distinct and sorted by their bytes (as every store compares
+    /// them, ``ExactText``); `nil` for every section (none named).
+    ///
+    /// - Throws: ``SyncError`` `invalid_request` for more than ``maxSections``.
+    func checkedSections(_ sections: [String]?) throws(SyncError) -> [String]? {
+        guard let sections, !sections.isEmpty else { return nil }
+        let distinct = Set(sections.map(\.exact))
+        guard distinct.count <= Self.maxSections else {
+            throw SyncError(.invalidRequest, "a pull may name at most \(Self.maxSections) sections, got \(distinct.count)")
+        }
+        return distinct.map(\.string).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     /// The page size asked for, or the default.
@@ -136,21 +156,24 @@ package struct SyncService: Sendable {
     ///
     /// - Throws: as ``pull(user:cursor:limit:)``; ``SyncError`` `invalid_request` when `wait` is
     ///   over ``LiveConfiguration/maxWait``, `unavailable` when the stream caps are reached.
-    package func pull(user: UserRecord, cursor: String?, limit: Int?, wait: Duration) async throws -> PullResponse {
-        guard wait > .zero else { return try await pull(user: user, cursor: cursor, limit: limit) }
+    package func pull(user: UserRecord, cursor: String?, limit: Int?, sections: [String]? = nil, wait: Duration) async throws -> PullResponse {
+        guard wait > .zero else { return try await pull(user: user, cursor: cursor, limit: limit, sections: sections) }
         guard wait <= configuration.live.maxWait else {
             throw SyncError(.invalidRequest, "wait must be from 0 to \(configuration.live.maxWait.components.seconds) seconds")
         }
         // Subscribed before the first read, so a commit between the two still wakes it.
         let stream = try openLiveStream(user: user, cursor: cursor)
-        let page = try await pull(user: user, cursor: cursor, limit: limit)
+        let page = try await pull(user: user, cursor: cursor, limit: limit, sections: sections)
         guard page.isCaughtUp, !stream.isReset else { return page }
-        var changed = false
+        // Each change pulls again; one the pull does not serve (of a section not followed, or
+        // held back on PostgreSQL) leaves the page empty, and the wait goes on.
+        var answer = page
         try await stream.run(life: wait) { event in
-            if case .changes = event { changed = true }
-            return !changed
+            guard case .changes = event else { return true }
+            answer = try await pull(user: user, cursor: cursor, limit: limit, sections: sections)
+            return answer.isCaughtUp
         }
-        return changed ? try await pull(user: user, cursor: cursor, limit: limit) : page
+        return answer
     }
 
     /// The cursor of a feed position, as a pull ending there hands out.
