@@ -18,13 +18,19 @@ struct Oracle {
         ]
     }
 
-    /// 1. Every device of a user holds exactly the server's state for that user and its live articles in their latest version.
+    /// 1. Every device of a user holds exactly the server's state for that user and its live
+    /// articles in their latest version; a partial device, what its window and sections call for
+    /// (``partialHoldings(of:view:)``).
     func convergence(_ views: [String: Runner.ServerView]) throws -> InvariantResult {
         let name = "convergence"
         for device in runner.devices.sorted(by: { $0.name < $1.name }) {
             guard let view = views[device.user] else { continue }
             let articles = try device.store.articleVersions()
-            if articles != view.articles {
+            if try device.store.followedSections() != nil || !device.store.options.window.isUnbounded {
+                if let failure = try partialHoldings(of: device, view: view) {
+                    return InvariantResult(name: name, passed: false, detail: "\(device.user) on \(device.name): \(failure)")
+                }
+            } else if articles != view.articles {
                 let missing = view.articles.keys.filter { articles[$0] != view.articles[$0] }.sorted().first
                 let extra = articles.keys.filter { view.articles[$0] == nil }.sorted().first
                 let article = missing ?? extra ?? "?"
@@ -57,6 +63,55 @@ struct Oracle {
             }
         }
         return InvariantResult(name: name, passed: true)
+    }
+
+    /// What a device with a window or sections holds, against the server's live articles: `nil`
+    /// when it holds what it should, else the first thing wrong.
+    ///
+    /// - It may hold an article of a section it follows only at the server's version, and one of
+    ///   another section only while bookmarked (it gets that one's tombstone, not its updates).
+    /// - It keeps at most `newest` articles besides bookmarked ones.
+    /// - It holds every live article of its sections (at the server's version) among the newest
+    ///   `newest − h`, where h counts what can leave a window without bringing an older article
+    ///   back (retractions and moves to another section in the run) and the bookmarked articles of
+    ///   other sections taking window places; every one of them without a window.
+    func partialHoldings(of device: SimDevice, view: Runner.ServerView) throws -> String? {
+        let stored = try device.store.articleVersions()
+        let followed = try device.store.followedSections()
+        let window = device.store.options.window
+        let bookmarked = Set(view.states.values.filter(\.bookmarked).map(\.articleId.exact))
+        func isFollowed(_ id: ExactText) -> Bool {
+            guard let followed else { return true }
+            return view.details[id].map { followed.contains($0.section) } ?? false
+        }
+        for (id, version) in stored.sorted(by: { $0.key.string < $1.key.string }) {
+            guard let server = view.articles[id] else {
+                return "holds article \(id.string), which the server no longer has"
+            }
+            if isFollowed(id) {
+                if version != server { return "article \(id.string) is at version \(version) on the device, \(server) on the server" }
+            } else if !bookmarked.contains(id) {
+                return "holds article \(id.string) of section \(view.details[id]?.section ?? "?"), which it does not follow, not bookmarked"
+            } else if version > server {
+                return "article \(id.string) is at version \(version) on the device, past the server's \(server)"
+            }
+        }
+        let unpinned = stored.keys.count(where: { !bookmarked.contains($0) })
+        if let newest = window.newest, unpinned > newest {
+            return "holds \(unpinned) articles besides bookmarked ones; its window keeps \(newest)"
+        }
+        let wanted = view.articles.keys.filter(isFollowed).sorted { a, b in
+            let (pa, pb) = (view.details[a]?.publishedAt ?? "", view.details[b]?.publishedAt ?? "")
+            return pa == pb ? b.string.utf8.lexicographicallyPrecedes(a.string.utf8) : pb.utf8.lexicographicallyPrecedes(pa.utf8)
+        }
+        let holes = runner.report.newsroomEvents["retracted", default: 0] + runner.report.newsroomEvents["moved to another section", default: 0]
+            + stored.keys.count(where: { !isFollowed($0) })
+        let required = window.newest.map { max(0, $0 - holes) } ?? wanted.count
+        if let missing = wanted.prefix(required).first(where: { stored[$0] != view.articles[$0] }) {
+            return "lacks article \(missing.string) (version \(view.articles[missing] ?? 0)), one of the newest \(required) of "
+                + (followed.map { "its sections \($0.sorted())" } ?? "every section")
+        }
+        return nil
     }
 
     /// 2. Every recorded mutation is reflected in the final state, superseded by a later change of the

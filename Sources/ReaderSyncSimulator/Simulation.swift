@@ -93,6 +93,11 @@ final class Runner {
     var retracted: [String] = []
     /// Retracted articles compaction removed with their states (some published again since).
     var removedArticles = Set<String>()
+    /// What each partial device keeps (``SimulationOptions/partial``), by device name.
+    var windows: [String: StorageWindow] = [:]
+    /// Articles a correction moved to another section, and the section they are in now.
+    var movedSections: [String: String] = [:]
+    static let sections = ["politics", "world", "economy", "sport", "culture", "tech"]
     /// The latest line the newsroom sent for each article, to send again after a restore.
     var currentLines: [String: String] = [:]
     var nextArticle = 1
@@ -192,14 +197,32 @@ final class Runner {
         let path = options.dataDirectory.appendingPathComponent("\(name).sqlite").path
         let link = DeviceLink(inner: server.transport(token: tokens[user]!), recorder: recorder, order: pushOrder, user: user,
                               serverMillis: { [server] in server.nowMillis })
-        return try SimDevice(name: name, user: user, path: path, link: link, open: openStore(name: name))
+        var followed: Set<String>?
+        if options.partial {
+            // Kept, windowed, following some sections, or both: a quarter each.
+            let kind = rng.int(in: 0...3)
+            if kind & 1 == 1 { windows[name] = StorageWindow(newest: rng.int(in: 4...12)) }
+            if kind & 2 == 2 { followed = randomSections() }
+        }
+        let device = try SimDevice(name: name, user: user, path: path, link: link, open: openStore(name: name))
+        if let followed { try device.store.follow(sections: followed) }
+        return device
+    }
+
+    /// Two or three of the six sections.
+    func randomSections() -> Set<String> {
+        var pool = Self.sections
+        var picked = Set<String>()
+        for _ in 0..<rng.int(in: 2...3) { picked.insert(pool.remove(at: rng.int(in: 0...(pool.count - 1)))) }
+        return picked
     }
 
     func openStore(name: String) -> (String, SkewBox) throws -> ReaderStore {
         let clock = self.clock
         let skipsOverlay = options.defect == .clientSkipsPendingOverlay
+        let options = ReaderStore.Options(window: windows[name] ?? .unbounded)
         return { path, skew in
-            try ReaderStore(path: path, deviceId: name,
+            try ReaderStore(path: path, deviceId: name, options: options,
                             now: { Timestamp.date(millis: clock.nowMillis + skew.millis.withLock { $0 }) },
                             skipsPendingOverlay: skipsOverlay)
         }
@@ -236,8 +259,15 @@ final class Runner {
         if server.canRestore && faults.contains(.serverRestored) && rng.chance(0.03) { try takeSnapshot() }
     }
 
-    /// A reader's action on an article the device has (or, rarely, one it only heard of).
+    /// A reader's action on an article the device has (or, rarely, one it only heard of); on a
+    /// partial device, now and then, a change of the sections it follows.
     func act(on device: SimDevice) throws {
+        if options.partial, rng.chance(0.04) {
+            let sections: Set<String>? = rng.chance(0.25) ? nil : randomSections()
+            try device.store.follow(sections: sections)
+            report.newsroomEvents["sections followed anew", default: 0] += 1
+            return
+        }
         let count = try device.store.articleCount()
         let articleId: String
         if count > 0 {
@@ -438,12 +468,11 @@ final class Runner {
     }
 
     private func makeLine(id: String, revision: Int) -> String {
-        let sections = ["politics", "world", "economy", "sport", "culture", "tech"]
         let number = Int(id.dropFirst(4)) ?? 0
         let published = Timestamp.format(Timestamp.date(millis: 1_764_547_200_000 - Int64(number) * 600_000))
         let updated = revision == 0 ? published : Timestamp.format(clock.now)
         let fields: [String: String] = [
-            "id": id, "section": sections[number % sections.count],
+            "id": id, "section": movedSections[id] ?? Self.sections[number % Self.sections.count],
             "title": "Story \(number)" + (revision > 0 ? " (update \(revision))" : ""),
             "summary": "What happened in story \(number).",
             "body": String(repeating: "Paragraph of story \(number), revision \(revision). ", count: 8),
@@ -473,6 +502,10 @@ final class Runner {
             report.newsroomEvents["published", default: 0] += 1
         } else if roll < 7 {
             let id = rng.pick(liveArticles)
+            if options.partial, rng.chance(0.3) {
+                movedSections[id] = rng.pick(Self.sections)
+                report.newsroomEvents["moved to another section", default: 0] += 1
+            }
             try await ingest([publishLine(id: id, revision: rng.int(in: 1...1000))])
             report.newsroomEvents["corrected", default: 0] += 1
         } else if roll < 9 || retracted.isEmpty {
@@ -586,19 +619,25 @@ final class Runner {
     }
 
     /// A user's articles (live ones, by version) and states, as the server serves them.
-    typealias ServerView = (articles: [ExactText: Int64], states: [String: StateDTO])
+    /// Each live article's version, section and publication time; each state.
+    typealias ServerView = (articles: [ExactText: Int64], details: [ExactText: (section: String, publishedAt: String)],
+                            states: [String: StateDTO])
 
     /// The server's view of a user: a fresh pull from the beginning with the user's token, no faults.
     func serverView(user: String) async throws -> ServerView {
         let transport = server.transport(token: tokens[user]!)
         var articles: [ExactText: Int64] = [:]
+        var details: [ExactText: (section: String, publishedAt: String)] = [:]
         var states: [String: StateDTO] = [:]
         _ = try await transport.pullUntilCaughtUp(from: nil, limit: 1000) { page in
-            for a in page.articles { articles[a.id.exact] = a.version }
+            for a in page.articles {
+                articles[a.id.exact] = a.version
+                details[a.id.exact] = (a.section, a.publishedAt)
+            }
             for id in page.deletedArticleIds { articles[id.exact] = nil }
             for s in page.states { states[s.articleId] = s }
         }
-        return (articles, states)
+        return (articles, details, states)
     }
 
     func digest() async throws -> String {

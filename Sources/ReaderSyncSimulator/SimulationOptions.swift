@@ -71,6 +71,11 @@ public struct SimulationOptions: Sendable {
     /// In process: now and then a month passes on the virtual clock and the server compacts
     /// (tombstones kept 30 days), so devices away meanwhile meet `410 cursor_expired`.
     public var compaction = false
+    /// Partial devices: some devices keep a storage window of their newest 4 to 12 articles, some
+    /// follow two or three of the six sections (and now and then change which, or follow all
+    /// again), some both; corrections sometimes move an article to another section. The oracle
+    /// checks that each holds what its window and sections call for, plus its bookmarks.
+    public var partial = false
     package var defect: SimulationDefect?
 
     public init(dataDirectory: URL) {
@@ -84,6 +89,7 @@ public struct SimulationOptions: Sendable {
         if concurrency > 1 { parts.append("--concurrency \(concurrency)") }
         if live { parts.append("--live") }
         if compaction { parts.append("--compaction") }
+        if partial { parts.append("--partial") }
         if case .remote(let urls, _) = server { parts.append(urls.map { "--server \($0)" }.joined(separator: " ") + " --admin-token …") }
         return parts.joined(separator: " ")
     }

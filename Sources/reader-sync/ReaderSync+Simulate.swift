@@ -27,6 +27,8 @@ extension ReaderSync {
         var live = false
         @Flag(help: "In process: now and then a month passes and the server compacts (tombstones kept 30 days); devices away meanwhile pull anew.")
         var compaction = false
+        @Flag(help: "Partial devices: some keep a window of their newest 4-12 articles, some follow 2 or 3 of the six sections (changing them now and then), some both; corrections sometimes move an article to another section.")
+        var partial = false
         @Option(help: "Devices syncing at once. 1: one device acts or syncs per step; more: each step is a round in which every online device syncs, this many at a time.") var concurrency = 1
         @Flag(help: "Print the report as JSON.") var json = false
 
@@ -63,6 +65,7 @@ extension ReaderSync {
             options.concurrency = concurrency
             options.live = live
             options.compaction = compaction
+            options.partial = partial
             if !server.isEmpty, let token = resolvedAdminToken { options.server = .remote(urls: server, adminToken: token) }
             if !json { say("seed \(seed) · data in \(directory.path)") }
 

@@ -59,6 +59,26 @@ struct SimulationTests {
         #expect(expired > 0)
     }
 
+    @Test("partial devices (windows, sections followed and changed, articles moved between sections) with compaction and every fault: each device holds what its window and sections call for, and every invariant holds")
+    func partialDevices() async throws {
+        var moved = 0
+        var followedAnew = 0
+        for seed in [3, 5, 21] as [UInt64] {
+            var o = options(seed: seed, steps: 700)
+            o.users = 4
+            o.faultRate = 0.1
+            o.churn = 0.1
+            o.partial = true
+            o.compaction = true
+            let report = try await Simulation.run(o)
+            expectAllPass(report)
+            moved += report.newsroomEvents["moved to another section", default: 0]
+            followedAnew += report.newsroomEvents["sections followed anew", default: 0]
+        }
+        #expect(moved > 0)
+        #expect(followedAnew > 0)
+    }
+
     @Test("each fault kind on its own: every invariant holds", arguments: FaultKind.allCases)
     func eachFault(kind: FaultKind) async throws {
         let report = try await Simulation.run(options(seed: 11, steps: 250, faults: [kind], faultRate: 0.5))
