@@ -107,50 +107,57 @@ extension ReaderStore {
                 }
                 clock.observe(state.hlc)
             }
-            // After the states, so a bookmark in the same page keeps its article.
+            // After the states, so a bookmark in the same page keeps its article; kept, it goes
+            // at the first eviction after nothing pins it any more.
             let dropExpired = try db.cachedStatement(sql: """
                 DELETE FROM article WHERE id = ?1
                     AND NOT EXISTS (SELECT 1 FROM articleState WHERE articleId = ?1 AND bookmarked = 1)
                     AND NOT EXISTS (SELECT 1 FROM outbox WHERE articleId = ?1)
                 """)
-            for id in page.expiredArticleIds { try dropExpired.execute(arguments: [id]) }
+            let keepPinned = try db.cachedStatement(sql: "UPDATE article SET pinnedOnly = 1 WHERE id = ?")
+            for id in page.expiredArticleIds {
+                try dropExpired.execute(arguments: [id])
+                if db.changesCount == 0 { try keepPinned.execute(arguments: [id]) }
+            }
             meta.hlc = clock.last
             meta.cursor = page.cursor
             try meta.save(db)
         }
     }
 
-    /// Stores an article's content, replacing what the device had of it, as arrived at `arrival`.
-    static func storeArticle(_ db: Database, _ a: ArticleDTO, arrival: Int64) throws {
+    /// Stores an article's content, replacing what the device had of it, as arrived at `arrival`;
+    /// `pinnedOnly` when it comes from outside what the device syncs (kept only while pinned).
+    static func storeArticle(_ db: Database, _ a: ArticleDTO, arrival: Int64, pinnedOnly: Bool = false) throws {
         // Article text is bound so that it round-trips exactly (see ExactText).
         try db.cachedStatement(sql: """
-            INSERT OR REPLACE INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version, arrival)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT OR REPLACE INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version, arrival,
+                pinnedOnly)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [a.id, a.section.exactDatabaseValue, a.title.exactDatabaseValue,
                                      a.summary.exactDatabaseValue, a.body.exactDatabaseValue,
                                      a.author.exactDatabaseValue, a.url.exactDatabaseValue,
-                                     a.publishedAt, a.updatedAt, a.version, arrival])
+                                     a.publishedAt, a.updatedAt, a.version, arrival, pinnedOnly])
     }
 
-    /// Keeps an article fetched by id (``SyncEngine/article(id:)``) until the next eviction,
-    /// unless the device has it in this version or a newer one already (a pull may have stored
-    /// one while the fetch was under way).
+    /// Keeps an article fetched by id (``SyncEngine/article(id:)``) while it is bookmarked or has
+    /// a pending change, else until the next eviction, unless the device has it in this version or
+    /// a newer one already (a pull may have stored one while the fetch was under way).
     package func cache(_ article: ArticleDTO) throws {
         try dbPool.write { db in
             let stored = try Int64.fetchOne(db, sql: "SELECT version FROM article WHERE id = ?", arguments: [article.id])
             if let stored, stored >= article.version { return }
             var meta = try SyncMeta.fetch(db)
             meta.lastArrival += 1
-            try Self.storeArticle(db, article, arrival: meta.lastArrival)
+            try Self.storeArticle(db, article, arrival: meta.lastArrival, pinnedOnly: true)
             try meta.save(db)
         }
     }
 
     /// Evicts what the device does not keep: articles outside the store's window
     /// (``Options/window``: all but the newest `newest` by publication and those published in
-    /// the last `days` days) and articles of sections it does not follow
-    /// (``follow(sections:)``), except bookmarked ones and those with a pending change. Their
-    /// states stay. Nothing with an unbounded window and every section followed.
+    /// the last `days` days), articles of sections it does not follow (``follow(sections:)``)
+    /// and articles kept only while pinned (expired by the server, or fetched by id), except
+    /// bookmarked ones and those with a pending change. Their states stay.
     ///
     /// - Returns: how many articles were evicted.
     @discardableResult
@@ -161,7 +168,7 @@ extension ReaderStore {
     /// ``evict()`` in the caller's transaction, with the followed sections it holds.
     func evict(_ db: Database) throws -> Int {
         let window = options.window
-        var outside: [String] = []
+        var outside = ["pinnedOnly = 1"]
         var arguments: StatementArguments = []
         if let newest = window.newest {
             // A range of article_on_publishedAt, newest first.
@@ -176,7 +183,6 @@ extension ReaderStore {
             outside.append("section NOT IN (\(Array(repeating: "?", count: sections.count).joined(separator: ", ")))")
             arguments += StatementArguments(sections.map(\.exactDatabaseValue))
         }
-        guard !outside.isEmpty else { return 0 }
         try db.execute(sql: """
             DELETE FROM article WHERE (\(outside.joined(separator: " OR ")))
                 AND NOT EXISTS (SELECT 1 FROM articleState s WHERE s.articleId = article.id AND s.bookmarked = 1)

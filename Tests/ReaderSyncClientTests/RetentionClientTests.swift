@@ -21,7 +21,7 @@ struct RetentionClientTests {
         #expect(report.inserted == articles.count)
     }
 
-    @Test("a device drops the articles the server expired, except those shown bookmarked or with a pending change; their states stay")
+    @Test("a device drops the articles the server expired, except those shown bookmarked or with a pending change, which go once nothing pins them; their states stay")
     func dropsExpired() async throws {
         let h = try await ClientHarness()
         try await Self.ingest(h, [("old-1", 100), ("old-2", 100), ("old-3", 100), ("new-1", 1)])
@@ -41,9 +41,11 @@ struct RetentionClientTests {
         #expect(try store.articles().map(\.id).sorted() == ["new-1", "old-1", "old-2"])
         #expect(try store.state(articleId: "old-2").isRead)
 
-        // Once acknowledged, old-2 is an ordinary expired article; a later expiry page would drop it.
+        // Once acknowledged, nothing pins old-2: the eviction after the sync drops it.
         let report = try await engine.sync()
         #expect(report.acknowledged == 1)
+        #expect(report.evicted == 1)
+        #expect(try store.articles().map(\.id).sorted() == ["new-1", "old-1"])
         #expect(try store.state(articleId: "old-1").isBookmarked)
 
         // A second device of alice's pulls no expired content, but her bookmark's state, and
@@ -55,6 +57,14 @@ struct RetentionClientTests {
         #expect(laptopReport.fetchedArticles == 1)
         #expect(try laptop.articles().map(\.id) == ["new-1", "old-1"])
         #expect(try laptop.state(articleId: "old-1").isBookmarked)
+
+        // Un-bookmarked, the expired article leaves both devices at their next sync, the one that
+        // kept it when its expiry came and the one that fetched it.
+        try store.setBookmarked("old-1", false)
+        #expect(try await engine.sync().evicted == 1)
+        #expect(try await laptopEngine.sync().evicted == 1)
+        #expect(try store.articles().map(\.id) == ["new-1"])
+        #expect(try laptop.articles().map(\.id) == ["new-1"])
     }
 
     @Test("after 410 cursor_expired a device pulls anew: its outbox is kept as it was (nothing re-queued, nothing marked restored), bookmarked articles stay, a deletion it missed takes effect, and every change it made offline reaches the server")
