@@ -30,9 +30,9 @@ struct Oracle {
                 if let failure = try partialHoldings(of: device, view: view) {
                     return InvariantResult(name: name, passed: false, detail: "\(device.user) on \(device.name): \(failure)")
                 }
-            } else if articles != view.articles {
+            } else if articles.filter({ !Self.isPinnedExpired($0.key, view) }) != view.articles {
                 let missing = view.articles.keys.filter { articles[$0] != view.articles[$0] }.sorted().first
-                let extra = articles.keys.filter { view.articles[$0] == nil }.sorted().first
+                let extra = articles.keys.filter { view.articles[$0] == nil && !Self.isPinnedExpired($0, view) }.sorted().first
                 let article = missing ?? extra ?? "?"
                 return InvariantResult(name: name, passed: false, detail: "\(device.user) on \(device.name): article \(article) "
                     + "is at version \(articles[article].map(String.init) ?? "none") on the device, \(view.articles[article].map(String.init) ?? "none") on the server")
@@ -65,11 +65,18 @@ struct Oracle {
         return InvariantResult(name: name, passed: true)
     }
 
+    /// Whether the server expired the article and the user has it bookmarked: a device keeps it,
+    /// in the version it had (pinned).
+    static func isPinnedExpired(_ id: ExactText, _ view: Runner.ServerView) -> Bool {
+        view.articles[id] == nil && view.expired.contains(id) && view.states[id.string]?.bookmarked == true
+    }
+
     /// What a device with a window or sections holds, against the server's live articles: `nil`
     /// when it holds what it should, else the first thing wrong.
     ///
     /// - It may hold an article of a section it follows only at the server's version, and one of
-    ///   another section only while bookmarked (it gets that one's tombstone, not its updates).
+    ///   another section only while bookmarked (it gets that one's tombstone, not its updates);
+    ///   an expired one only while bookmarked, in any version.
     /// - It keeps at most `newest` articles besides bookmarked ones.
     /// - It holds every live article of its sections (at the server's version) among the newest
     ///   `newest − h`, where h counts what can leave a window without bringing an older article
@@ -84,7 +91,7 @@ struct Oracle {
             guard let followed else { return true }
             return view.details[id].map { followed.contains($0.section) } ?? false
         }
-        for (id, version) in stored.sorted(by: { $0.key.string < $1.key.string }) {
+        for (id, version) in stored.sorted(by: { $0.key.string < $1.key.string }) where !Self.isPinnedExpired(id, view) {
             guard let server = view.articles[id] else {
                 return "holds article \(id.string), which the server no longer has"
             }
@@ -155,7 +162,7 @@ struct Oracle {
         }
         for intent in intents {
             let m = intent.mutation
-            // A change to a retracted article whose state compaction then removed: gone by design.
+            // A change to a retracted or expired article whose state compaction then removed: gone by design.
             if runner.removedArticles.contains(m.articleId) { continue }
             let state = views[intent.user]?.states[m.articleId]
             let finalValue: FieldValue

@@ -95,6 +95,9 @@ final class Runner {
     var removedArticles = Set<String>()
     /// What each partial device keeps (``SimulationOptions/partial``), by device name.
     var windows: [String: StorageWindow] = [:]
+    /// With compaction, when each article was (last) published, in ms on the virtual clock: the
+    /// articles before the run two hours apart, later ones when published or restored.
+    var publishedMillis: [String: Int64] = [:]
     /// Articles a correction moved to another section, and the section they are in now.
     var movedSections: [String: String] = [:]
     static let sections = ["politics", "world", "economy", "sport", "culture", "tech"]
@@ -458,6 +461,9 @@ final class Runner {
         defer { nextArticle += 1 }
         let id = String(format: "sim-%06d", nextArticle)
         liveArticles.append(id)
+        if options.compaction {
+            publishedMillis[id] = nextArticle <= options.articles ? clock.nowMillis - Int64(nextArticle) * 7_200_000 : clock.nowMillis
+        }
         return id
     }
 
@@ -469,7 +475,7 @@ final class Runner {
 
     private func makeLine(id: String, revision: Int) -> String {
         let number = Int(id.dropFirst(4)) ?? 0
-        let published = Timestamp.format(Timestamp.date(millis: 1_764_547_200_000 - Int64(number) * 600_000))
+        let published = Timestamp.format(Timestamp.date(millis: publishedMillis[id] ?? (1_764_547_200_000 - Int64(number) * 600_000)))
         let updated = revision == 0 ? published : Timestamp.format(clock.now)
         let fields: [String: String] = [
             "id": id, "section": movedSections[id] ?? Self.sections[number % Self.sections.count],
@@ -482,17 +488,22 @@ final class Runner {
         return String(decoding: try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]), as: UTF8.self)
     }
 
-    /// A month passes on the virtual clock (devices keep their offsets), then the server compacts:
-    /// tombstones older than a checkpoint of 30 days ago go with their states, which the model
-    /// forgets too. Devices that were away since get `410 cursor_expired` at their next pull.
+    /// A month passes on the virtual clock (devices keep their offsets), then the server compacts
+    /// with a retention of 45 days: older articles expire (devices drop them unless bookmarked);
+    /// tombstones and unpinned expired articles older than a checkpoint of 30 days ago go with
+    /// their states, which the model forgets too. Devices that were away since get
+    /// `410 cursor_expired` at their next pull.
     func monthPasses() async throws {
         clock.advance(millis: 31 * 86_400_000)
-        let (compaction, removed) = try await server.compact(RetentionPolicy(tombstoneDays: 30, conflictDays: 36_500), candidates: retracted)
+        let (compaction, removed) = try await server.compact(RetentionPolicy(articleDays: 45, tombstoneDays: 30, conflictDays: 36_500),
+                                                             candidates: retracted + liveArticles)
         replayNewPushes()
         for id in removed { model.removeArticle(id) }
         removedArticles.formUnion(removed)
         report.newsroomEvents["month passed", default: 0] += 1
         report.newsroomEvents["tombstones removed", default: 0] += compaction.removedTombstones
+        report.newsroomEvents["articles expired", default: 0] += compaction.expired
+        report.newsroomEvents["expired articles removed", default: 0] += compaction.removedExpired
     }
 
     func newsroomEvent() async throws {
@@ -518,6 +529,8 @@ final class Runner {
             let id = rng.pick(retracted)
             retracted.removeAll { $0 == id }
             liveArticles.append(id)
+            // Published again now: a restore with its old date could be older than the retention.
+            if options.compaction { publishedMillis[id] = clock.nowMillis }
             try await ingest([publishLine(id: id, revision: rng.int(in: 1001...2000))])
             report.newsroomEvents["restored", default: 0] += 1
         }
@@ -620,14 +633,17 @@ final class Runner {
 
     /// A user's articles (live ones, by version) and states, as the server serves them.
     /// Each live article's version, section and publication time; each state.
+    /// Each live article's version, section and publication time; the expired articles the server
+    /// still has (kept for a bookmark, or not yet past the horizon); each state.
     typealias ServerView = (articles: [ExactText: Int64], details: [ExactText: (section: String, publishedAt: String)],
-                            states: [String: StateDTO])
+                            expired: Set<ExactText>, states: [String: StateDTO])
 
     /// The server's view of a user: a fresh pull from the beginning with the user's token, no faults.
     func serverView(user: String) async throws -> ServerView {
         let transport = server.transport(token: tokens[user]!)
         var articles: [ExactText: Int64] = [:]
         var details: [ExactText: (section: String, publishedAt: String)] = [:]
+        var expired = Set<ExactText>()
         var states: [String: StateDTO] = [:]
         _ = try await transport.pullUntilCaughtUp(from: nil, limit: 1000) { page in
             for a in page.articles {
@@ -635,9 +651,10 @@ final class Runner {
                 details[a.id.exact] = (a.section, a.publishedAt)
             }
             for id in page.deletedArticleIds { articles[id.exact] = nil }
+            for id in page.expiredArticleIds { expired.insert(id.exact) }
             for s in page.states { states[s.articleId] = s }
         }
-        return (articles, details, states)
+        return (articles, details, expired, states)
     }
 
     func digest() async throws -> String {

@@ -69,7 +69,8 @@ public struct SimulationOptions: Sendable {
     /// them when to pull), then the oracle checks as usual.
     public var live = false
     /// In process: now and then a month passes on the virtual clock and the server compacts
-    /// (tombstones kept 30 days), so devices away meanwhile meet `410 cursor_expired`.
+    /// (articles kept 45 days, tombstones 30), so articles expire (bookmarked ones stay pinned)
+    /// and devices away meanwhile meet `410 cursor_expired`.
     public var compaction = false
     /// Partial devices: some devices keep a storage window of their newest 4 to 12 articles, some
     /// follow two or three of the six sections (and now and then change which, or follow all

@@ -25,7 +25,7 @@ extension ReaderSync {
         @Option(name: .customLong("admin-token"), help: "The admin token of --server (default: $READER_SYNC_ADMIN_TOKEN).") var adminToken: String?
         @Flag(help: "After the steps, every device runs in live mode (SyncEngine.live()) instead of calling sync(), until all hold the server's state.")
         var live = false
-        @Flag(help: "In process: now and then a month passes and the server compacts (tombstones kept 30 days); devices away meanwhile pull anew.")
+        @Flag(help: "In process: now and then a month passes and the server compacts (articles kept 45 days, tombstones 30); devices away meanwhile pull anew.")
         var compaction = false
         @Flag(help: "Partial devices: some keep a window of their newest 4-12 articles, some follow 2 or 3 of the six sections (changing them now and then), some both; corrections sometimes move an article to another section.")
         var partial = false

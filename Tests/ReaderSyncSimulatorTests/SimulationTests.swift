@@ -39,10 +39,11 @@ struct SimulationTests {
         #expect(report.faults.values.reduce(0, +) > 5)
     }
 
-    @Test("compaction among the events (months passing, tombstones removed), with every fault: devices away meanwhile pull anew and every invariant holds")
+    @Test("compaction among the events (months passing, articles expiring, tombstones and expired articles removed), with every fault: devices away meanwhile pull anew, bookmarked expired articles stay, and every invariant holds")
     func compaction() async throws {
         var removed = 0
         var expired = 0
+        var expiredArticles = 0
         for seed in [2, 3, 12] as [UInt64] {
             var o = options(seed: seed, steps: 800)
             o.users = 4
@@ -54,9 +55,11 @@ struct SimulationTests {
             #expect(report.newsroomEvents["month passed", default: 0] > 1)
             removed += report.newsroomEvents["tombstones removed", default: 0]
             expired += report.cursorsExpired
+            expiredArticles += report.newsroomEvents["expired articles removed", default: 0]
         }
         #expect(removed > 0)
         #expect(expired > 0)
+        #expect(expiredArticles > 0)
     }
 
     @Test("partial devices (windows, sections followed and changed, articles moved between sections) with compaction and every fault: each device holds what its window and sections call for, and every invariant holds")
