@@ -173,10 +173,29 @@ extension SQLiteSyncStore {
 extension SQLiteSyncStore {
     package func newestArticles(through head: FeedPosition, after key: PublicationKey?, publishedSince: Date?,
                                 sections: [String]?, limit: Int) async throws -> [(key: PublicationKey, article: ArticleDTO)] {
-        // A descending range of the partial index article_on_published (publishedAt, id), or of
-        // article_on_section_published per section, cut at `limit` before the union is sorted.
-        var conditions = ["deletedAt IS NULL", "expiredAt IS NULL", "seq <= ?"]
-        var arguments: StatementArguments = [head.seq]
+        let (sql, arguments) = Self.newestArticles(through: head.seq, after: key, publishedSince: publishedSince,
+                                                   sections: sections, limit: limit)
+        return try await dbPool.read { db in
+            var rows: [(key: PublicationKey, article: ArticleDTO)] = []
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+            while let row = try cursor.next() {
+                guard case .article(let article) = try Self.decodeArticle(row) else { continue }
+                rows.append((PublicationKey(publishedAt: try row.decode(atIndex: 7), id: article.id), article))
+            }
+            return rows
+        }
+    }
+
+    /// The statement of ``newestArticles(through:after:publishedSince:sections:limit:)``: a
+    /// descending range of the partial index article_on_published (publishedAt, id), or of
+    /// article_on_section_published per section, each cut at `limit` before the union is sorted.
+    /// `+seq` keeps the sequence out of the index choice: with a section, (section, seq) looks
+    /// as good to the planner, and would read the whole section and sort it (measured: a first
+    /// page of two sections took 19 ms instead of 5).
+    static func newestArticles(through head: Int64, after key: PublicationKey?, publishedSince: Date?,
+                               sections: [String]?, limit: Int) -> (sql: String, arguments: StatementArguments) {
+        var conditions = ["deletedAt IS NULL", "expiredAt IS NULL", "+seq <= ?"]
+        var arguments: StatementArguments = [head]
         if let key {
             conditions.append("(publishedAt, id) < (?, ?)")
             arguments += [key.publishedAt, key.id.exactDatabaseValue]
@@ -186,28 +205,14 @@ extension SQLiteSyncStore {
             conditions.append("publishedAt >= ?")
             arguments += [Timestamp.secondBound(publishedSince)]
         }
-        let select = "SELECT \(Self.articleColumns) FROM article WHERE \(conditions.joined(separator: " AND "))"
+        let select = "SELECT \(articleColumns) FROM article WHERE \(conditions.joined(separator: " AND "))"
         let order = "ORDER BY publishedAt DESC, id DESC LIMIT ?"
-        let sql: String
-        var statementArguments: StatementArguments = []
-        if let sections {
-            sql = sections.map { _ in "SELECT * FROM (\(select) AND section = ? \(order))" }.joined(separator: "\nUNION ALL\n")
-                + "\nORDER BY 8 DESC, 1 DESC LIMIT ?"
-            for section in sections { statementArguments += arguments + [section.exactDatabaseValue, limit] }
-        } else {
-            sql = "\(select) \(order)"
-            statementArguments = arguments
-        }
-        let bound = statementArguments + [limit]
-        return try await dbPool.read { db in
-            var rows: [(key: PublicationKey, article: ArticleDTO)] = []
-            let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: bound)
-            while let row = try cursor.next() {
-                guard case .article(let article) = try Self.decodeArticle(row) else { continue }
-                rows.append((PublicationKey(publishedAt: try row.decode(atIndex: 7), id: article.id), article))
-            }
-            return rows
-        }
+        guard let sections else { return ("\(select) \(order)", arguments + [limit]) }
+        var bound: StatementArguments = []
+        for section in sections { bound += arguments + [section.exactDatabaseValue, limit] }
+        let sql = sections.map { _ in "SELECT * FROM (\(select) AND section = ? \(order))" }.joined(separator: "\nUNION ALL\n")
+            + "\nORDER BY 8 DESC, 1 DESC LIMIT ?"
+        return (sql, bound + [limit])
     }
 
     package func states(userId: Int64, after: FeedPosition, through head: FeedPosition,

@@ -156,7 +156,7 @@ struct SectionsTests {
         }
     }
 
-    @Test("each section is read through the (section, feed position) index, not by scanning the feed")
+    @Test("each section is read through the (section, feed position) index, not by scanning the feed; a first sync of sections through (section, publication)")
     func usesTheSectionIndex() async throws {
         let h = try await Harness(backend: .sqlite)
         let (sql, arguments) = SQLiteSyncStore.articleChanges(after: 0, limit: 10, sections: ["sport", "world"])
@@ -167,6 +167,18 @@ struct SectionsTests {
         #expect(plan.contains { $0.contains("USING INDEX article_on_tombstone_seq (seq>?)") }, "\(plan)")
         #expect(plan.contains { $0.contains("USING COVERING INDEX sectionExit_on_section_seq (section=? AND seq>?)") }, "\(plan)")
         #expect(!plan.contains { $0.contains("SCAN article") }, "\(plan)")
+
+        // A first sync of sections: each one a descending range in publication order, never a sort of the section.
+        let key = PublicationKey(publishedAt: "2026-11-20T09:00:00Z", id: "a9")
+        for after in [nil, key] {
+            let (newest, newestArguments) = SQLiteSyncStore.newestArticles(through: 1000, after: after, publishedSince: nil,
+                                                                           sections: ["sport", "world"], limit: 30)
+            let newestPlan = try await h.sqlite.dbPool.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + newest, arguments: newestArguments).map { $0["detail"] as String }
+            }
+            #expect(newestPlan.filter { $0.contains("USING INDEX article_on_section_published (section=?") }.count == 2, "\(newestPlan)")
+            #expect(!newestPlan.contains { $0.contains("article_on_section_seq") }, "\(newestPlan)")
+        }
     }
 
     @Test("on PostgreSQL, each section is read through article_on_section_feed", arguments: Backend.available.filter { $0 == .postgres })

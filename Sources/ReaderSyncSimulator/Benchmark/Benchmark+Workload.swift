@@ -255,6 +255,35 @@ extension Benchmark {
         report.figures["S8.storeWALBytes"] = Double(walBytes)
         report.figures["S8.articles"] = Double(articles)
         report.figures["S8.requests"] = Double(requests)
+
+        // The same with two of the corpus's eight sections followed, then a third one followed:
+        // its newest articles backfilled within the window, then the pull on from the cursor.
+        log("S8: the same, following world and sport, then also tech")
+        let sections: Set<String> = ["world", "sport"]
+        var sectionFirstPage: [Double] = []
+        var sectionCaughtUp: [Double] = []
+        var backfill: [Double] = []
+        for run in 0..<5 {
+            let path = options.workDirectory.appendingPathComponent("section-device-\(run).sqlite").path
+            let store = try ReaderStore(path: path, deviceId: "section-device-\(run)", options: .init(window: StorageWindow(newest: 500)))
+            try store.follow(sections: sections)
+            let engine = SyncEngine(store: store, transport: HTTPSyncTransport(baseURL: server.url, token: token, client: client),
+                                    pageSize: 500, firstPageSize: 30)
+            let start = ContinuousClock.now
+            let sync = try await engine.sync()
+            sectionCaughtUp.append(seconds(ContinuousClock.now - start) * 1000)
+            sectionFirstPage.append(sync.firstPageStored.map { seconds($0) * 1000 } ?? .nan)
+            try store.follow(sections: sections.union(["tech"]))
+            let followed = ContinuousClock.now
+            let widened = try await engine.sync()
+            backfill.append(seconds(ContinuousClock.now - followed) * 1000)
+            report.figures["S8.sections.backfilledArticles"] = Double(widened.backfilledArticles)
+            report.figures["S8.sections.articles"] = Double(try store.articleCount())
+            report.figures["S8.sections.storeBytes"] = Double(fileSize(path) + fileSize(path + "-wal"))
+        }
+        report.figures["S8.sections.firstPageMillisecondsP50"] = percentile(sectionFirstPage, 0.5)
+        report.figures["S8.sections.caughtUpMillisecondsP50"] = percentile(sectionCaughtUp, 0.5)
+        report.figures["S8.sections.backfillMillisecondsP50"] = percentile(backfill, 0.5)
     }
 
     /// A user's states as the server has them: a fresh pull from `after` (the bench users have no
