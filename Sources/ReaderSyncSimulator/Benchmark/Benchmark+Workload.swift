@@ -232,11 +232,17 @@ extension Benchmark {
         var walBytes = 0
         var articles = 0
         var requests = 0
-        for run in 0..<5 {
-            let path = options.workDirectory.appendingPathComponent("window-device-\(run).sqlite").path
-            let store = try ReaderStore(path: path, deviceId: "window-device-\(run)", options: .init(window: StorageWindow(newest: 500)))
+        /// A new device keeping the newest 500 articles, following `sections`: its store, engine and file.
+        func device(_ name: String, sections: Set<String>? = nil) throws -> (ReaderStore, SyncEngine, String) {
+            let path = options.workDirectory.appendingPathComponent("\(name).sqlite").path
+            let store = try ReaderStore(path: path, deviceId: name, options: .init(window: StorageWindow(newest: 500)))
+            try store.follow(sections: sections)
             let engine = SyncEngine(store: store, transport: HTTPSyncTransport(baseURL: server.url, token: token, client: client),
                                     pageSize: 500, firstPageSize: 30)
+            return (store, engine, path)
+        }
+        for run in 0..<5 {
+            let (store, engine, path) = try device("window-device-\(run)")
             let start = ContinuousClock.now
             let sync = try await engine.sync()
             caughtUp.append(seconds(ContinuousClock.now - start) * 1000)
@@ -264,11 +270,7 @@ extension Benchmark {
         var sectionCaughtUp: [Double] = []
         var backfill: [Double] = []
         for run in 0..<5 {
-            let path = options.workDirectory.appendingPathComponent("section-device-\(run).sqlite").path
-            let store = try ReaderStore(path: path, deviceId: "section-device-\(run)", options: .init(window: StorageWindow(newest: 500)))
-            try store.follow(sections: sections)
-            let engine = SyncEngine(store: store, transport: HTTPSyncTransport(baseURL: server.url, token: token, client: client),
-                                    pageSize: 500, firstPageSize: 30)
+            let (store, engine, path) = try device("section-device-\(run)", sections: sections)
             let start = ContinuousClock.now
             let sync = try await engine.sync()
             sectionCaughtUp.append(seconds(ContinuousClock.now - start) * 1000)
