@@ -29,11 +29,16 @@ extension ReaderStore {
                 throw ReaderSyncError(.invalidArgument, "a device follows at most \(Self.maxFollowedSections) sections, got \(sections.count)")
             }
         }
+        let window = options.window
         return try dbPool.write { db in
-            // What stays of the sections the device's articles were pulled under: a section
-            // dropped now and followed again later is backfilled then, its articles gone.
-            let pulled = try Self.decodeSections(String.fetchOne(db, sql: "SELECT pulledSections FROM syncMeta WHERE id = 1"))
+            // The sections whose articles the device still has in full: a section dropped now
+            // and followed again later is backfilled then, its articles gone. With a count
+            // window, none: dropping a section makes room that only a backfill of what stays
+            // refills, and a new section competes with the others for the window.
+            let row = try Row.fetchOne(db, sql: "SELECT followedSections, pulledSections FROM syncMeta WHERE id = 1")
+            let (before, pulled) = (try Self.decodeSections(row?[0]), try Self.decodeSections(row?[1]))
             let kept: Set<String>? = switch (pulled, sections) {
+            case _ where window.newest != nil && before != sections: []
             case (nil, _): sections
             case (let pulled?, nil): pulled
             case (let pulled?, let sections?): pulled.intersection(sections)
@@ -55,19 +60,23 @@ extension ReaderStore {
         try decodeSections(String.fetchOne(db, sql: "SELECT followedSections FROM syncMeta WHERE id = 1"))
     }
 
-    /// What the device follows and what its articles and cursor were pulled under: they differ
-    /// after ``follow(sections:)`` until the sync that backfills the sections added.
-    package func sectionsToPull() throws -> (followed: Set<String>?, pulled: Set<String>?) {
+    /// What the device follows, and the sections whose articles (within the window) it has in
+    /// full: they differ after ``follow(sections:)`` until the sync that backfills the others.
+    package func sectionsToBackfill() throws -> (followed: Set<String>?, pulled: Set<String>?) {
         try dbPool.read { db in
             let row = try Row.fetchOne(db, sql: "SELECT followedSections, pulledSections FROM syncMeta WHERE id = 1")
             return (try Self.decodeSections(row?[0]), try Self.decodeSections(row?[1]))
         }
     }
 
-    /// Records that the device's articles and cursor are those of `sections` from now on.
-    package func markPulled(sections: Set<String>?) throws {
+    /// Records that the device has the articles of `sections` in full, unless the reader chose
+    /// other sections meanwhile (``follow(sections:)`` during the backfill): then the next sync
+    /// backfills again.
+    package func markBackfilled(sections: Set<String>?) throws {
         try dbPool.write { db in
-            try db.execute(sql: "UPDATE syncMeta SET pulledSections = ? WHERE id = 1", arguments: [Self.encodeSections(sections)])
+            let encoded = Self.encodeSections(sections)
+            try db.execute(sql: "UPDATE syncMeta SET pulledSections = ? WHERE id = 1 AND followedSections IS ?",
+                           arguments: [encoded, encoded])
         }
     }
 
@@ -80,8 +89,13 @@ extension ReaderStore {
             var meta = try SyncMeta.fetch(db)
             meta.lastArrival += 1
             let stored = try db.cachedStatement(sql: "SELECT version FROM article WHERE id = ?")
+            // A copy kept only while pinned (fetched by id) is now in what the device syncs.
+            let synced = try db.cachedStatement(sql: "UPDATE article SET pinnedOnly = 0 WHERE id = ?")
             for article in articles {
-                if let version = try Int64.fetchOne(stored, arguments: [article.id]), version >= article.version { continue }
+                if let version = try Int64.fetchOne(stored, arguments: [article.id]), version >= article.version {
+                    try synced.execute(arguments: [article.id])
+                    continue
+                }
                 try Self.storeArticle(db, article, arrival: meta.lastArrival)
             }
             try meta.save(db)

@@ -170,18 +170,23 @@ extension ReaderStore {
         let window = options.window
         var outside = ["pinnedOnly = 1"]
         var arguments: StatementArguments = []
+        let sections = try Self.followedSections(db)
+        let followed = sections.map { "section IN (\(Array(repeating: "?", count: $0.count).joined(separator: ", ")))" }
+        let sectionArguments = StatementArguments(sections.map { $0.map(\.exactDatabaseValue) } ?? [])
         if let newest = window.newest {
-            // A range of article_on_publishedAt, newest first.
-            outside.append("id NOT IN (SELECT id FROM article ORDER BY publishedAt DESC, id DESC LIMIT ?)")
-            arguments += [newest]
+            // The newest of what the device syncs: a range of article_on_publishedAt, newest
+            // first, past the articles of other sections and those kept only while pinned.
+            outside.append("id NOT IN (SELECT id FROM article WHERE pinnedOnly = 0 \(followed.map { "AND \($0)" } ?? "") "
+                           + "ORDER BY publishedAt DESC, id DESC LIMIT ?)")
+            arguments += sectionArguments + [newest]
         }
         if let since = window.publishedSince(now: now()) {
             outside.append("publishedAt < ?")
             arguments += [Timestamp.secondBound(since)]
         }
-        if let sections = try Self.followedSections(db) {
-            outside.append("section NOT IN (\(Array(repeating: "?", count: sections.count).joined(separator: ", ")))")
-            arguments += StatementArguments(sections.map(\.exactDatabaseValue))
+        if let followed {
+            outside.append("NOT \(followed)")
+            arguments += sectionArguments
         }
         try db.execute(sql: """
             DELETE FROM article WHERE (\(outside.joined(separator: " OR ")))

@@ -164,7 +164,7 @@ private struct LiveSession: Sendable {
                 }
                 let asked = clock.now
                 let page = try await engine.transport.pull(cursor: try engine.store.cursor(), limit: 1, wait: options.longPollWait,
-                                                           sections: try engine.store.sectionsToPull().pulled).value
+                                                           sections: try engine.store.followedSections()).value
                 if !page.isCaughtUp {
                     failures = 0
                     await syncAndWait()

@@ -204,7 +204,7 @@ public actor SyncEngine {
     /// change after it (some of those articles again, which changes nothing) and none is missed.
     /// A device without a cursor does a first sync of what it follows instead.
     private func backfillFollowedSections(_ report: inout SyncReport) async throws {
-        let (followed, pulled) = try store.sectionsToPull()
+        let (followed, pulled) = try store.sectionsToBackfill()
         guard followed != pulled else { return }
         let added: Set<String>?  // nil: every section
         switch (pulled, followed) {
@@ -226,16 +226,17 @@ public actor SyncEngine {
                 report.bytesReceived += page.bytesReceived
                 try store.storeBackfill(page.value.articles)
                 report.backfilledArticles += page.value.articles.count
-                // The articles come first, `limit` a page, then the states (which the device's
-                // cursor brings anyway): a short page ends them.
-                guard page.value.articles.count == limit, page.value.hasMore else { break }
+                // The articles come first, then the states (which the device's cursor brings
+                // anyway). A transport without first syncs falls back to a pull from the
+                // beginning, which says nothing of it: that one is read to its end.
+                guard page.value.hasMore, page.value.articlesComplete != true else { break }
                 let cursor = page.value.cursor
                 page = try await retryingWhenBusy(&report) {
                     try await transport.pull(cursor: cursor, limit: limit, sections: added)
                 }
             }
         }
-        try store.markPulled(sections: followed)
+        try store.markBackfilled(sections: followed)
     }
 
     /// Throws `reset_required` for a page of another epoch: a device that never pulled has no
@@ -248,7 +249,8 @@ public actor SyncEngine {
     }
 
     /// One article: from the store, else fetched from the server (`GET /v1/articles/{id}`) and
-    /// kept until the next eviction, so a link to a story outside the window still opens.
+    /// kept while bookmarked or pending, else until the next eviction, so a link to a story
+    /// outside the window still opens.
     ///
     /// - Returns: `nil` when neither has it (never published, deleted, or removed by the
     ///   server's compaction).
@@ -269,7 +271,8 @@ public actor SyncEngine {
     }
 
     /// Fetches the content of bookmarked articles the pull did not bring (at most 200 a sync).
-    /// A failure ends the fetching, never the sync: what is left is fetched after a later sync
+    /// A failure (``ReaderSyncError``) ends the fetching, never the sync (cancellation does end
+    /// it): what is left is fetched after a later sync
     /// that fetches, or when the app asks for it (``article(id:)``).
     private func fetchBookmarkedContent() async throws -> Int {
         var fetched = 0
@@ -317,8 +320,8 @@ public actor SyncEngine {
     /// device's overlap; it is used only once the page before is stored, and dropped otherwise.
     private func pullAll(_ report: inout SyncReport, started: ContinuousClock.Instant) async throws {
         let cursor = try store.cursor()
-        // What the cursor was built under: the followed sections once backfilled.
-        let sections = try store.sectionsToPull().pulled
+        // Safe before a backfill too: it brings what lies before the cursor.
+        let sections = try store.followedSections()
         var next: Task<(Transported<PullResponse>, retries: Int), any Error>? = cursor == nil && !store.options.window.isUnbounded
             ? fetchNewestFirst(sections: sections) : fetchPage(from: cursor, sections: sections)
         defer { next?.cancel() }

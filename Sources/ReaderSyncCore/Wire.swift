@@ -116,6 +116,10 @@ public struct PullResponse: Sendable, Hashable, Codable {
     public var hasMore: Bool
     /// The server database's epoch: it changes when the database is reset or restored.
     public var epoch: String
+    /// On the pages of a first sync (`order=newest`): `true` once every article of it has been
+    /// sent; what follows are the user's states, then the changes since it began. A device that
+    /// backfills a section it started following stops there. Absent (`nil`) on other pages.
+    public var articlesComplete: Bool?
 
     /// Whether the page holds no change and nothing comes after it: the device is caught up
     /// (an empty long-poll answer).
@@ -124,7 +128,8 @@ public struct PullResponse: Sendable, Hashable, Codable {
     }
 
     public init(articles: [ArticleDTO], deletedArticleIds: [String], expiredArticleIds: [String] = [], states: [StateDTO],
-                cursor: String, hasMore: Bool, epoch: String) {
+                cursor: String, hasMore: Bool, epoch: String, articlesComplete: Bool? = nil) {
+        self.articlesComplete = articlesComplete
         self.articles = articles
         self.deletedArticleIds = deletedArticleIds
         self.expiredArticleIds = expiredArticleIds
@@ -135,7 +140,7 @@ public struct PullResponse: Sendable, Hashable, Codable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case articles, deletedArticleIds, expiredArticleIds, states, cursor, hasMore, epoch
+        case articles, deletedArticleIds, expiredArticleIds, states, cursor, hasMore, epoch, articlesComplete
     }
 
     public init(from decoder: any Decoder) throws {
@@ -147,6 +152,7 @@ public struct PullResponse: Sendable, Hashable, Codable {
         cursor = try c.decode(String.self, forKey: .cursor)
         hasMore = try c.decode(Bool.self, forKey: .hasMore)
         epoch = try c.decode(String.self, forKey: .epoch)
+        articlesComplete = try c.decodeIfPresent(Bool.self, forKey: .articlesComplete)
     }
 }
 

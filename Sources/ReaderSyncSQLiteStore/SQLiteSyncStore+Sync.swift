@@ -108,9 +108,10 @@ extension SQLiteSyncStore {
     /// article_on_section_seq; the tombstones of every section are one range of
     /// article_on_tombstone_seq (a device keeps bookmarked articles of sections it does not
     /// follow, and tombstones written before they kept their section have none); the exits from
-    /// these sections of articles now in none of them are a range of sectionExit_on_section_seq
-    /// each, read as expiries (``decodeArticle(_:ignoringExpiry:)``). Each part is cut at
-    /// `limit` before the union is sorted: the first `limit` of the union are among them.
+    /// these sections of articles now in none of them are ranges of sectionExit_on_section_seq
+    /// (one part: they are few), read as expiries (``decodeArticle(_:ignoringExpiry:)``). Each
+    /// part is cut at `limit` before the union is sorted: the first `limit` of the union are
+    /// among them. The section names are bound 3 times each (SQLite's limit is 32,766).
     static func articleChanges(after: Int64, limit: Int, sections: [String]?) -> (sql: String, arguments: StatementArguments) {
         guard let sections else {
             return ("SELECT \(articleColumns) FROM article WHERE seq > ? ORDER BY seq LIMIT ?", [after, limit])
@@ -128,16 +129,13 @@ extension SQLiteSyncStore {
             """)
         arguments += [after, limit]
         let marks = Array(repeating: "?", count: sections.count).joined(separator: ", ")
+        let names = StatementArguments(sections.map(\.exactDatabaseValue))
         let exitColumns = "e.articleId, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, e.seq, NULL, 'exit'"
-        for section in sections {
-            parts.append("""
-                SELECT * FROM (SELECT \(exitColumns) FROM sectionExit e JOIN article a ON a.id = e.articleId
-                    WHERE e.section = ? AND e.seq > ? AND a.section NOT IN (\(marks)) ORDER BY e.seq LIMIT ?)
-                """)
-            arguments += [section.exactDatabaseValue, after]
-            arguments += StatementArguments(sections.map(\.exactDatabaseValue))
-            arguments += [limit]
-        }
+        parts.append("""
+            SELECT * FROM (SELECT \(exitColumns) FROM sectionExit e JOIN article a ON a.id = e.articleId
+                WHERE e.section IN (\(marks)) AND e.seq > ? AND a.section NOT IN (\(marks)) ORDER BY e.seq LIMIT ?)
+            """)
+        arguments += names + [after] + names + [limit]
         return (parts.joined(separator: "\nUNION ALL\n") + "\nORDER BY 11 LIMIT ?", arguments + [limit])
     }
 

@@ -80,8 +80,9 @@ struct Oracle {
     /// - It keeps at most `newest` articles besides bookmarked ones.
     /// - It holds every live article of its sections (at the server's version) among the newest
     ///   `newest − h`, where h counts what can leave a window without bringing an older article
-    ///   back (retractions and moves to another section in the run) and the bookmarked articles of
-    ///   other sections taking window places; every one of them without a window.
+    ///   back: the articles it held that were retracted or moved to another section since it last
+    ///   chose its sections (a windowed device then backfills every section it follows); every one
+    ///   of them without a window.
     func partialHoldings(of device: SimDevice, view: Runner.ServerView) throws -> String? {
         let stored = try device.store.articleVersions()
         let followed = try device.store.followedSections()
@@ -111,8 +112,7 @@ struct Oracle {
             let (pa, pb) = (view.details[a]?.publishedAt ?? "", view.details[b]?.publishedAt ?? "")
             return pa == pb ? b.string.utf8.lexicographicallyPrecedes(a.string.utf8) : pb.utf8.lexicographicallyPrecedes(pa.utf8)
         }
-        let holes = runner.report.newsroomEvents["retracted", default: 0] + runner.report.newsroomEvents["moved to another section", default: 0]
-            + stored.keys.count(where: { !isFollowed($0) })
+        let holes = runner.windowHoles[device.name, default: 0]
         let required = window.newest.map { max(0, $0 - holes) } ?? wanted.count
         if let missing = wanted.prefix(required).first(where: { stored[$0] != view.articles[$0] }) {
             return "lacks article \(missing.string) (version \(view.articles[missing] ?? 0)), one of the newest \(required) of "

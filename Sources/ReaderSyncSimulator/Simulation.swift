@@ -98,6 +98,11 @@ final class Runner {
     /// With compaction, when each article was (last) published, in ms on the virtual clock: the
     /// articles before the run two hours apart, later ones when published or restored.
     var publishedMillis: [String: Int64] = [:]
+    /// Per device, the articles it held when they were retracted or moved to another section
+    /// since it last chose its sections (a windowed device then backfills every section it
+    /// follows): each can leave a place in its window that no older article comes back to fill
+    /// (``Oracle/partialHoldings(of:view:)``).
+    var windowHoles: [String: Int] = [:]
     /// Articles a correction moved to another section, and the section they are in now.
     var movedSections: [String: String] = [:]
     static let sections = ["politics", "world", "economy", "sport", "culture", "tech"]
@@ -268,6 +273,7 @@ final class Runner {
         if options.partial, rng.chance(0.04) {
             let sections: Set<String>? = rng.chance(0.25) ? nil : randomSections()
             try device.store.follow(sections: sections)
+            windowHoles[device.name] = 0
             report.newsroomEvents["sections followed anew", default: 0] += 1
             return
         }
@@ -473,12 +479,23 @@ final class Runner {
         return line
     }
 
+    /// Counts a window hole for each partial device that holds `id`, which leaves its sections.
+    func countWindowHoles(leaving id: String) throws {
+        guard options.partial else { return }
+        for device in devices where try device.store.article(id: id) != nil { windowHoles[device.name, default: 0] += 1 }
+    }
+
+    /// The section an article is in now.
+    func section(of id: String) -> String {
+        movedSections[id] ?? Self.sections[(Int(id.dropFirst(4)) ?? 0) % Self.sections.count]
+    }
+
     private func makeLine(id: String, revision: Int) -> String {
         let number = Int(id.dropFirst(4)) ?? 0
         let published = Timestamp.format(Timestamp.date(millis: publishedMillis[id] ?? (1_764_547_200_000 - Int64(number) * 600_000)))
         let updated = revision == 0 ? published : Timestamp.format(clock.now)
         let fields: [String: String] = [
-            "id": id, "section": movedSections[id] ?? Self.sections[number % Self.sections.count],
+            "id": id, "section": section(of: id),
             "title": "Story \(number)" + (revision > 0 ? " (update \(revision))" : ""),
             "summary": "What happened in story \(number).",
             "body": String(repeating: "Paragraph of story \(number), revision \(revision). ", count: 8),
@@ -514,6 +531,7 @@ final class Runner {
         } else if roll < 7 {
             let id = rng.pick(liveArticles)
             if options.partial, rng.chance(0.3) {
+                try countWindowHoles(leaving: id)
                 movedSections[id] = rng.pick(Self.sections)
                 report.newsroomEvents["moved to another section", default: 0] += 1
             }
@@ -523,6 +541,7 @@ final class Runner {
             let id = rng.pick(liveArticles)
             liveArticles.removeAll { $0 == id }
             retracted.append(id)
+            try countWindowHoles(leaving: id)
             try await ingest([#"{"id":"\#(id)","deleted":true}"#])
             report.newsroomEvents["retracted", default: 0] += 1
         } else {

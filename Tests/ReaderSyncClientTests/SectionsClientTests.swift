@@ -2,6 +2,7 @@ import Foundation
 import ReaderSyncClient
 import ReaderSyncCore
 import ReaderSyncTestSupport
+import Synchronization
 @testable import ReaderSyncServer
 @testable import ReaderSyncService
 import Testing
@@ -65,8 +66,11 @@ struct SectionsClientTests {
         try tablet.markRead("art-11")
         #expect(try tablet.follow(sections: ["world"]) == 1)  // art-12
         #expect(try Self.ids(tablet) == ["art-15", "art-14", "art-11", "art-1"])
+        // The window's places tech held go to world's older articles: a backfill of world, and
+        // art-11, acknowledged, leaves with its section.
         let fourth = try await engine.sync()
-        #expect(fourth.backfilledArticles == 0)
+        #expect(fourth.backfilledArticles == 4)
+        #expect(try Self.ids(tablet) == ["art-15", "art-14", "art-9", "art-6", "art-3", "art-1"])
         _ = try await phoneEngine.sync()
         #expect(try phone.state(articleId: "art-15").isBookmarked)
         #expect(try phone.state(articleId: "art-11").isRead)
@@ -124,6 +128,60 @@ struct SectionsClientTests {
         #expect(try tablet.state(articleId: "art-2").isBookmarked)
     }
 
+    @Test("a follow made while a sync backfills is not overwritten: the next sync backfills again, and nothing of the section is lost")
+    func followDuringBackfill() async throws {
+        let h = try await ClientHarness()
+        try await Self.ingest(h, (1...10).map { ($0, $0 % 2 == 0 ? "world" : "sport") })
+        let token = try await h.createUser("alice")
+        let hooked = BeforeFirstSyncPage(h.transport(token: token))
+        let (tablet, engine) = try h.openDevice("tablet", token: token, transport: hooked)
+        try tablet.follow(sections: ["world"])
+        _ = try await engine.sync()
+        try tablet.follow(sections: ["world", "sport"])
+        // While the backfill of sport runs, the reader drops sport again.
+        hooked.once { _ = try? tablet.follow(sections: ["world"]) }
+        _ = try await engine.sync()
+        #expect(try Self.ids(tablet).count == 5)
+        try tablet.follow(sections: ["world", "sport"])
+        #expect(try await engine.sync().backfilledArticles == 5)
+        #expect(try Self.ids(tablet).count == 10)
+    }
+
+    @Test("an article fetched for a bookmark, then brought by the backfill of its section, stays once un-bookmarked")
+    func backfillAdoptsFetchedArticle() async throws {
+        let h = try await ClientHarness()
+        try await Self.ingest(h, [(1, "world"), (2, "sport")])
+        let token = try await h.createUser("alice")
+        let (phone, phoneEngine) = try h.openDevice("phone", token: token)
+        try phone.setBookmarked("art-2", true)
+        _ = try await phoneEngine.sync()
+        let (tablet, engine) = try h.openDevice("tablet", token: token)
+        try tablet.follow(sections: ["world"])
+        #expect(try await engine.sync().fetchedArticles == 1)
+        try tablet.follow(sections: ["world", "sport"])
+        #expect(try await engine.sync().backfilledArticles == 1)
+        try tablet.setBookmarked("art-2", false)
+        #expect(try await engine.sync().evicted == 0)
+        #expect(try Self.ids(tablet) == ["art-2", "art-1"])
+    }
+
+    @Test("through a transport without first syncs, a backfill falls back to a pull from the beginning and reads it to its end, past pages short of articles")
+    func backfillThroughFallback() async throws {
+        let h = try await ClientHarness()
+        try await Self.ingest(h, [(1, "world"), (2, "world"), (3, "world"), (4, "sport"), (5, "sport"), (6, "sport")])
+        for id in ["art-1", "art-2", "art-3"] { _ = try await h.service.deleteArticle(id: id) }
+        try await Self.ingest(h, [(7, "sport"), (8, "sport"), (9, "world")])
+        let token = try await h.createUser("alice")
+        let (tablet, engine) = try h.openDevice("tablet", token: token, transport: PullAndPushOnly(h.transport(token: token)))
+        try tablet.follow(sections: ["world"])
+        _ = try await engine.sync()
+        #expect(try Self.ids(tablet) == ["art-9"])
+        try tablet.follow(sections: ["world", "sport"])
+        // Pages of 4 from the beginning: three sport articles and a tombstone, then two tombstones, two sport articles...
+        #expect(try await engine.sync().backfilledArticles == 5)
+        #expect(try Self.ids(tablet) == ["art-9", "art-8", "art-7", "art-6", "art-5", "art-4"])
+    }
+
     @Test("bad input: an empty set or more than 100 sections is refused, and what the device followed stays")
     func badInput() async throws {
         let h = try await ClientHarness()
@@ -139,4 +197,36 @@ struct SectionsClientTests {
         }
         #expect(try tablet.followedSections() == ["world"])
     }
+}
+
+/// Runs an action once, just before the next first-sync (or backfill) page is asked for.
+final class BeforeFirstSyncPage: SyncTransport {
+    let inner: any SyncTransport
+    private let action = Mutex<(@Sendable () -> Void)?>(nil)
+
+    init(_ inner: any SyncTransport) { self.inner = inner }
+
+    func once(_ body: @escaping @Sendable () -> Void) { action.withLock { $0 = body } }
+
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, sections: sections)
+    }
+    func push(_ request: PushRequest) async throws -> Transported<PushResponse> { try await inner.push(request) }
+    func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        action.withLock { action in defer { action = nil }; return action }?()
+        return try await inner.pullNewestFirst(limit: limit, window: window, since: since, sections: sections)
+    }
+    func article(id: String) async throws -> Transported<ArticleDTO>? { try await inner.article(id: id) }
+}
+
+/// A transport written before first syncs: pull and push only (the protocol's defaults for the rest).
+struct PullAndPushOnly: SyncTransport {
+    let inner: any SyncTransport
+
+    init(_ inner: any SyncTransport) { self.inner = inner }
+
+    func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
+        try await inner.pull(cursor: cursor, limit: limit, sections: sections)
+    }
+    func push(_ request: PushRequest) async throws -> Transported<PushResponse> { try await inner.push(request) }
 }

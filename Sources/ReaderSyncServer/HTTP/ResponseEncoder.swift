@@ -47,6 +47,7 @@ package struct ResponseEncoder {
         raw(page.hasMore ? "true" : "false")
         raw(",\"epoch\":")
         string(page.epoch)
+        if let complete = page.articlesComplete { raw(complete ? ",\"articlesComplete\":true" : ",\"articlesComplete\":false") }
         byte(UInt8(ascii: "}"))
     }
 

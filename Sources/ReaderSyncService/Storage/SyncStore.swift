@@ -23,12 +23,12 @@ package protocol SyncStore: ItemStore, RetentionStore, SnapshotStore {
     /// this by the sequence alone; one with concurrent writers orders by transaction first
     /// (``FeedPosition``).
     ///
-    /// With `sections` (distinct, sorted by their bytes, never empty), the articles are those of
-    /// these sections only (tombstones and expiries included), read through an index on
-    /// (section, feed position), never by scanning the others; plus the tombstones of articles
-    /// deleted before tombstones kept their section (no section: everyone's), and an expiry
-    /// for each article that left one of them for a section not in the set since `after`
-    /// (docs/PROTOCOL.md, "Sections"). States stay `userId`'s, of every article. `nil`: every section.
+    /// With `sections` (distinct, sorted by their bytes, never empty), the articles and expiries
+    /// are those of these sections only, read through an index on (section, feed position),
+    /// never by scanning the others; the tombstones are those of every section (a device keeps
+    /// bookmarked articles of others); and each article that left one of them for a section not
+    /// in the set since `after` comes as an expiry (docs/PROTOCOL.md, "Sections"). States stay
+    /// `userId`'s, of every article. `nil`: every section.
     func changes(userId: Int64, after: FeedPosition, limit: Int, sections: [String]?) async throws -> ChangePage
 
     /// Where `userId`'s feed ends now: the position of the last change ``changes(userId:after:limit:)``

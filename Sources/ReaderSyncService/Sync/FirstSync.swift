@@ -125,8 +125,10 @@ extension SyncService {
         }
         // Always more: once the snapshot is sent, the device pulls on from its head (an empty page
         // when nothing changed meanwhile).
+        var articlesComplete = true
+        if case .articles = cursor.phase { articlesComplete = false }
         return PullResponse(articles: articles, deletedArticleIds: [], states: states,
                             cursor: finished ? cursors.encode(cursor.head, horizonSeen: cursor.horizonSeen) : cursors.encode(cursor),
-                            hasMore: true, epoch: epoch)
+                            hasMore: true, epoch: epoch, articlesComplete: articlesComplete)
     }
 }
