@@ -1,7 +1,9 @@
 -- ReaderSync server store on PostgreSQL, migration 5: sections, as m0006_server_sections does on
 -- SQLite (docs/PROTOCOL.md, "Sections"). Never edit once shipped.
 -- Sections are indexed by their MD5 (see m0003_postgres_reader_api); queries compare md5(section)
--- and then the bytes. From now on a tombstone keeps its article's section.
+-- and then the bytes. From now on a tombstone keeps its article's section. The index builds hold
+-- the article table's write lock until the migration commits: on a large database, upgrade in a
+-- quiet hour (as m0004).
 CREATE INDEX article_on_section_feed ON article (md5(section), xid, seq);
 -- Every tombstone, of any section, in feed order.
 CREATE INDEX article_on_tombstone_feed ON article (xid, seq) WHERE deleted_at IS NOT NULL;

@@ -13,7 +13,8 @@ extension ReaderStore {
     /// newest articles within the window), then pulls on from the device's cursor
     /// (docs/CLIENT.md, "Sections").
     ///
-    /// Section names are compared by their exact bytes, as the server stores them.
+    /// The server compares section names by their exact bytes; on the device they are a
+    /// `Set<String>`, so two spellings Swift holds equal (canonically equivalent Unicode) are one.
     ///
     /// - Returns: how many articles were evicted (also any outside the window).
     /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty set (follow every section
