@@ -31,6 +31,7 @@ package enum ReaderSyncSchema {
         Migration(name: "m0001_client_initial", sql: text(PackageResources.m0001_client_initial_sql)),
         Migration(name: "m0002_client_arrival", sql: text(PackageResources.m0002_client_arrival_sql)),
         Migration(name: "m0003_client_sections", sql: text(PackageResources.m0003_client_sections_sql)),
+        Migration(name: "m0004_client_search", sql: text(PackageResources.m0004_client_search_sql)),
     ]
 
     /// The protocol's OpenAPI 3.1 document.

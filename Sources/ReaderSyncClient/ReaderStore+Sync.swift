@@ -129,10 +129,14 @@ extension ReaderStore {
     /// `pinnedOnly` when it comes from outside what the device syncs (kept only while pinned).
     static func storeArticle(_ db: Database, _ a: ArticleDTO, arrival: Int64, pinnedOnly: Bool = false) throws {
         // Article text is bound so that it round-trips exactly (see ExactText).
+        // An upsert, not INSERT OR REPLACE: the row keeps its rowid, and the search index's update
+        // trigger fires (a replace's delete fires none; m0004_client_search).
         try db.cachedStatement(sql: """
-            INSERT OR REPLACE INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version, arrival,
-                pinnedOnly)
+            INSERT INTO article (id, section, title, summary, body, author, url, publishedAt, updatedAt, version, arrival, pinnedOnly)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET section = excluded.section, title = excluded.title, summary = excluded.summary,
+                body = excluded.body, author = excluded.author, url = excluded.url, publishedAt = excluded.publishedAt,
+                updatedAt = excluded.updatedAt, version = excluded.version, arrival = excluded.arrival, pinnedOnly = excluded.pinnedOnly
             """).execute(arguments: [a.id, a.section.exactDatabaseValue, a.title.exactDatabaseValue,
                                      a.summary.exactDatabaseValue, a.body.exactDatabaseValue,
                                      a.author.exactDatabaseValue, a.url.exactDatabaseValue,

@@ -24,10 +24,18 @@ public final class ReaderStore: Sendable {
         /// a pending change stay; the others are evicted after each sync (their states stay, and
         /// sync on), and a first sync starts with the newest articles.
         public var window: StorageWindow
+        /// The most matches one search ranks (``ReaderStore/search(_:limit:offset:)``): the most
+        /// recently stored ones; 1…1,000,000, default 2,000. A word in half of a large store
+        /// would otherwise cost a score for each of its articles (about 3 µs each on our test
+        /// machine: 60 ms over 20,000); news readers look for recent stories.
+        public var searchRankingLimit: Int
 
-        /// - Parameter window: what the device keeps; default ``StorageWindow/unbounded``.
-        public init(window: StorageWindow = .unbounded) {
+        /// - Parameters:
+        ///   - window: what the device keeps; default ``StorageWindow/unbounded``.
+        ///   - searchRankingLimit: the most matches a search ranks; default 2,000.
+        public init(window: StorageWindow = .unbounded, searchRankingLimit: Int = 2_000) {
             self.window = window
+            self.searchRankingLimit = searchRankingLimit
         }
     }
 
@@ -47,7 +55,8 @@ public final class ReaderStore: Sendable {
     ///   - options: what the store keeps (``Options``); the default keeps every article.
     ///   - now: the device's clock; injected so tests and the simulator control time.
     /// - Throws: ``ReaderSyncError`` `store_unavailable` when the file cannot be opened or migrated;
-    ///   `invalid_argument` for a window outside 1…1,000,000 articles or 1…36,500 days.
+    ///   `invalid_argument` for a window outside 1…1,000,000 articles or 1…36,500 days, or a
+    ///   search ranking limit outside 1…1,000,000.
     public convenience init(path: String, deviceId: String? = nil, options: Options = Options(),
                             now: @escaping @Sendable () -> Date = { Date() }) throws {
         try self.init(path: path, deviceId: deviceId, options: options, now: now, skipsPendingOverlay: false)
@@ -58,6 +67,9 @@ public final class ReaderStore: Sendable {
         guard (1...StorageWindow.maxNewest).contains(options.window.newest ?? 1), (1...StorageWindow.maxDays).contains(options.window.days ?? 1) else {
             throw ReaderSyncError(.invalidArgument,
                                   "a storage window keeps 1 to \(StorageWindow.maxNewest) articles and 1 to \(StorageWindow.maxDays) days")
+        }
+        guard (1...1_000_000).contains(options.searchRankingLimit) else {
+            throw ReaderSyncError(.invalidArgument, "searchRankingLimit must be from 1 to 1000000, got \(options.searchRankingLimit)")
         }
         self.options = options
         self.now = now
@@ -85,8 +97,10 @@ public final class ReaderStore: Sendable {
 
     // MARK: Reading
 
-    private static let articleColumns = """
-        article.id, section, title, summary, body, author, url, publishedAt, updatedAt, article.version,
+    /// Qualified: the search joins a table with title, summary and body columns too.
+    static let articleColumns = """
+        article.id, article.section, article.title, article.summary, article.body, article.author, article.url,
+        article.publishedAt, article.updatedAt, article.version,
         coalesce(articleState.read, 0), coalesce(articleState.bookmarked, 0), coalesce(articleState.progress, 0)
         """
 
@@ -156,7 +170,7 @@ public final class ReaderStore: Sendable {
         try dbPool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
     }
 
-    private static func decodeArticle(_ row: Row) -> ReaderArticle {
+    static func decodeArticle(_ row: Row) -> ReaderArticle {
         ReaderArticle(id: row[0], section: row.exactText(1), title: row.exactText(2), summary: row.exactText(3),
                       body: row.exactText(4), author: row.exactText(5), url: row.exactText(6),
                       publishedAt: row[7], updatedAt: row[8], version: row[9],

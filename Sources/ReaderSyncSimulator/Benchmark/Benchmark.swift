@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import CompressNIO
 import Foundation
+import GRDB
 import NIOCore
 import NIOHTTP1
 import NIOHTTPCompression
@@ -313,5 +314,46 @@ public enum Benchmark {
         start = clock.now
         for page in decoded { try store.apply(page) }
         report.figures["floor.S1.storeArticlesPerSecond"] = rate(start)
+        try searchFloor(store: store, articles: decoded.flatMap(\.articles), into: &report)
+    }
+
+    /// Offline search over the device store S1 filled: 200 queries made of the corpus's own
+    /// title words (100 whole words, 50 three-letter prefixes, 50 pairs), 20 hits each with
+    /// snippets; and the full-text index's size.
+    static func searchFloor(store: ReaderStore, articles: [ArticleDTO], into report: inout BenchmarkReport) throws {
+        let words = articles.enumerated().compactMap { index, article -> String? in
+            let titleWords = ReaderStore.words(of: article.title).filter { $0.count >= 4 }
+            return titleWords.isEmpty ? nil : titleWords[index % titleWords.count]
+        }
+        guard words.count >= 200 else { return }
+        let step = words.count / 200
+        var queries: [String] = []
+        for i in 0..<200 {
+            let word = words[i * step]
+            switch i % 4 {
+            case 0, 1: queries.append(word)
+            case 2: queries.append(String(word.prefix(3)))
+            default: queries.append(word + " " + words[(i * step + step / 2) % words.count])
+            }
+        }
+        let clock = ContinuousClock()
+        var times: [Double] = []
+        var hits = 0
+        for query in queries {
+            let start = clock.now
+            hits += try store.search(query, limit: 20).count
+            times.append(seconds(clock.now - start) * 1000)
+        }
+        report.figures["floor.search.queryMillisecondsP50"] = percentile(times, 0.5)
+        report.figures["floor.search.queryMillisecondsP95"] = percentile(times, 0.95)
+        report.figures["floor.search.queryMillisecondsMax"] = times.max() ?? 0
+        report.figures["floor.search.hitsPerQuery"] = Double(hits) / Double(queries.count)
+        report.figures["floor.search.articles"] = Double(articles.count)
+        let (index, total) = try store.dbPool.read { db in
+            (try Int.fetchOne(db, sql: "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'articleSearch%'") ?? 0,
+             try Int.fetchOne(db, sql: "SELECT sum(pgsize) FROM dbstat") ?? 0)
+        }
+        report.figures["floor.search.indexBytes"] = Double(index)
+        report.figures["floor.search.storeBytes"] = Double(total)
     }
 }

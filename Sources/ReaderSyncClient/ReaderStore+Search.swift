@@ -1,0 +1,124 @@
+import Foundation
+import GRDB
+import ReaderSyncCore
+
+/// What to look for in the articles on the device (``ReaderStore/search(_:limit:offset:)``).
+public enum SearchQuery: Sendable, Hashable {
+    /// What a reader types: every word must match, each as the start of a word ("eco" finds
+    /// "economy"), case and diacritics folded ("cafe" finds "Café"). Punctuation separates words
+    /// and is otherwise ignored, so no input is an error; one without words finds nothing.
+    case words(String)
+    /// SQLite FTS5 query syntax, for apps that offer it: `AND`, `OR`, `NOT`, `"a phrase"`,
+    /// `prefix*`, `NEAR(a b, 5)`, `title: word` (columns `title`, `summary`, `body`). See
+    /// https://www.sqlite.org/fts5.html#full_text_query_syntax. A malformed expression throws
+    /// `invalid_argument`; it is never SQL.
+    case expression(String)
+}
+
+/// One article found by a search, with the passage that matched.
+public struct SearchHit: Sendable, Hashable {
+    public var article: ReaderArticle
+    /// The best passage of the title, summary or body: up to 16 words around the matches, with
+    /// `…` where it was cut.
+    public var snippet: String
+    /// The matched words in ``snippet``, in order, for the app to mark.
+    public var matches: [Range<String.Index>]
+}
+
+extension ReaderStore {
+    /// The articles on the device that match `query`, best first (BM25; a word in the title
+    /// counts as ten in the body, one in the summary as four) among the most recently stored
+    /// matches (``Options/searchRankingLimit``, 2,000 by default), from the store's full-text index
+    /// (SQLite FTS5, kept in step with every article stored, updated, evicted or dropped).
+    ///
+    /// - Parameters:
+    ///   - query: the reader's words (``SearchQuery/words(_:)``) or an FTS5 expression.
+    ///   - limit: page size (1…1000, default 20); `offset` skips that many.
+    /// - Throws: ``ReaderSyncError`` `invalid_argument` for a malformed expression or a page out
+    ///   of range; `store_unavailable` when the store cannot be read.
+    public func search(_ query: SearchQuery, limit: Int = 20, offset: Int = 0) throws -> [SearchHit] {
+        guard (1...1000).contains(limit), offset >= 0 else {
+            throw ReaderSyncError(.invalidArgument, "limit must be from 1 to 1000 and offset not negative")
+        }
+        let expression: String
+        switch query {
+        case .words(let text):
+            let words = Self.words(of: text)
+            guard !words.isEmpty else { return [] }
+            // Each word a quoted string (never an operator), matched as a prefix.
+            expression = words.map { "\"\($0.replacingOccurrences(of: "\"", with: "\"\""))\"*" }.joined(separator: " ")
+        case .expression(let text):
+            expression = text
+        }
+        do {
+            return try dbPool.read { db in
+                if case .expression(let text) = query {
+                    // Parsed alone first, so that only the expression's own faults are the caller's.
+                    do {
+                        _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM articleSearch WHERE articleSearch MATCH ? AND rowid = 0",
+                                             arguments: [expression])
+                    } catch let error as DatabaseError where error.resultCode == .SQLITE_ERROR {
+                        throw ReaderSyncError(.invalidArgument, "the search expression \(text.prefix(80).debugDescription) is not valid: "
+                                              + (error.message ?? "syntax error"))
+                    }
+                }
+                // The rowid of the oldest match ranked: rowids grow as articles first arrive, and
+                // FTS5 walks its matches by rowid, newest first, without scoring them.
+                let floor = try Int64.fetchOne(db, sql: """
+                    SELECT rowid FROM articleSearch WHERE articleSearch MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?
+                    """, arguments: [expression, options.searchRankingLimit - 1]) ?? 0
+                return try Row.fetchAll(db, sql: """
+                    SELECT \(Self.articleColumns), snippet(articleSearch, -1, ?, ?, '…', 16)
+                    FROM articleSearch
+                    JOIN article ON article.rowid = articleSearch.rowid
+                    LEFT JOIN articleState ON articleState.articleId = article.id
+                    WHERE articleSearch MATCH ? AND articleSearch.rowid >= ?
+                    ORDER BY articleSearch.rank LIMIT ? OFFSET ?
+                    """, arguments: [Self.matchStart, Self.matchEnd, expression, floor, limit, offset]).map { row in
+                    let (snippet, matches) = Self.marked(row[13] as String? ?? "")
+                    return SearchHit(article: Self.decodeArticle(row), snippet: snippet, matches: matches)
+                }
+            }
+        } catch let error as DatabaseError {
+            throw ReaderSyncError(.storeUnavailable, "the search failed: \(error)")
+        }
+    }
+
+    /// Searches the reader's words (``SearchQuery/words(_:)``).
+    ///
+    /// - Throws: as ``search(_:limit:offset:)-(SearchQuery,_,_)``.
+    public func search(_ text: String, limit: Int = 20, offset: Int = 0) throws -> [SearchHit] {
+        try search(.words(text), limit: limit, offset: offset)
+    }
+
+    /// Runs of letters and digits, as the index's tokenizer splits text (Unicode-aware).
+    package static func words(of text: String) -> [String] {
+        text.split(whereSeparator: { !($0.isLetter || $0.isNumber) }).map(String.init)
+    }
+
+    /// Private-use characters that mark a match in a snippet; never in an article's text as
+    /// shown (any there are dropped from the snippet).
+    static let matchStart = "\u{E000}"
+    static let matchEnd = "\u{E001}"
+
+    /// The snippet without its marks, and where the marks were.
+    static func marked(_ text: String) -> (String, [Range<String.Index>]) {
+        var plain = ""
+        var starts: [Int] = []
+        var ranges: [(Int, Int)] = []
+        var length = 0
+        for character in text {
+            switch String(character) {
+            case matchStart: starts.append(length)
+            case matchEnd: if let start = starts.popLast() { ranges.append((start, length)) }
+            default:
+                plain.append(character)
+                length += 1
+            }
+        }
+        let matches = ranges.map { start, end in
+            plain.index(plain.startIndex, offsetBy: start)..<plain.index(plain.startIndex, offsetBy: end)
+        }
+        return (plain, matches)
+    }
+}
