@@ -19,7 +19,8 @@ CREATE TABLE article_rowid (
     pinnedOnly INTEGER NOT NULL DEFAULT 0
 );
 INSERT INTO article_rowid (id, section, title, summary, body, author, url, publishedAt, updatedAt, version, arrival, pinnedOnly)
-    SELECT id, section, title, summary, body, author, url, publishedAt, updatedAt, version, arrival, pinnedOnly FROM article;
+    SELECT id, section, title, summary, body, author, url, publishedAt, updatedAt, version, arrival, pinnedOnly FROM article
+    ORDER BY arrival, publishedAt, id;  -- rowids in the order the articles arrived, as later ones
 DROP TABLE article;
 ALTER TABLE article_rowid RENAME TO article;
 CREATE INDEX article_on_publishedAt ON article(publishedAt, id);

@@ -1,16 +1,20 @@
 import Foundation
 import GRDB
 import ReaderSyncCore
+import ReaderSyncSQLite
 
 /// What to look for in the articles on the device (``ReaderStore/search(_:limit:offset:)``).
 public enum SearchQuery: Sendable, Hashable {
-    /// What a reader types: every word must match, each as the start of a word ("eco" finds
-    /// "economy"), case and diacritics folded ("cafe" finds "Café"). Punctuation separates words
-    /// and is otherwise ignored, so no input is an error; one without words finds nothing.
+    /// What a reader types: every space-separated word must match, each as the start of a word
+    /// ("eco" finds "economy"), case and diacritics folded ("cafe" finds "Café"); a word with
+    /// punctuation inside ("don't", "O'Brien", "3.5") matches its parts side by side. No input is
+    /// an error; one without letters or digits finds nothing. Scripts written without spaces
+    /// (Chinese, Japanese) match from the start of a run of characters only.
     case words(String)
     /// SQLite FTS5 query syntax, for apps that offer it: `AND`, `OR`, `NOT`, `"a phrase"`,
     /// `prefix*`, `NEAR(a b, 5)`, `title: word` (columns `title`, `summary`, `body`). See
-    /// https://www.sqlite.org/fts5.html#full_text_query_syntax. A malformed expression throws
+    /// https://www.sqlite.org/fts5.html#full_text_query_syntax. A malformed expression (an empty
+    /// one, or one starting with `*`, which FTS5 reads as an internal command) throws
     /// `invalid_argument`; it is never SQL.
     case expression(String)
 }
@@ -19,16 +23,17 @@ public enum SearchQuery: Sendable, Hashable {
 public struct SearchHit: Sendable, Hashable {
     public var article: ReaderArticle
     /// The best passage of the title, summary or body: up to 16 words around the matches, with
-    /// `…` where it was cut.
+    /// `…` where it was cut (and nothing after a NUL character, which FTS5 stops at).
     public var snippet: String
     /// The matched words in ``snippet``, in order, for the app to mark.
     public var matches: [Range<String.Index>]
 }
 
 extension ReaderStore {
-    /// The articles on the device that match `query`, best first (BM25; a word in the title
-    /// counts as ten in the body, one in the summary as four) among the most recently stored
-    /// matches (``Options/searchRankingLimit``, 2,000 by default), from the store's full-text index
+    /// The articles on the device that match `query`, best first (BM25 weighted title ×10,
+    /// summary ×4, body ×1) among the matches first stored on this device most recently
+    /// (``Options/searchRankingLimit``, 2,000 by default; a correction keeps its article's
+    /// place), from the store's full-text index
     /// (SQLite FTS5, kept in step with every article stored, updated, evicted or dropped).
     ///
     /// - Parameters:
@@ -45,9 +50,13 @@ extension ReaderStore {
         case .words(let text):
             let words = Self.words(of: text)
             guard !words.isEmpty else { return [] }
-            // Each word a quoted string (never an operator), matched as a prefix.
+            // Each word a quoted string (never an operator; FTS5 splits it into adjacent tokens),
+            // matched as a prefix.
             expression = words.map { "\"\($0.replacingOccurrences(of: "\"", with: "\"\""))\"*" }.joined(separator: " ")
         case .expression(let text):
+            if text.first == "*" {
+                throw ReaderSyncError(.invalidArgument, "the search expression \(text.prefix(80).debugDescription) is not valid: it starts with *")
+            }
             expression = text
         }
         do {
@@ -75,7 +84,7 @@ extension ReaderStore {
                     WHERE articleSearch MATCH ? AND articleSearch.rowid >= ?
                     ORDER BY articleSearch.rank LIMIT ? OFFSET ?
                     """, arguments: [Self.matchStart, Self.matchEnd, expression, floor, limit, offset]).map { row in
-                    let (snippet, matches) = Self.marked(row[13] as String? ?? "")
+                    let (snippet, matches) = Self.marked(row.exactText(13))
                     return SearchHit(article: Self.decodeArticle(row), snippet: snippet, matches: matches)
                 }
             }
@@ -91,9 +100,9 @@ extension ReaderStore {
         try search(.words(text), limit: limit, offset: offset)
     }
 
-    /// Runs of letters and digits, as the index's tokenizer splits text (Unicode-aware).
+    /// The space-separated words of `text` that hold a letter or a digit.
     package static func words(of text: String) -> [String] {
-        text.split(whereSeparator: { !($0.isLetter || $0.isNumber) }).map(String.init)
+        text.split(whereSeparator: \.isWhitespace).map(String.init).filter { $0.contains { $0.isLetter || $0.isNumber } }
     }
 
     /// Private-use characters that mark a match in a snippet; never in an article's text as
@@ -101,24 +110,34 @@ extension ReaderStore {
     static let matchStart = "\u{E000}"
     static let matchEnd = "\u{E001}"
 
-    /// The snippet without its marks, and where the marks were.
+    /// The snippet without its marks, and where the marks were, widened to whole characters.
+    ///
+    /// Read scalar by scalar: FTS5 puts a mark between scalars, and one before a combining mark
+    /// (a Hindi vowel sign, an emoji's keycap) would join it into one Swift `Character`.
     static func marked(_ text: String) -> (String, [Range<String.Index>]) {
-        var plain = ""
-        var starts: [Int] = []
+        let (start, end) = (matchStart.unicodeScalars.first!, matchEnd.unicodeScalars.first!)
+        var scalars = String.UnicodeScalarView()
+        var open: Int?
         var ranges: [(Int, Int)] = []
-        var length = 0
-        for character in text {
-            switch String(character) {
-            case matchStart: starts.append(length)
-            case matchEnd: if let start = starts.popLast() { ranges.append((start, length)) }
-            default:
-                plain.append(character)
-                length += 1
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case start: open = scalars.count
+            case end: if let from = open { ranges.append((from, scalars.count)); open = nil }
+            default: scalars.append(scalar)
             }
         }
-        let matches = ranges.map { start, end in
-            plain.index(plain.startIndex, offsetBy: start)..<plain.index(plain.startIndex, offsetBy: end)
+        let plain = String(scalars)
+        // The scalar offset where each character starts, and the end.
+        var boundaries: [(offset: Int, index: String.Index)] = []
+        var offset = 0
+        for index in plain.indices {
+            boundaries.append((offset, index))
+            offset += plain[index].unicodeScalars.count
         }
+        boundaries.append((offset, plain.endIndex))
+        func down(_ o: Int) -> String.Index { boundaries.last { $0.offset <= o }?.index ?? plain.startIndex }
+        func up(_ o: Int) -> String.Index { boundaries.first { $0.offset >= o }?.index ?? plain.endIndex }
+        let matches = ranges.filter { $0.0 < $0.1 }.map { down($0.0)..<up($0.1) }
         return (plain, matches)
     }
 }

@@ -56,6 +56,24 @@ struct SearchTests {
         #expect(try store.search("corner").first?.article.isRead == true)
     }
 
+    @Test("words with punctuation inside match their parts side by side; a match before a combining mark or a keycap is marked on whole characters")
+    func punctuationAndMarks() async throws {
+        let h = try await ClientHarness()
+        try await Self.ingest(h, [("a1", "Don't stop the press", "S", "B"), ("a2", "Stop donating", "S", "to the trees"),
+                                  ("a3", "आज की हिन्दी खबर", "S", "B"), ("a4", "Score 1️⃣ today", "S", "B")])
+        let token = try await h.createUser("alice")
+        let (store, engine) = try h.openDevice("phone", token: token)
+        try await engine.sync()
+        #expect(Self.ids(try store.search("don't stop")) == ["a1"])
+        let hindi = try #require(try store.search("हिन्दी").first)
+        #expect(hindi.article.id == "a3")
+        #expect(hindi.matches.map { String(hindi.snippet[$0]) } == ["हिन्दी"])
+        #expect(!hindi.snippet.unicodeScalars.contains { $0.value == 0xE000 || $0.value == 0xE001 })
+        let keycap = try #require(try store.search("1").first { $0.article.id == "a4" })
+        #expect(keycap.matches.map { String(keycap.snippet[$0]) } == ["1️⃣"])
+        #expect(!keycap.snippet.unicodeScalars.contains { $0.value == 0xE000 || $0.value == 0xE001 })
+    }
+
     @Test("a search ranks only the most recently stored matches (searchRankingLimit), best first among them")
     func rankingLimit() async throws {
         let h = try await ClientHarness()
@@ -107,7 +125,7 @@ struct SearchTests {
         let (store, engine) = try h.openDevice("phone", token: token)
         try await engine.sync()
 
-        for malformed in ["AND OR (", "\"unterminated", "title: ", "NEAR(", "nosuchcolumn: cafe", "*"] {
+        for malformed in ["AND OR (", "\"unterminated", "title: ", "NEAR(", "nosuchcolumn: cafe", "*", "*reads cafe", ""] {
             #expect {
                 try store.search(.expression(malformed))
             } throws: { error in
@@ -117,7 +135,7 @@ struct SearchTests {
         #expect(Self.ids(try store.search(.expression("title: cafe"))) == ["a1"])
         #expect(Self.ids(try store.search(.expression("cafe OR other"))).sorted() == ["a1", "a2"])
         // What looks like syntax or SQL in the reader's words is just words.
-        #expect(Self.ids(try store.search("\") OR 1=1 --")) == ["a2"])  // the words "OR", "1", "1"
+        #expect(Self.ids(try store.search("\") OR 1=1 --")) == ["a2"])  // the words "OR", "1 1"
         #expect(try store.search("'; DROP TABLE article; --").isEmpty)
         #expect(try store.articleCount() == 2)
         for (limit, offset) in [(0, 0), (1001, 0), (10, -1)] {
