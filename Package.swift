@@ -50,6 +50,7 @@ let package = Package(
                 .embedInCode("m0002_client_arrival.sql"),
                 .embedInCode("m0003_client_sections.sql"),
                 .embedInCode("m0004_client_search.sql"),
+                .embedInCode("m0005_client_observation.sql"),
                 .embedInCode("m0001_postgres_initial.sql"),
                 .embedInCode("m0002_postgres_article_lz4.sql"),
                 .embedInCode("m0003_postgres_reader_api.sql"),

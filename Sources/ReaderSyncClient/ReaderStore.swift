@@ -110,6 +110,14 @@ public final class ReaderStore: Sendable {
     ///   - filter: all, unread, bookmarked, or one section.
     ///   - limit: page size; `offset` skips that many.
     public func articles(_ filter: ArticleFilter = .all, limit: Int = 50, offset: Int = 0) throws -> [ReaderArticle] {
+        let fetch = try Self.articlesFetch(filter, limit: limit, offset: offset)
+        return try dbPool.read(fetch)
+    }
+
+    /// The read of ``articles(_:limit:offset:)``, for a read or an observation.
+    ///
+    /// - Throws: ``ReaderSyncError`` `invalid_argument` for a page out of range.
+    static func articlesFetch(_ filter: ArticleFilter, limit: Int, offset: Int) throws -> @Sendable (Database) throws -> [ReaderArticle] {
         guard limit > 0, offset >= 0 else {
             throw ReaderSyncError(.invalidArgument, "limit must be positive and offset not negative")
         }
@@ -124,12 +132,12 @@ public final class ReaderStore: Sendable {
             arguments += [section]
         }
         arguments += [limit, offset]
-        return try dbPool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT \(Self.articleColumns) FROM article LEFT JOIN articleState ON articleState.articleId = article.id
-                \(condition) ORDER BY article.publishedAt DESC, article.id DESC LIMIT ? OFFSET ?
-                """, arguments: arguments).map(Self.decodeArticle)
-        }
+        let sql = """
+            SELECT \(Self.articleColumns) FROM article LEFT JOIN articleState ON articleState.articleId = article.id
+            \(condition) ORDER BY article.publishedAt DESC, article.id DESC LIMIT ? OFFSET ?
+            """
+        let bound = arguments
+        return { db in try Row.fetchAll(db, sql: sql, arguments: bound).map(Self.decodeArticle) }
     }
 
     /// One article, or `nil` when it is not on the device.

@@ -1,0 +1,76 @@
+import Foundation
+import ReaderSyncClient
+import ReaderSyncCore
+import ReaderSyncTestSupport
+@testable import ReaderSyncServer
+@testable import ReaderSyncService
+import Testing
+
+/// Observed queries of the store (``StoreObservation``).
+@Suite("Client SDK: observed queries")
+struct ObservationTests {
+    /// The observer's next value (a value that never comes fails the test at its time limit).
+    static func next<Value: Sendable & Equatable>(_ iterator: inout StoreObservation<Value>.AsyncIterator) async throws -> Value? {
+        try await iterator.next()
+    }
+
+    @Test("an observer of the unread list sees exactly: the list, after a local markRead, after a pulled page marking another read, nothing for an acknowledgement that changes nothing shown, and the next real change", .timeLimit(.minutes(1)))
+    func unreadList() async throws {
+        let h = try await ClientHarness()
+        try await h.seedArticles(3)
+        let token = try await h.createUser("alice")
+        let (tablet, tabletEngine) = try h.openDevice("tablet", token: token)
+        let (phone, phoneEngine) = try h.openDevice("phone", token: token)
+        try await tabletEngine.sync()
+        try await phoneEngine.sync()
+        let alice = try await h.service.user(named: "alice")
+
+        var unread = try tablet.observeArticles(.unread).makeAsyncIterator()
+        let ids = { (articles: [ReaderArticle]?) in articles?.map(\.id) }
+        let all = ids(try await Self.next(&unread))
+        #expect(all?.count == 3)
+        let (first, second, third) = (all![0], all![1], all![2])
+
+        try tablet.markRead(first)
+        #expect(ids(try await Self.next(&unread)) == [second, third])
+
+        try phone.markRead(second)
+        try await phoneEngine.sync()
+        try tablet.apply(try await h.service.pull(user: alice, cursor: try tablet.cursor(), limit: 100))
+        #expect(ids(try await Self.next(&unread)) == [third])
+
+        // The push of `first`'s read is acknowledged and its server state pulled: rows change,
+        // what is shown does not, and no value comes for it.
+        let report = try await tabletEngine.sync()
+        #expect(report.acknowledged == 1)
+        try tablet.markRead(third)
+        #expect(ids(try await Self.next(&unread)) == [])
+    }
+
+    @Test("badges and one article: unread counts per section and the pending change count follow local actions, pulls and acknowledgements", .timeLimit(.minutes(1)))
+    func countsAndOneArticle() async throws {
+        let h = try await ClientHarness()
+        try await h.seedArticles(4)  // art-1, art-3 in sport; art-2, art-4 in world
+        let token = try await h.createUser("alice")
+        let (tablet, engine) = try h.openDevice("tablet", token: token)
+        var counts = tablet.observeUnreadCounts().makeAsyncIterator()
+        var pending = tablet.observePendingChangeCount().makeAsyncIterator()
+        var article = tablet.observeArticle(id: "art-2").makeAsyncIterator()
+        #expect(try await Self.next(&counts) == UnreadCounts(bySection: [:], total: 0))
+        #expect(try await Self.next(&pending) == 0)
+        #expect(try await Self.next(&article) == .some(nil))
+
+        try await engine.sync()
+        #expect(try await Self.next(&counts) == UnreadCounts(bySection: ["sport": 2, "world": 2], total: 4))
+        #expect(try await Self.next(&article)??.isRead == false)
+
+        try tablet.markRead("art-2")
+        #expect(try await Self.next(&counts) == UnreadCounts(bySection: ["sport": 2, "world": 1], total: 3))
+        #expect(try await Self.next(&pending) == 1)
+        #expect(try await Self.next(&article)??.isRead == true)
+
+        try await engine.sync()
+        #expect(try await Self.next(&pending) == 0)
+        #expect(throws: ReaderSyncError.self) { _ = try tablet.observeArticles(limit: 0) }
+    }
+}
