@@ -1,3 +1,4 @@
+import Foundation
 import ReaderSyncCore
 
 /// What one ``SyncEngine/sync()`` did.
@@ -45,6 +46,24 @@ public struct SyncReport: Sendable, Hashable {
     public var busyRetries = 0
 
     public init() {}
+}
+
+/// Where an engine's syncing stands (``SyncEngine/status``, ``SyncEngine/observeStatus()``),
+/// for this engine's life (not stored).
+public struct SyncStatus: Sendable, Hashable {
+    /// Whether a sync runs now.
+    public var isSyncing = false
+    /// When the last sync that succeeded ended (this device's clock); `nil` before the first.
+    public var lastSuccess: Date?
+    /// Why the last sync failed; `nil` once one succeeds. A failure that is not a
+    /// ``ReaderSyncError`` (a cancelled task) is `transport_failed` here.
+    public var lastError: ReaderSyncError?
+
+    public init(isSyncing: Bool = false, lastSuccess: Date? = nil, lastError: ReaderSyncError? = nil) {
+        self.isSyncing = isSyncing
+        self.lastSuccess = lastSuccess
+        self.lastError = lastError
+    }
 }
 
 /// How ``SyncEngine`` retries a request the server turned away as busy (`503` with `Retry-After`).
@@ -163,10 +182,52 @@ public actor SyncEngine {
             await withCheckedContinuation { waiters.append($0) }
         }
         running = true
+        setStatus { $0.isSyncing = true }
         defer {
             running = false
             if !waiters.isEmpty { waiters.removeFirst().resume() }
         }
+        do {
+            let report = try await syncOnce()
+            setStatus { $0 = SyncStatus(isSyncing: false, lastSuccess: Date(), lastError: nil) }
+            return report
+        } catch {
+            let failure = error as? ReaderSyncError ?? ReaderSyncError(.transportFailed, "the sync ended: \(error)")
+            setStatus { $0.isSyncing = false; $0.lastError = failure }
+            throw error
+        }
+    }
+
+    /// Where syncing stands now (see ``observeStatus()``).
+    public private(set) var status = SyncStatus()
+    private var statusObservers: [UUID: AsyncStream<SyncStatus>.Continuation] = [:]
+
+    /// ``status`` now and after each change: a sync starting, succeeding or failing. For an
+    /// app's "syncing…" indicator, "updated at" line and error banner. Ends with its task.
+    public func observeStatus() -> AsyncStream<SyncStatus> {
+        let id = UUID()
+        let (stream, continuation) = AsyncStream.makeStream(of: SyncStatus.self, bufferingPolicy: .bufferingNewest(16))
+        continuation.yield(status)
+        statusObservers[id] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.removeStatusObserver(id) }
+        }
+        return stream
+    }
+
+    private func removeStatusObserver(_ id: UUID) {
+        statusObservers[id] = nil
+    }
+
+    private func setStatus(_ change: (inout SyncStatus) -> Void) {
+        var next = status
+        change(&next)
+        guard next != status else { return }
+        status = next
+        for continuation in statusObservers.values { continuation.yield(next) }
+    }
+
+    private func syncOnce() async throws -> SyncReport {
         var report = SyncReport()
         let started = ContinuousClock.now
         let firstSync = try store.cursor() == nil

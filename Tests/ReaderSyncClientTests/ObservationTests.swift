@@ -73,4 +73,27 @@ struct ObservationTests {
         #expect(try await Self.next(&pending) == 0)
         #expect(throws: ReaderSyncError.self) { _ = try tablet.observeArticles(limit: 0) }
     }
+
+    @Test("the engine's status: idle, syncing, then the time of the success; a failure's error until the next success", .timeLimit(.minutes(1)))
+    func syncStatus() async throws {
+        let h = try await ClientHarness()
+        try await h.seedArticles(2)
+        let token = try await h.createUser("alice")
+        let (store, engine) = try h.openDevice("tablet", token: token)
+        var statuses = await engine.observeStatus().makeAsyncIterator()
+        #expect(await statuses.next() == SyncStatus())
+        try await engine.sync()
+        #expect(await statuses.next()?.isSyncing == true)
+        let done = try #require(await statuses.next())
+        #expect(!done.isSyncing && done.lastSuccess != nil && done.lastError == nil)
+        #expect(await engine.status == done)
+
+        let broken = SyncEngine(store: store, transport: FailingTransport())
+        var failing = await broken.observeStatus().makeAsyncIterator()
+        #expect(await failing.next() == SyncStatus())
+        await #expect(throws: ReaderSyncError.self) { try await broken.sync() }
+        #expect(await failing.next()?.isSyncing == true)
+        let failed = try #require(await failing.next())
+        #expect(!failed.isSyncing && failed.lastSuccess == nil && failed.lastError?.code == .transportFailed)
+    }
 }
