@@ -66,12 +66,7 @@ extension ReaderStore {
 
     /// One article with the reader's state as shown, observed; `nil` while it is not on the device.
     public func observeArticle(id: String) -> StoreObservation<ReaderArticle?> {
-        StoreObservation(self) { db in
-            try Row.fetchOne(db, sql: """
-                SELECT \(Self.articleColumns) FROM article LEFT JOIN articleState ON articleState.articleId = article.id
-                WHERE article.id = ?
-                """, arguments: [id]).map(Self.decodeArticle)
-        }
+        StoreObservation(self, fetch: Self.articleFetch(id: id))
     }
 
     /// The unread articles on the device per section and in all, observed: for badges.

@@ -110,9 +110,7 @@ extension ReaderStore {
             // After the states, so a bookmark in the same page keeps its article; kept, it goes
             // at the first eviction after nothing pins it any more.
             let dropExpired = try db.cachedStatement(sql: """
-                DELETE FROM article WHERE id = ?1
-                    AND NOT EXISTS (SELECT 1 FROM articleState WHERE articleId = ?1 AND bookmarked = 1)
-                    AND NOT EXISTS (SELECT 1 FROM outbox WHERE articleId = ?1)
+                DELETE FROM article WHERE id = ? AND \(Self.unpinned)
                 """)
             let keepPinned = try db.cachedStatement(sql: "UPDATE article SET pinnedOnly = 1 WHERE id = ?")
             for id in page.expiredArticleIds {
@@ -124,6 +122,13 @@ extension ReaderStore {
             try meta.save(db)
         }
     }
+
+    /// A condition on an `article` row: neither shown bookmarked nor with a pending change, so
+    /// the device may drop it.
+    static let unpinned = """
+        NOT EXISTS (SELECT 1 FROM articleState s WHERE s.articleId = article.id AND s.bookmarked = 1)
+            AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.articleId = article.id)
+        """
 
     /// Stores an article's content, replacing what the device had of it, as arrived at `arrival`;
     /// `pinnedOnly` when it comes from outside what the device syncs (kept only while pinned).
@@ -194,8 +199,7 @@ extension ReaderStore {
         }
         try db.execute(sql: """
             DELETE FROM article WHERE (\(outside.joined(separator: " OR ")))
-                AND NOT EXISTS (SELECT 1 FROM articleState s WHERE s.articleId = article.id AND s.bookmarked = 1)
-                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.articleId = article.id)
+                AND \(Self.unpinned)
             """, arguments: arguments)
         return db.changesCount
     }

@@ -142,7 +142,12 @@ public final class ReaderStore: Sendable {
 
     /// One article, or `nil` when it is not on the device.
     public func article(id: String) throws -> ReaderArticle? {
-        try dbPool.read { db in
+        try dbPool.read(Self.articleFetch(id: id))
+    }
+
+    /// The read of ``article(id:)``, for a read or an observation.
+    static func articleFetch(id: String) -> @Sendable (Database) throws -> ReaderArticle? {
+        { db in
             try Row.fetchOne(db, sql: """
                 SELECT \(Self.articleColumns) FROM article LEFT JOIN articleState ON articleState.articleId = article.id
                 WHERE article.id = ?
