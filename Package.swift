@@ -51,6 +51,7 @@ let package = Package(
                 .embedInCode("m0003_client_sections.sql"),
                 .embedInCode("m0004_client_search.sql"),
                 .embedInCode("m0005_client_observation.sql"),
+                .embedInCode("m0006_client_outbox_set_aside.sql"),
                 .embedInCode("m0001_postgres_initial.sql"),
                 .embedInCode("m0002_postgres_article_lz4.sql"),
                 .embedInCode("m0003_postgres_reader_api.sql"),
@@ -218,6 +219,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            // Stores written by earlier releases (Fixtures/README.md).
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -33,6 +33,7 @@ package enum ReaderSyncSchema {
         Migration(name: "m0003_client_sections", sql: text(PackageResources.m0003_client_sections_sql)),
         Migration(name: "m0004_client_search", sql: text(PackageResources.m0004_client_search_sql)),
         Migration(name: "m0005_client_observation", sql: text(PackageResources.m0005_client_observation_sql)),
+        Migration(name: "m0006_client_outbox_set_aside", sql: text(PackageResources.m0006_client_outbox_set_aside_sql)),
     ]
 
     /// The protocol's OpenAPI 3.1 document.

@@ -74,7 +74,7 @@ public struct HTTPSyncTransport: SyncTransport {
         do {
             response = try await client.execute(request, timeout: timeout)
         } catch {
-            throw ReaderSyncError(.transportFailed, "GET \(path) failed: \(error)")
+            throw ReaderSyncError(.transportFailed, "GET \(path) failed: \(error)", cause: error)
         }
         guard response.status == .ok else {
             let body = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
@@ -104,7 +104,7 @@ public struct HTTPSyncTransport: SyncTransport {
             response = try await client.execute(request, timeout: timeout ?? self.timeout)
             bytes = try await response.body.collect(upTo: 256 << 20)
         } catch {
-            throw ReaderSyncError(.transportFailed, "\(method) \(path) failed: \(error)")
+            throw ReaderSyncError(.transportFailed, "\(method) \(path) failed: \(error)", cause: error)
         }
         // Bytes on the wire: the compressed length when the server compressed the body.
         let received = response.headers.first(name: "Content-Length").flatMap(Int.init) ?? bytes.readableBytes
@@ -116,7 +116,7 @@ public struct HTTPSyncTransport: SyncTransport {
         do {
             return Transported(value: try JSONDecoder().decode(T.self, from: data), bytesSent: body?.count ?? 0, bytesReceived: received)
         } catch {
-            throw ReaderSyncError(.transportFailed, "\(method) \(path): the response is not what protocol v1 says: \(error)")
+            throw ReaderSyncError(.transportFailed, "\(method) \(path): the response is not what protocol v1 says: \(error)", cause: error)
         }
     }
 }
@@ -144,7 +144,7 @@ private final class EventStreamReader: @unchecked Sendable {
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                throw ReaderSyncError(.transportFailed, "\(request): the stream broke: \(error)")
+                throw ReaderSyncError(.transportFailed, "\(request): the stream broke: \(error)", cause: error)
             }
             guard let buffer else { return nil }
             for item in parser.feed(buffer.readableBytesView) {
@@ -171,7 +171,7 @@ extension SyncEvent {
                 default: return nil
                 }
             } catch {
-                throw ReaderSyncError(.transportFailed, "\(request): a \(event.type) event is not what protocol v1 says: \(error)")
+                throw ReaderSyncError(.transportFailed, "\(request): a \(event.type) event is not what protocol v1 says: \(error)", cause: error)
             }
         }
     }

@@ -13,8 +13,8 @@ import ReaderSyncSQLite
 /// }
 /// ```
 ///
-/// Iteration ends when its task is cancelled; it throws ``ReaderSyncError`` `store_unavailable`
-/// when the store cannot be read.
+/// Iteration ends when its task is cancelled; it throws ``ReaderSyncError`` `store_corrupt` or
+/// `store_failed` when the store cannot be read.
 public struct StoreObservation<Value: Sendable & Equatable>: AsyncSequence, Sendable {
     public typealias Element = Value
     private let values: AsyncValueObservation<Value>
@@ -33,12 +33,10 @@ public struct StoreObservation<Value: Sendable & Equatable>: AsyncSequence, Send
         public mutating func next() async throws -> Value? {
             do {
                 return try await base.next()
-            } catch let error as ReaderSyncError {
-                throw error
             } catch is CancellationError {
                 return nil
             } catch {
-                throw ReaderSyncError(.storeUnavailable, "the store cannot be observed: \(error)")
+                throw ReaderSyncError.store(error, doing: "observe a query")
             }
         }
     }

@@ -40,7 +40,7 @@ extension ReaderStore {
     ///   - query: the reader's words (``SearchQuery/words(_:)``) or an FTS5 expression.
     ///   - limit: page size (1…1000, default 20); `offset` skips that many.
     /// - Throws: ``ReaderSyncError`` `invalid_argument` for a malformed expression or a page out
-    ///   of range; `store_unavailable` when the store cannot be read.
+    ///   of range; `store_corrupt` or `store_failed` when the store cannot be read.
     public func search(_ query: SearchQuery, limit: Int = 20, offset: Int = 0) throws -> [SearchHit] {
         guard (1...1000).contains(limit), offset >= 0 else {
             throw ReaderSyncError(.invalidArgument, "limit must be from 1 to 1000 and offset not negative")
@@ -59,37 +59,33 @@ extension ReaderStore {
             }
             expression = text
         }
-        do {
-            return try dbPool.read { db in
-                if case .expression(let text) = query {
-                    // Parsed alone first, so that only the expression's own faults are the caller's.
-                    do {
-                        _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM articleSearch WHERE articleSearch MATCH ? AND rowid = 0",
-                                             arguments: [expression])
-                    } catch let error as DatabaseError where error.resultCode == .SQLITE_ERROR {
-                        throw ReaderSyncError(.invalidArgument, "the search expression \(text.prefix(80).debugDescription) is not valid: "
-                                              + (error.message ?? "syntax error"))
-                    }
-                }
-                // The rowid of the oldest match ranked: rowids grow as articles first arrive, and
-                // FTS5 walks its matches by rowid, newest first, without scoring them.
-                let floor = try Int64.fetchOne(db, sql: """
-                    SELECT rowid FROM articleSearch WHERE articleSearch MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?
-                    """, arguments: [expression, options.searchRankingLimit - 1]) ?? 0
-                return try Row.fetchAll(db, sql: """
-                    SELECT \(Self.articleColumns), snippet(articleSearch, -1, ?, ?, '…', 16)
-                    FROM articleSearch
-                    JOIN article ON article.rowid = articleSearch.rowid
-                    LEFT JOIN articleState ON articleState.articleId = article.id
-                    WHERE articleSearch MATCH ? AND articleSearch.rowid >= ?
-                    ORDER BY articleSearch.rank LIMIT ? OFFSET ?
-                    """, arguments: [Self.matchStart, Self.matchEnd, expression, floor, limit, offset]).map { row in
-                    let (snippet, matches) = Self.marked(row.exactText(13))
-                    return SearchHit(article: Self.decodeArticle(row), snippet: snippet, matches: matches)
+        return try read("search") { db in
+            if case .expression(let text) = query {
+                // Parsed alone first, so that only the expression's own faults are the caller's.
+                do {
+                    _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM articleSearch WHERE articleSearch MATCH ? AND rowid = 0",
+                                         arguments: [expression])
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_ERROR {
+                    throw ReaderSyncError(.invalidArgument, "the search expression \(text.prefix(80).debugDescription) is not valid: "
+                                          + (error.message ?? "syntax error"))
                 }
             }
-        } catch let error as DatabaseError {
-            throw ReaderSyncError(.storeUnavailable, "the search failed: \(error)")
+            // The rowid of the oldest match ranked: rowids grow as articles first arrive, and
+            // FTS5 walks its matches by rowid, newest first, without scoring them.
+            let floor = try Int64.fetchOne(db, sql: """
+                SELECT rowid FROM articleSearch WHERE articleSearch MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?
+                """, arguments: [expression, options.searchRankingLimit - 1]) ?? 0
+            return try Row.fetchAll(db, sql: """
+                SELECT \(Self.articleColumns), snippet(articleSearch, -1, ?, ?, '…', 16)
+                FROM articleSearch
+                JOIN article ON article.rowid = articleSearch.rowid
+                LEFT JOIN articleState ON articleState.articleId = article.id
+                WHERE articleSearch MATCH ? AND articleSearch.rowid >= ?
+                ORDER BY articleSearch.rank LIMIT ? OFFSET ?
+                """, arguments: [Self.matchStart, Self.matchEnd, expression, floor, limit, offset]).map { row in
+                let (snippet, matches) = Self.marked(row.exactText(13))
+                return SearchHit(article: Self.decodeArticle(row), snippet: snippet, matches: matches)
+            }
         }
     }
 

@@ -31,7 +31,7 @@ extension ReaderStore {
             }
         }
         let window = options.window
-        return try dbPool.write { db in
+        return try write("change the followed sections") { db in
             // The sections whose articles the device still has in full: a section dropped now
             // and followed again later is backfilled then, its articles gone. With a count
             // window, none: dropping a section makes room that only a backfill of what stays
@@ -54,7 +54,7 @@ extension ReaderStore {
     ///
     /// - Throws: ``ReaderSyncError`` `store_unavailable` when the store cannot be read.
     public func followedSections() throws -> Set<String>? {
-        try dbPool.read { db in try Self.followedSections(db) }
+        try read("read the followed sections") { db in try Self.followedSections(db) }
     }
 
     static func followedSections(_ db: Database) throws -> Set<String>? {
@@ -64,7 +64,7 @@ extension ReaderStore {
     /// What the device follows, and the sections whose articles (within the window) it has in
     /// full: they differ after ``follow(sections:)`` until the sync that backfills the others.
     package func sectionsToBackfill() throws -> (followed: Set<String>?, pulled: Set<String>?) {
-        try dbPool.read { db in
+        try read("read the sections to backfill") { db in
             let row = try Row.fetchOne(db, sql: "SELECT followedSections, pulledSections FROM syncMeta WHERE id = 1")
             return (try Self.decodeSections(row?[0]), try Self.decodeSections(row?[1]))
         }
@@ -74,7 +74,7 @@ extension ReaderStore {
     /// other sections meanwhile (``follow(sections:)`` during the backfill): then the next sync
     /// backfills again.
     package func markBackfilled(sections: Set<String>?) throws {
-        try dbPool.write { db in
+        try write("record the backfilled sections") { db in
             let encoded = Self.encodeSections(sections)
             try db.execute(sql: "UPDATE syncMeta SET pulledSections = ? WHERE id = 1 AND followedSections IS ?",
                            arguments: [encoded, encoded])
@@ -86,7 +86,7 @@ extension ReaderStore {
     /// brings every later change of these articles.
     package func storeBackfill(_ articles: [ArticleDTO]) throws {
         guard !articles.isEmpty else { return }
-        try dbPool.write { db in
+        try write("store backfilled articles") { db in
             var meta = try SyncMeta.fetch(db)
             meta.lastArrival += 1
             let stored = try db.cachedStatement(sql: "SELECT version FROM article WHERE id = ?")

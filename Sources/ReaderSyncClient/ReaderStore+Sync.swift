@@ -4,17 +4,68 @@ import ReaderSyncCore
 import ReaderSyncSQLite
 
 extension ReaderStore {
-    /// The oldest pending changes, at most `limit`, as the server expects them.
+    /// The oldest pending changes, at most `limit`, as the server expects them; and how many
+    /// rows that cannot be read were set aside on the way.
     ///
-    /// - Throws: ``ReaderSyncError`` `store_corrupt` when a row of the batch cannot be read: the
-    ///   batch is not sent (a skipped row would be deleted by the acknowledgement of the ids
-    ///   around it without ever reaching the server), and the row stays.
-    package func outboxBatch(limit: Int) throws -> PushRequest {
-        try dbPool.read { db in
-            let mutations = try Row.fetchAll(db, sql: """
-                SELECT id, articleId, field, value, hlcWall, hlcCounter, baseVersion, restored FROM outbox ORDER BY id LIMIT ?
-                """, arguments: [limit]).map(Self.decodeOutboxRow)
-            return PushRequest(deviceId: deviceId, mutations: mutations, epoch: try SyncMeta.fetch(db).epoch)
+    /// A row that cannot be read (``decodeOutboxRow(_:)``) moves, as it is, to `outboxSetAside`
+    /// (``setAsideChanges()``) in the same transaction, and the article shows its other pending
+    /// or server value again. It can be neither sent nor skipped in place: the acknowledgement of
+    /// the ids around it would delete it unsent. Left in the outbox it stopped every sync.
+    package func outboxBatch(limit: Int) throws -> (request: PushRequest, setAside: Int) {
+        let setAsideAt = Timestamp.millis(now())
+        return try write("read the outbox") { db in
+            var mutations: [Mutation] = []
+            var setAside = 0
+            var after: Int64 = 0
+            while mutations.count < limit {
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT id, articleId, field, value, hlcWall, hlcCounter, baseVersion, restored FROM outbox
+                    WHERE id > ? ORDER BY id LIMIT ?
+                    """, arguments: [after, limit - mutations.count])
+                guard let last = rows.last else { break }
+                after = last[0]
+                for row in rows {
+                    do {
+                        mutations.append(try Self.decodeOutboxRow(row))
+                    } catch let error as ReaderSyncError {
+                        try Self.setAside(db, row: row, reason: error.message, atMillis: setAsideAt)
+                        setAside += 1
+                    }
+                }
+            }
+            return (PushRequest(deviceId: deviceId, mutations: mutations, epoch: try SyncMeta.fetch(db).epoch), setAside)
+        }
+    }
+
+    /// Moves outbox row `row` to `outboxSetAside` as it is, and shows its article's value without it.
+    private static func setAside(_ db: Database, row: Row, reason: String, atMillis: Int64) throws {
+        let id: Int64 = row[0]
+        try db.execute(sql: """
+            INSERT INTO outboxSetAside (id, articleId, field, value, hlcWall, hlcCounter, baseVersion, restored, createdAt, reason, setAsideAtMillis)
+            SELECT id, articleId, field, value, hlcWall, hlcCounter, baseVersion, restored, createdAt, ?, ? FROM outbox WHERE id = ?
+            """, arguments: [reason, atMillis, id])
+        try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [id])
+        // An id that is not text names no article the device shows.
+        if let articleId = try? row.decode(Data.self, atIndex: 1), let text = String(validating: articleId, as: UTF8.self) {
+            try refreshShown(db, articleId: text)
+        }
+    }
+
+    /// Pending changes a sync could not read and set aside instead of sending (``SyncReport/setAside``),
+    /// oldest first: for support and diagnostics. They are kept, never sent; each says why.
+    ///
+    /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed` when the store cannot be read.
+    public func setAsideChanges() throws -> [SetAsideChange] {
+        try read("read the set-aside changes") { db in
+            try Row.fetchAll(db, sql: """
+                SELECT id, articleId, field, value, reason, setAsideAtMillis FROM outboxSetAside ORDER BY id
+                """).map { row in
+                func text(_ index: Int) -> String? {
+                    (try? row.decode(Data.self, atIndex: index)).flatMap { String(validating: $0, as: UTF8.self) }
+                }
+                return SetAsideChange(mutationId: row[0], articleId: text(1), field: text(2), value: text(3), reason: row[4],
+                                      setAsideAt: Timestamp.date(millis: row[5]))
+            }
         }
     }
 
@@ -22,7 +73,7 @@ extension ReaderStore {
     static func decodeOutboxRow(_ row: Row) throws -> Mutation {
         let rowId = (try? row.decode(Int64.self, atIndex: 0)).map(String.init) ?? "?"
         func unreadable(_ what: String) -> ReaderSyncError {
-            ReaderSyncError(.storeCorrupt, "outbox row \(rowId) cannot be read (\(what)); it stays in the outbox and nothing was sent")
+            ReaderSyncError(.storeCorrupt, "outbox row \(rowId) cannot be read (\(what))")
         }
         // GRDB's throwing decode: a NULL or a value of another type is an error, never a default or a trap.
         func column<Value: DatabaseValueConvertible>(_ index: Int, _ name: String, as type: Value.Type = Value.self) throws -> Value {
@@ -46,7 +97,7 @@ extension ReaderStore {
 
     /// Removes what the server acknowledged and takes the states it returned, in one transaction.
     package func acknowledge(_ response: PushResponse, pushed: PushRequest) throws {
-        try dbPool.write { db in
+        try write("store the push acknowledgement") { db in
             var meta = try SyncMeta.fetch(db)
             meta.epoch = response.epoch
             // Only what was sent leaves the outbox: never a row the server did not see, whatever
@@ -73,17 +124,17 @@ extension ReaderStore {
 
     /// Where the next pull starts.
     package func cursor() throws -> String? {
-        try dbPool.read { db in try SyncMeta.fetch(db).cursor }
+        try read("read the cursor") { db in try SyncMeta.fetch(db).cursor }
     }
 
     /// Whether a response from database epoch `epoch` means the server was reset since this device last synced.
     package func isFromAnotherEpoch(_ epoch: String) throws -> Bool {
-        try dbPool.read { db in try SyncMeta.fetch(db).epoch.map { !$0.isExactly(epoch) } ?? false }
+        try read("read the epoch") { db in try SyncMeta.fetch(db).epoch.map { !$0.isExactly(epoch) } ?? false }
     }
 
     /// Applies one pulled page and its cursor in one transaction.
     package func apply(_ page: PullResponse) throws {
-        try dbPool.write { db in
+        try write("store a pulled page") { db in
             var meta = try SyncMeta.fetch(db)
             meta.epoch = page.epoch
             if !page.articles.isEmpty { meta.lastArrival += 1 }
@@ -152,7 +203,7 @@ extension ReaderStore {
     /// a pending change, else until the next eviction, unless the device has it in this version or
     /// a newer one already (a pull may have stored one while the fetch was under way).
     package func cache(_ article: ArticleDTO) throws {
-        try dbPool.write { db in
+        try write("store a fetched article") { db in
             let stored = try Int64.fetchOne(db, sql: "SELECT version FROM article WHERE id = ?", arguments: [article.id])
             if let stored, stored >= article.version { return }
             var meta = try SyncMeta.fetch(db)
@@ -171,7 +222,7 @@ extension ReaderStore {
     /// - Returns: how many articles were evicted.
     @discardableResult
     package func evict() throws -> Int {
-        try dbPool.write { db in try evict(db) }
+        try write("evict articles") { db in try evict(db) }
     }
 
     /// ``evict()`` in the caller's transaction, with the followed sections it holds.
@@ -215,7 +266,7 @@ extension ReaderStore {
     /// Articles shown bookmarked whose content the device does not have (an expired one a first
     /// sync leaves out, or a bookmark pulled after its article was evicted), at most `limit`.
     package func bookmarkedArticleIdsWithoutContent(limit: Int) throws -> [String] {
-        try dbPool.read { db in
+        try read("read bookmarked articles") { db in
             try String.fetchAll(db, sql: """
                 SELECT articleId FROM articleState WHERE bookmarked = 1
                     AND NOT EXISTS (SELECT 1 FROM article WHERE article.id = articleState.articleId)
@@ -265,7 +316,7 @@ extension ReaderStore {
     /// (``SyncEngine`` fetches bookmarked content a pull did not bring). States and pending
     /// changes stay: the pull brings every state the server keeps, never older than the device's.
     package func startOverAfterCursorExpired() throws {
-        try dbPool.write { db in
+        try write("start over after an expired cursor") { db in
             var meta = try SyncMeta.fetch(db)
             try db.execute(sql: "DELETE FROM article")
             meta.cursor = nil
@@ -282,7 +333,7 @@ extension ReaderStore {
     /// - Returns: how many changes were queued again.
     @discardableResult
     package func startOverAfterServerReset() throws -> Int {
-        try dbPool.write { db in
+        try write("start over after a server reset") { db in
             var meta = try SyncMeta.fetch(db)
             let createdAt = Timestamp.format(Date())
             var requeued = 0

@@ -91,7 +91,26 @@ public final class ReaderStore: Sendable {
         } catch let error as ReaderSyncError {
             throw error
         } catch {
-            throw ReaderSyncError(.storeUnavailable, "cannot open the reader store at \(path): \(error)")
+            throw ReaderSyncError(.storeUnavailable, "cannot open the reader store at \(path): \(error)", cause: error)
+        }
+    }
+
+    /// Runs `body` in one read transaction (a snapshot); any error as ``ReaderSyncError``
+    /// (``ReaderSyncError/store(_:doing:)``), `doing` saying what failed ("read articles").
+    func read<T>(_ doing: String, _ body: (Database) throws -> T) throws -> T {
+        do {
+            return try dbPool.read(body)
+        } catch {
+            throw ReaderSyncError.store(error, doing: doing)
+        }
+    }
+
+    /// Runs `body` in one write transaction, all or nothing; any error as ``ReaderSyncError``.
+    func write<T>(_ doing: String, _ body: (Database) throws -> T) throws -> T {
+        do {
+            return try dbPool.write(body)
+        } catch {
+            throw ReaderSyncError.store(error, doing: doing)
         }
     }
 
@@ -111,7 +130,7 @@ public final class ReaderStore: Sendable {
     ///   - limit: page size; `offset` skips that many.
     public func articles(_ filter: ArticleFilter = .all, limit: Int = 50, offset: Int = 0) throws -> [ReaderArticle] {
         let fetch = try Self.articlesFetch(filter, limit: limit, offset: offset)
-        return try dbPool.read(fetch)
+        return try read("read articles", fetch)
     }
 
     /// The read of ``articles(_:limit:offset:)``, for a read or an observation.
@@ -142,7 +161,7 @@ public final class ReaderStore: Sendable {
 
     /// One article, or `nil` when it is not on the device.
     public func article(id: String) throws -> ReaderArticle? {
-        try dbPool.read(Self.articleFetch(id: id))
+        try read("read an article", Self.articleFetch(id: id))
     }
 
     /// The read of ``article(id:)``, for a read or an observation.
@@ -157,12 +176,12 @@ public final class ReaderStore: Sendable {
 
     /// The number of articles on the device.
     public func articleCount() throws -> Int {
-        try dbPool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM article") ?? 0 }
+        try read("count articles") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM article") ?? 0 }
     }
 
     /// The reader's state of an article (defaults when never touched), also for an article not on the device.
     public func state(articleId: String) throws -> ReaderState {
-        try dbPool.read { db in
+        try read("read a state") { db in
             try Row.fetchOne(db, sql: "SELECT read, bookmarked, progress, version FROM articleState WHERE articleId = ?",
                              arguments: [articleId])
                 .map { ReaderState(articleId: articleId, isRead: $0[0], isBookmarked: $0[1], progress: $0[2], version: $0[3]) }
@@ -172,7 +191,7 @@ public final class ReaderStore: Sendable {
 
     /// Every state row the device holds (for inspection and the simulator's checks).
     public func allStates() throws -> [ReaderState] {
-        try dbPool.read { db in
+        try read("read states") { db in
             try Row.fetchAll(db, sql: "SELECT articleId, read, bookmarked, progress, version FROM articleState ORDER BY articleId")
                 .map { ReaderState(articleId: $0[0], isRead: $0[1], isBookmarked: $0[2], progress: $0[3], version: $0[4]) }
         }
@@ -180,7 +199,7 @@ public final class ReaderStore: Sendable {
 
     /// How many local changes wait to be pushed.
     public func pendingChangeCount() throws -> Int {
-        try dbPool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+        try read("count pending changes") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
     }
 
     static func decodeArticle(_ row: Row) -> ReaderArticle {
@@ -221,7 +240,7 @@ public final class ReaderStore: Sendable {
         }
         let physical = Timestamp.millis(now())
         let createdAt = Timestamp.format(now())
-        return try dbPool.write { db in
+        return try write("record a change") { db in
             var meta = try SyncMeta.fetch(db)
             let mutation = try Self.queue(db, &meta, articleId, field, value, physicalMillis: physical, createdAt: createdAt)
             try meta.save(db)
@@ -251,7 +270,7 @@ public final class ReaderStore: Sendable {
     /// Where the device stands now in the order articles arrived in: take it when a list is shown,
     /// and pass it to ``markAllRead(section:upTo:)`` when the reader marks that list read.
     public func arrivalPoint() throws -> Int64 {
-        try dbPool.read { db in try SyncMeta.fetch(db).lastArrival }
+        try read("read the arrival point") { db in try SyncMeta.fetch(db).lastArrival }
     }
 
     /// Marks read every unread article on the device that had arrived by `point` (from
@@ -266,7 +285,7 @@ public final class ReaderStore: Sendable {
     public func markAllRead(section: String? = nil, upTo point: Int64) throws -> Int {
         let physical = Timestamp.millis(now())
         let createdAt = Timestamp.format(now())
-        return try dbPool.write { db in
+        return try write("mark articles read") { db in
             var meta = try SyncMeta.fetch(db)
             var sql = """
                 SELECT article.id FROM article LEFT JOIN articleState ON articleState.articleId = article.id
@@ -289,7 +308,7 @@ public final class ReaderStore: Sendable {
     /// Fields whose shown value is not the device's latest pending change for it: always empty
     /// unless pending changes were overwritten (what the simulator checks after every step).
     package func pendingOverlayViolations() throws -> [(articleId: String, field: StateField)] {
-        try dbPool.read { db in
+        try read("read pending changes") { db in
             try Row.fetchAll(db, sql: """
                 SELECT o.articleId, o.field FROM outbox o JOIN articleState s ON s.articleId = o.articleId
                 WHERE o.id = (SELECT MAX(id) FROM outbox WHERE articleId = o.articleId AND field = o.field)
@@ -310,7 +329,7 @@ public final class ReaderStore: Sendable {
     /// bytes as the store tells ids apart (String keys would merge, or trap on, two ids that
     /// differ only in Unicode normalization).
     package func articleVersions() throws -> [ExactText: Int64] {
-        try dbPool.read { db in
+        try read("read article versions") { db in
             Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, version FROM article").map {
                 (($0[0] as String).exact, $0[1] as Int64)
             })
@@ -347,7 +366,7 @@ struct SyncMeta {
         guard let row = try Row.fetchOne(db, sql: """
             SELECT deviceId, cursor, epoch, hlcWall, hlcCounter, lastMutationId, lastAckedMutationId, lastArrival FROM syncMeta WHERE id = 1
             """) else {
-            throw ReaderSyncError(.storeUnavailable, "the store has no sync metadata")
+            throw ReaderSyncError(.storeCorrupt, "the store has no sync metadata")
         }
         return SyncMeta(deviceId: row[0], cursor: row[1], epoch: row[2], hlc: HLC(wall: row[3], counter: row[4]),
                         lastMutationId: row[5], lastAckedMutationId: row[6], lastArrival: row[7])

@@ -1,7 +1,14 @@
 import Foundation
+import GRDB
 import ReaderSyncCore
 
-/// An error of the client SDK, with a stable code.
+/// The one error type of the client SDK: every public throwing method of ``ReaderStore``,
+/// ``SyncEngine`` and ``HTTPSyncTransport`` throws it (or `CancellationError` when its task is
+/// cancelled), never an error of SQLite, GRDB or the HTTP client raw.
+///
+/// Switch on ``code`` (stable across releases; ``Code/rawValue`` is what to log); ``message``
+/// is for logs and support, not for readers; ``cause`` keeps the underlying error. What to show
+/// the reader for each code: docs/CLIENT.md, "Errors".
 public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
         public var rawValue: String
@@ -16,9 +23,16 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let serverRefused = Code(rawValue: "server_refused")
         /// The device store file is not a ReaderSync client store, or cannot be opened.
         public static let storeUnavailable = Code(rawValue: "store_unavailable")
-        /// A row of the device store cannot be read (written by hand or by another version): the
-        /// sync stops before sending anything, and the row stays where it is.
+        /// The device store is damaged or not what this version wrote: SQLite says the file is
+        /// corrupt, a table or column is missing, or a row cannot be read. Reading other data may
+        /// still work; an outbox row that cannot be read is set aside, not lost
+        /// (``ReaderStore/setAsideChanges()``). Reinstalling (a new store) is the remedy.
         public static let storeCorrupt = Code(rawValue: "store_corrupt")
+        /// A read or write of the device store failed for a reason outside it: the disk is full,
+        /// an I/O error, the file is read-only, or another process held it locked past the 10 s
+        /// busy timeout. Nothing was half-written (each action is one transaction); try again
+        /// once space is freed. ``cause`` has SQLite's error.
+        public static let storeFailed = Code(rawValue: "store_failed")
     }
 
     public var code: Code
@@ -30,19 +44,57 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
     public var retryAfter: Duration?
     /// The HTTP status, when the server answered.
     public var httpStatus: Int?
+    /// The error underneath, when there is one: SQLite's (through GRDB) for the `store_` codes,
+    /// the HTTP client's for `transport_failed`, a custom ``SyncTransport``'s own error. For logs;
+    /// not part of equality.
+    public var cause: (any Error)?
 
-    public init(_ code: Code, _ message: String, serverError: SyncError? = nil, retryAfter: Duration? = nil, httpStatus: Int? = nil) {
+    public init(_ code: Code, _ message: String, serverError: SyncError? = nil, retryAfter: Duration? = nil, httpStatus: Int? = nil,
+                cause: (any Error)? = nil) {
         self.code = code
         self.message = message
         self.serverError = serverError
         self.retryAfter = retryAfter
         self.httpStatus = httpStatus
+        self.cause = cause
     }
 
     public var description: String { "\(code): \(message)" }
+
+    /// Equal when code, message, server error, wait and status are; ``cause`` is left out.
+    public static func == (lhs: ReaderSyncError, rhs: ReaderSyncError) -> Bool {
+        (lhs.code, lhs.message, lhs.serverError, lhs.retryAfter, lhs.httpStatus) == (rhs.code, rhs.message, rhs.serverError, rhs.retryAfter, rhs.httpStatus)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+        hasher.combine(message)
+        hasher.combine(serverError)
+        hasher.combine(retryAfter)
+        hasher.combine(httpStatus)
+    }
 }
 
 extension ReaderSyncError {
+    /// `error` as the SDK's error, for a failure while the store was `doing` something (a
+    /// phrase such as "mark art-1 read"): a ``ReaderSyncError`` or `CancellationError` as it is;
+    /// SQLite's corruption, a missing table or column, and a constraint failure as
+    /// `store_corrupt`; everything else SQLite says (full, I/O, read-only, busy) as `store_failed`.
+    package static func store(_ error: any Error, doing: String) -> any Error {
+        if error is ReaderSyncError || error is CancellationError { return error }
+        guard let database = error as? DatabaseError else {
+            return ReaderSyncError(.storeFailed, "the store could not \(doing): \(error)", cause: error)
+        }
+        switch database.resultCode {
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_ERROR, .SQLITE_CONSTRAINT, .SQLITE_MISMATCH, .SQLITE_SCHEMA:
+            return ReaderSyncError(.storeCorrupt, "the store could not \(doing): it is damaged or not what this version wrote "
+                                   + "(\(database.message ?? "\(database.resultCode)"))", cause: error)
+        default:
+            return ReaderSyncError(.storeFailed, "the store could not \(doing): \(database.message ?? "\(database.resultCode)")",
+                                   cause: error)
+        }
+    }
+
     /// Whether the server said it has no such thing (`404`) or no longer has it (`410` but a
     /// reset): what a fetch of one article answers with `nil`.
     package var meansGone: Bool {

@@ -216,7 +216,7 @@ private struct LiveSession: Sendable {
                 waker.yield(())
             }
         } catch {
-            if !Task.isCancelled { stop(ReaderSyncError(.storeUnavailable, "watching the outbox failed: \(error)")) }
+            if !Task.isCancelled { stop(ReaderSyncError.store(error, doing: "watch the outbox")) }
         }
     }
 

@@ -44,6 +44,10 @@ public struct SyncReport: Sendable, Hashable {
     public var firstPageStored: Duration?
     /// Requests the server turned away as busy (`503`) and the engine sent again after waiting.
     public var busyRetries = 0
+    /// Pending changes this version could not read (a row written by hand, or by a newer
+    /// version of the app before a downgrade), moved out of the outbox unsent and kept in
+    /// ``ReaderStore/setAsideChanges()``; 0 normally. Left in place, one would stop every sync.
+    public var setAside = 0
 
     public init() {}
 }
@@ -55,8 +59,7 @@ public struct SyncStatus: Sendable, Hashable {
     public var isSyncing = false
     /// When the last sync that succeeded ended (this device's clock); `nil` before the first.
     public var lastSuccess: Date?
-    /// Why the last sync failed; `nil` once one succeeds. A failure that is not a
-    /// ``ReaderSyncError`` (a cancelled task) is `transport_failed` here.
+    /// Why the last sync failed; `nil` once one succeeds. A cancelled sync changes nothing here.
     public var lastError: ReaderSyncError?
 
     public init(isSyncing: Bool = false, lastSuccess: Date? = nil, lastError: ReaderSyncError? = nil) {
@@ -175,7 +178,11 @@ public actor SyncEngine {
     /// it keeps its outbox and states as they are, drops every article, pulls anew and fetches
     /// bookmarked content again.
     ///
-    /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused`.
+    /// - Throws: ``ReaderSyncError``: `transport_failed` (the network, a `5xx`, a response that is
+    ///   not protocol v1, or any error of a custom ``SyncTransport``, kept as ``ReaderSyncError/cause``),
+    ///   `server_refused` (a `4xx`: ``ReaderSyncError/serverError`` says which), `store_corrupt` or
+    ///   `store_failed` (the device store); `CancellationError` when the calling task is cancelled.
+    ///   Nothing local is lost in any case.
     @discardableResult
     public func sync() async throws -> SyncReport {
         while running {
@@ -191,10 +198,14 @@ public actor SyncEngine {
             let report = try await syncOnce()
             setStatus { $0 = SyncStatus(isSyncing: false, lastSuccess: Date(), lastError: nil) }
             return report
+        } catch is CancellationError {
+            setStatus { $0.isSyncing = false }  // not a failure to show
+            throw CancellationError()
         } catch {
-            let failure = error as? ReaderSyncError ?? ReaderSyncError(.transportFailed, "the sync ended: \(error)")
+            // A custom transport's own error, as the SDK's.
+            let failure = error as? ReaderSyncError ?? ReaderSyncError(.transportFailed, "the sync ended: \(error)", cause: error)
             setStatus { $0.isSyncing = false; $0.lastError = failure }
-            throw error
+            throw failure
         }
     }
 
@@ -351,7 +362,8 @@ public actor SyncEngine {
 
     private func pushAll(_ report: inout SyncReport) async throws {
         while true {
-            let batch = try store.outboxBatch(limit: pushBatchSize)
+            let (batch, setAside) = try store.outboxBatch(limit: pushBatchSize)
+            report.setAside += setAside
             guard !batch.mutations.isEmpty else { return }
             let response = try await retryingWhenBusy(&report) { try await transport.push(batch) }
             report.requests += 1

@@ -62,14 +62,14 @@ struct ExactIdentityClientTests {
         #expect(try mine.store.state(articleId: "art-1").isBookmarked)
 
         #expect(try mine.store.startOverAfterServerReset() == 1, "only mine's read of art-2, not the other device's bookmark")
-        let batch = try mine.store.outboxBatch(limit: 10)
+        let batch = try mine.store.outboxBatch(limit: 10).request
         #expect(batch.mutations.map(\.articleId) == ["art-2"])
     }
 
-    @Test("an outbox row that cannot be read stops the push with store_corrupt, and every pending change stays")
-    func unreadableOutboxRowStays() async throws {
+    @Test("an outbox row that cannot be read is set aside with its reason, the rows around it are sent, and its article shows its value without it")
+    func unreadableOutboxRowIsSetAside() async throws {
         let h = try await ClientHarness()
-        try await h.seedArticles(3)
+        try await h.seedArticles(6)
         let token = try await h.createUser("reader")
         let phone = try h.openDevice("phone", token: token)
         try phone.store.markRead("art-1")
@@ -78,28 +78,36 @@ struct ExactIdentityClientTests {
         // The middle row is damaged (a value no version of the SDK writes for `read`).
         try await phone.store.dbPool.write { db in try db.execute(sql: "UPDATE outbox SET value = 'maybe' WHERE id = 2") }
 
-        await #expect { try await phone.engine.sync() } throws: { error in
-            (error as? ReaderSyncError)?.code == .storeCorrupt
-        }
-        #expect(try phone.store.pendingChangeCount() == 3, "nothing was sent, nothing deleted")
-        #expect(try await h.serverState(user: "reader", article: "art-1") == nil)
-
-        // Each unreadable kind of column is an error too, never a trap or a default.
-        for damage in ["UPDATE outbox SET value = 'maybe' WHERE id = 2",
-                       "UPDATE outbox SET value = 'true', hlcWall = 'soon' WHERE id = 2",
-                       "UPDATE outbox SET hlcWall = 1, baseVersion = x'00' WHERE id = 2"] {
-            try await phone.store.dbPool.write { db in try db.execute(sql: damage) }
-            #expect { try phone.store.outboxBatch(limit: 10) } throws: { ($0 as? ReaderSyncError)?.code == .storeCorrupt }
-        }
-
-        // Once repaired, all three reach the server.
-        try await phone.store.dbPool.write { db in
-            try db.execute(sql: "UPDATE outbox SET value = 'true', hlcWall = 1764000000000, baseVersion = 0 WHERE id = 2")
-        }
         let report = try await phone.engine.sync()
-        #expect(report.applied == 3)
+        #expect(report.setAside == 1)
+        #expect(report.applied == 2)
         #expect(try phone.store.pendingChangeCount() == 0)
-        #expect(try await h.serverState(user: "reader", article: "art-2")?.isRead == true)
+        #expect(try await h.serverState(user: "reader", article: "art-1")?.isRead == true)
+        #expect(try await h.serverState(user: "reader", article: "art-3")?.isRead == true)
+        #expect(try await h.serverState(user: "reader", article: "art-2") == nil, "never sent")
+        #expect(try phone.store.state(articleId: "art-2").isRead == false, "shown as the server has it")
+        let kept = try phone.store.setAsideChanges()
+        #expect(kept.map(\.mutationId) == [2])
+        #expect(kept.first?.articleId == "art-2")
+        #expect(kept.first?.field == "read")
+        #expect(kept.first?.value == "maybe")
+        #expect(kept.first?.reason.contains("read cannot be \"maybe\"") == true)
+
+        // Each unreadable kind of column is set aside too, never a trap, a default or a stop.
+        try phone.store.markRead("art-4")
+        try phone.store.markRead("art-5")
+        try phone.store.markRead("art-6")
+        try await phone.store.dbPool.write { db in
+            try db.execute(sql: "UPDATE outbox SET hlcWall = 'soon' WHERE id = 4")
+            try db.execute(sql: "UPDATE outbox SET baseVersion = x'00' WHERE id = 5")
+            try db.execute(sql: "UPDATE outbox SET articleId = x'ff' WHERE id = 6")
+        }
+        let again = try await phone.engine.sync()
+        #expect(again.setAside == 3)
+        #expect(again.pushed == 0)
+        #expect(try phone.store.setAsideChanges().map(\.mutationId) == [2, 4, 5, 6])
+        #expect(try phone.store.setAsideChanges().last?.articleId == nil, "not UTF-8: not shown as text")
+        #expect(try phone.store.pendingChangeCount() == 0)
     }
 
     @Test("an acknowledgement removes only the changes that were sent, whatever lastMutationId the server states")
@@ -109,12 +117,12 @@ struct ExactIdentityClientTests {
         let token = try await h.createUser("reader")
         let phone = try h.openDevice("phone", token: token)
         try phone.store.markRead("art-1")
-        let sent = try phone.store.outboxBatch(limit: 10)
+        let sent = try phone.store.outboxBatch(limit: 10).request
         try phone.store.markRead("art-2")
         try phone.store.markRead("art-3")
         // A server that counts ids 2 and 3 as seen (a device store copied back from an old backup).
         let response = PushResponse(lastMutationId: 3, results: [MutationResult(id: 1, outcome: .applied)], epoch: "e")
         try phone.store.acknowledge(response, pushed: sent)
-        #expect(try phone.store.outboxBatch(limit: 10).mutations.map(\.id) == [2, 3])
+        #expect(try phone.store.outboxBatch(limit: 10).request.mutations.map(\.id) == [2, 3])
     }
 }

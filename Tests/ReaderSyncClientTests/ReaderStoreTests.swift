@@ -148,7 +148,7 @@ struct ReaderStoreTests {
                                                    hlc: HLC(wall: Timestamp.millis(h.now) + 120_000, counter: 0), baseVersion: 0)]))
         try await slow.engine.sync()
         try slow.store.markRead("art-1", false)
-        let pending = try slow.store.outboxBatch(limit: 10).mutations
+        let pending = try slow.store.outboxBatch(limit: 10).request.mutations
         #expect(pending.first.map { $0.hlc.wall >= Timestamp.millis(h.now) + 120_000 } == true)
         try await slow.engine.sync()
         // The slow device saw the read and wrote after it: causal, it applies.
