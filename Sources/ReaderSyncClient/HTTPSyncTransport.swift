@@ -7,6 +7,12 @@ import ReaderSyncCore
 
 /// The sync protocol over HTTP, with gzip responses and per-request timeouts.
 ///
+/// Every method throws ``ReaderSyncError``: `transport_failed` when no answer came (no network,
+/// a timeout, a reset connection), for a `5xx`, and for an answer that is not protocol v1;
+/// `server_refused` with the server's ``ReaderSyncError/serverError`` for another status
+/// (`401 unauthorized`, `410 reset_required`…); ``ReaderSyncError/retryAfter`` is set for a
+/// `503` or `429`. The HTTP client's own error is kept as ``ReaderSyncError/cause``.
+///
 /// ```swift
 /// let transport = HTTPSyncTransport(baseURL: "https://sync.example.com", token: userToken)
 /// ```
@@ -36,19 +42,28 @@ public struct HTTPSyncTransport: SyncTransport {
         self.timeout = timeout
     }
 
+    /// `GET /v1/sync/pull`: the changes after `cursor` (`nil`: from the beginning), at most `limit`.
     public func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
         try await send(.GET, SyncRoute.pull(cursor: cursor, limit: limit, sections: sections), body: nil)
     }
 
+    /// `POST /v1/sync/push`.
     public func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
-        let body = try JSONEncoder().encode(request)
+        let body: Data
+        do {
+            body = try JSONEncoder().encode(request)
+        } catch {
+            throw ReaderSyncError(.invalidArgument, "the push cannot be encoded as JSON: \(error)", cause: error)
+        }
         return try await send(.POST, SyncRoute.push, body: body)
     }
 
+    /// `GET /v1/sync/pull?order=newest`: the first page of a first sync (``SyncTransport/pullNewestFirst(limit:window:since:sections:)``).
     public func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>?) async throws -> Transported<PullResponse> {
         try await send(.GET, SyncRoute.pullNewestFirst(limit: limit, window: window, since: since, sections: sections), body: nil)
     }
 
+    /// `GET /v1/articles/{id}`; `nil` for a `404` or `410 article_deleted`.
     public func article(id: String) async throws -> Transported<ArticleDTO>? {
         do {
             return try await send(.GET, SyncRoute.article(id: id), body: nil)

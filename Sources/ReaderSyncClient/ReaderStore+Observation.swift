@@ -15,16 +15,48 @@ import ReaderSyncSQLite
 ///
 /// Iteration ends when its task is cancelled; it throws ``ReaderSyncError`` `store_corrupt` or
 /// `store_failed` when the store cannot be read.
+///
+/// For UIKit or Combine code, ``start(onError:onChange:)`` calls back on the main actor instead
+/// (a Combine subject can be fed from it), and ``start(on:onError:onChange:)`` on a queue.
 public struct StoreObservation<Value: Sendable & Equatable>: AsyncSequence, Sendable {
     public typealias Element = Value
-    private let values: AsyncValueObservation<Value>
+    private let observation: ValueObservation<ValueReducers.RemoveDuplicates<ValueReducers.Fetch<Value>>>
+    private let pool: DatabasePool
 
     init(_ store: ReaderStore, fetch: @escaping @Sendable (Database) throws -> Value) {
-        values = ValueObservation.tracking(fetch).removeDuplicates().values(in: store.dbPool)
+        observation = ValueObservation.tracking(fetch).removeDuplicates()
+        pool = store.dbPool
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: values.makeAsyncIterator())
+        AsyncIterator(base: observation.values(in: pool).makeAsyncIterator())
+    }
+
+    /// Calls `onChange` on the main actor with the current value, then after each change that
+    /// alters it (the values iteration gives), until the returned ``ObservationCancellable`` is
+    /// cancelled or released. The first value comes asynchronously, soon after this returns.
+    /// `onError` is called at most once, when the
+    /// store cannot be read (`store_corrupt`, `store_failed`, or `invalid_argument` for a
+    /// malformed search expression); nothing is called after it.
+    @MainActor
+    public func start(onError: @escaping @MainActor (ReaderSyncError) -> Void,
+                      onChange: @escaping @MainActor (Value) -> Void) -> ObservationCancellable {
+        ObservationCancellable(observation.start(in: pool, scheduling: .mainActor, onError: { error in
+            onError(Self.sdkError(error))
+        }, onChange: onChange))
+    }
+
+    /// As ``start(onError:onChange:)``, calling back on `queue` (serially, in order of change).
+    public func start(on queue: DispatchQueue, onError: @escaping @Sendable (ReaderSyncError) -> Void,
+                      onChange: @escaping @Sendable (Value) -> Void) -> ObservationCancellable {
+        ObservationCancellable(observation.start(in: pool, scheduling: .async(onQueue: queue), onError: { error in
+            onError(Self.sdkError(error))
+        }, onChange: onChange))
+    }
+
+    static func sdkError(_ error: any Error) -> ReaderSyncError {
+        ReaderSyncError.store(error, doing: "observe a query") as? ReaderSyncError
+            ?? ReaderSyncError(.storeFailed, "the observation stopped: \(error)", cause: error)
     }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
@@ -36,10 +68,21 @@ public struct StoreObservation<Value: Sendable & Equatable>: AsyncSequence, Send
             } catch is CancellationError {
                 return nil
             } catch {
-                throw ReaderSyncError.store(error, doing: "observe a query")
+                throw StoreObservation.sdkError(error)
             }
         }
     }
+}
+
+/// Stops a callback observation (``StoreObservation/start(onError:onChange:)``) when cancelled
+/// or released: keep it as long as the screen shows the values.
+public final class ObservationCancellable: Sendable {
+    private let base: AnyDatabaseCancellable
+
+    init(_ base: AnyDatabaseCancellable) { self.base = base }
+
+    /// Stops the observation; no callback runs after this returns on the callbacks' queue or actor.
+    public func cancel() { base.cancel() }
 }
 
 /// Unread articles on the device, by section and in all.

@@ -42,6 +42,24 @@ extension ReaderStore {
     /// - Throws: ``ReaderSyncError`` `invalid_argument` for a malformed expression or a page out
     ///   of range; `store_corrupt` or `store_failed` when the store cannot be read.
     public func search(_ query: SearchQuery, limit: Int = 20, offset: Int = 0) throws -> [SearchHit] {
+        try read("search", try searchFetch(query, limit: limit, offset: offset))
+    }
+
+    /// ``search(_:limit:offset:)-(SearchQuery,_,_)``, observed (``StoreObservation``): the hits
+    /// again after each change of the articles or of their shown states, for a results list
+    /// that stays true while a sync lands.
+    ///
+    /// - Throws: ``ReaderSyncError`` `invalid_argument` for a page out of range or an expression
+    ///   starting with `*`; iteration throws it for an otherwise malformed expression.
+    public func observeSearch(_ query: SearchQuery, limit: Int = 20, offset: Int = 0) throws -> StoreObservation<[SearchHit]> {
+        StoreObservation(self, fetch: try searchFetch(query, limit: limit, offset: offset))
+    }
+
+    /// The read of a search, for a read or an observation.
+    ///
+    /// - Throws: ``ReaderSyncError`` `invalid_argument` for a page out of range or an expression
+    ///   starting with `*` (the read throws it for other malformed expressions).
+    func searchFetch(_ query: SearchQuery, limit: Int, offset: Int) throws -> @Sendable (Database) throws -> [SearchHit] {
         guard (1...1000).contains(limit), offset >= 0 else {
             throw ReaderSyncError(.invalidArgument, "limit must be from 1 to 1000 and offset not negative")
         }
@@ -49,7 +67,7 @@ extension ReaderStore {
         switch query {
         case .words(let text):
             let words = Self.words(of: text)
-            guard !words.isEmpty else { return [] }
+            guard !words.isEmpty else { return { _ in [] } }
             // Each word a quoted string (never an operator; FTS5 splits it into adjacent tokens),
             // matched as a prefix.
             expression = words.map { "\"\($0.replacingOccurrences(of: "\"", with: "\"\""))\"*" }.joined(separator: " ")
@@ -59,9 +77,12 @@ extension ReaderStore {
             }
             expression = text
         }
-        return try read("search") { db in
+        let rankingLimit = options.searchRankingLimit
+        return { db in
             if case .expression(let text) = query {
-                // Parsed alone first, so that only the expression's own faults are the caller's.
+                // Parsed alone first, so that only the expression's own faults are the caller's;
+                // the index read first without it, so that a damaged store is not one of them.
+                _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM articleSearch WHERE rowid = 0")
                 do {
                     _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM articleSearch WHERE articleSearch MATCH ? AND rowid = 0",
                                          arguments: [expression])
@@ -74,7 +95,7 @@ extension ReaderStore {
             // FTS5 walks its matches by rowid, newest first, without scoring them.
             let floor = try Int64.fetchOne(db, sql: """
                 SELECT rowid FROM articleSearch WHERE articleSearch MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?
-                """, arguments: [expression, options.searchRankingLimit - 1]) ?? 0
+                """, arguments: [expression, rankingLimit - 1]) ?? 0
             return try Row.fetchAll(db, sql: """
                 SELECT \(Self.articleColumns), snippet(articleSearch, -1, ?, ?, '…', 16)
                 FROM articleSearch

@@ -98,17 +98,17 @@ public struct RetryPolicy: Sendable, Hashable {
 ///
 /// One sync runs at a time per engine; a call made while one runs waits for its own turn.
 public actor SyncEngine {
-    public let store: ReaderStore
-    public let transport: any SyncTransport
+    public nonisolated let store: ReaderStore
+    public nonisolated let transport: any SyncTransport
     /// Mutations per push (at most 1000, the server's limit).
-    public let pushBatchSize: Int
+    public nonisolated let pushBatchSize: Int
     /// Changes per pulled page (1…1000).
-    public let pageSize: Int
+    public nonisolated let pageSize: Int
     /// Changes in the first page of a first sync with a window (1…1000): small, so the newest
     /// stories show at once.
-    public let firstPageSize: Int
+    public nonisolated let firstPageSize: Int
 
-    public let retryPolicy: RetryPolicy
+    public nonisolated let retryPolicy: RetryPolicy
     let sleep: @Sendable (Duration) async throws -> Void
     let jitter: @Sendable () -> Double
 

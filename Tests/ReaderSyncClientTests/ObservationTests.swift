@@ -97,3 +97,88 @@ struct ObservationTests {
         #expect(!failed.isSyncing && failed.lastSuccess == nil && failed.lastError?.code == .transportFailed)
     }
 }
+
+/// The callback forms of an observation and the observed search.
+@Suite("Client SDK: observation callbacks and search")
+struct ObservationCallbackTests {
+    @Test("start(on:) calls back on the queue with the value and each change, until cancelled", .timeLimit(.minutes(1)))
+    func queueCallbacks() async throws {
+        let h = try await ClientHarness()
+        let token = try await h.createUser("alice")
+        let (store, _) = try h.openDevice("tablet", token: token)
+        let (values, continuation) = AsyncStream.makeStream(of: Int.self)
+        let queue = DispatchQueue(label: "observer")
+        let cancellable = store.observePendingChangeCount().start(on: queue, onError: { _ in }, onChange: { value in
+            dispatchPrecondition(condition: .onQueue(queue))
+            continuation.yield(value)
+        })
+        var iterator = values.makeAsyncIterator()
+        #expect(await iterator.next() == 0)
+        try store.markRead("art-1")
+        #expect(await iterator.next() == 1)
+        try store.markRead("art-2")
+        #expect(await iterator.next() == 2)
+        cancellable.cancel()
+        try store.markRead("art-3")
+        // A later observation sees 3; the cancelled one was told nothing more before it.
+        for try await count in store.observePendingChangeCount() where count == 3 { break }
+        queue.sync {}
+        continuation.finish()
+        #expect(await iterator.next() == nil)
+    }
+
+    @Test("start(onError:onChange:) calls back on the main actor", .timeLimit(.minutes(1)))
+    @MainActor
+    func mainActorCallbacks() async throws {
+        let h = try await ClientHarness()
+        let token = try await h.createUser("alice")
+        let (store, _) = try h.openDevice("tablet", token: token)
+        let (values, continuation) = AsyncStream.makeStream(of: Int.self)
+        let cancellable = store.observePendingChangeCount().start(onError: { _ in }, onChange: { value in
+            MainActor.assertIsolated()
+            continuation.yield(value)
+        })
+        var iterator = values.makeAsyncIterator()
+        #expect(await iterator.next() == 0)
+        try store.setBookmarked("art-1", true)
+        #expect(await iterator.next() == 1)
+        cancellable.cancel()
+    }
+
+    @Test("a callback observation of a malformed search reports invalid_argument once", .timeLimit(.minutes(1)))
+    func callbackError() async throws {
+        let h = try await ClientHarness()
+        let token = try await h.createUser("alice")
+        let (store, _) = try h.openDevice("tablet", token: token)
+        let (errors, continuation) = AsyncStream.makeStream(of: ReaderSyncError.self)
+        let cancellable = try store.observeSearch(.expression("title AND")).start(on: DispatchQueue(label: "observer"),
+                                                                                  onError: { continuation.yield($0) },
+                                                                                  onChange: { _ in Issue.record("no value expected") })
+        var iterator = errors.makeAsyncIterator()
+        #expect(await iterator.next()?.code == .invalidArgument)
+        cancellable.cancel()
+    }
+
+    @Test("an observed search gives its hits again when a pulled page brings a match and when a hit's state changes, not for an unrelated article", .timeLimit(.minutes(1)))
+    func observedSearch() async throws {
+        let h = try await ClientHarness()
+        try await h.seedArticles(2)
+        let token = try await h.createUser("alice")
+        let (store, engine) = try h.openDevice("tablet", token: token)
+        try await engine.sync()
+        var hits = try store.observeSearch(.words("budget")).makeAsyncIterator()
+        #expect(try await hits.next()?.isEmpty == true)
+
+        _ = try await h.service.ingest(jsonLines: Array(#"""
+            {"id":"b-1","section":"world","title":"The budget vote","body":"Parliament votes on the budget.","publishedAt":"2026-11-29T09:00:00Z"}
+            """#.utf8))
+        try await engine.sync()
+        let found = try await hits.next()
+        #expect(found?.map(\.article.id) == ["b-1"])
+        #expect(found?.first?.article.isRead == false)
+
+        try store.markRead("art-1")  // not a hit: no value
+        try store.markRead("b-1")
+        #expect(try await hits.next()?.first?.article.isRead == true)
+    }
+}
