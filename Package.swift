@@ -33,6 +33,8 @@ let package = Package(
         // zlib inflate of whole buffers, for the bench's floor of what the client's HTTP stack does.
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // `swift package generate-documentation --target ReaderSyncClient` (CI builds it, warnings are errors).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", exact: "1.5.0"),
     ],
     targets: [
         // Numbered SQL migrations (server and client store) and the OpenAPI document, embedded in code.

@@ -17,6 +17,7 @@ import ReaderSyncCore
 /// let transport = HTTPSyncTransport(baseURL: "https://sync.example.com", token: userToken)
 /// ```
 public struct HTTPSyncTransport: SyncTransport {
+    /// The server, without a trailing `/`.
     public let baseURL: String
     private let token: String
     private let client: HTTPClient
@@ -29,11 +30,13 @@ public struct HTTPSyncTransport: SyncTransport {
             timeout: .init(connect: .seconds(10), read: .seconds(60)),
             decompression: .enabled(limit: .ratio(100))))
 
+    /// A transport to the server at `baseURL` for the user of `token`.
+    ///
     /// - Parameters:
     ///   - baseURL: the server, e.g. `http://127.0.0.1:8080` (no trailing path).
     ///   - token: the user's bearer token.
     ///   - client: an HTTP client with decompression enabled; ``sharedClient`` by default.
-    ///   - timeout: the deadline of each request.
+    ///   - timeout: the deadline of each request; default 30 s (a long-poll's is this plus its wait).
     public init(baseURL: String, token: String, client: HTTPClient = HTTPSyncTransport.sharedClient,
                 timeout: TimeAmount = .seconds(30)) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL

@@ -19,6 +19,7 @@ import ReaderSyncSQLite
 /// For UIKit or Combine code, ``start(onError:onChange:)`` calls back on the main actor instead
 /// (a Combine subject can be fed from it), and ``start(on:onError:onChange:)`` on a queue.
 public struct StoreObservation<Value: Sendable & Equatable>: AsyncSequence, Sendable {
+    /// The query's result.
     public typealias Element = Value
     private let observation: ValueObservation<ValueReducers.RemoveDuplicates<ValueReducers.Fetch<Value>>>
     private let pool: DatabasePool
@@ -28,6 +29,7 @@ public struct StoreObservation<Value: Sendable & Equatable>: AsyncSequence, Send
         pool = store.dbPool
     }
 
+    /// Starts observing: each iterator is its own observation.
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(base: observation.values(in: pool).makeAsyncIterator())
     }
@@ -59,9 +61,14 @@ public struct StoreObservation<Value: Sendable & Equatable>: AsyncSequence, Send
             ?? ReaderSyncError(.storeFailed, "the observation stopped: \(error)", cause: error)
     }
 
+    /// Gives the values of one observation.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncValueObservation<Value>.Iterator
 
+        /// The current value at first, then the next changed one; `nil` once the task is cancelled.
+        ///
+        /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed`; `invalid_argument`
+        ///   for a malformed search expression.
         public mutating func next() async throws -> Value? {
             do {
                 return try await base.next()
@@ -89,8 +96,10 @@ public final class ObservationCancellable: Sendable {
 public struct UnreadCounts: Sendable, Hashable {
     /// Per section that has an unread article, by name.
     public var bySection: [String: Int]
+    /// Unread articles on the device in all.
     public var total: Int
 
+    /// Counts (for previews and tests of app code).
     public init(bySection: [String: Int], total: Int) {
         self.bySection = bySection
         self.total = total

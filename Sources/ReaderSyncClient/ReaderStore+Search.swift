@@ -3,7 +3,7 @@ import GRDB
 import ReaderSyncCore
 import ReaderSyncSQLite
 
-/// What to look for in the articles on the device (``ReaderStore/search(_:limit:offset:)``).
+/// What to look for in the articles on the device (``ReaderStore/search(_:limit:offset:)-(SearchQuery,_,_)``).
 public enum SearchQuery: Sendable, Hashable {
     /// What a reader types: every space-separated word must match, each as the start of a word
     /// ("eco" finds "economy"), case and diacritics folded ("cafe" finds "Café"); a word with
@@ -21,6 +21,7 @@ public enum SearchQuery: Sendable, Hashable {
 
 /// One article found by a search, with the passage that matched.
 public struct SearchHit: Sendable, Hashable {
+    /// The article, with the reader's state as shown.
     public var article: ReaderArticle
     /// The best passage of the title, summary or body: up to 16 words around the matches, with
     /// `…` where it was cut (and nothing after a NUL character, which FTS5 stops at).
@@ -38,7 +39,8 @@ extension ReaderStore {
     ///
     /// - Parameters:
     ///   - query: the reader's words (``SearchQuery/words(_:)``) or an FTS5 expression.
-    ///   - limit: page size (1…1000, default 20); `offset` skips that many.
+    ///   - limit: page size, 1…1000; default 20.
+    ///   - offset: how many to skip, for the next pages; default 0.
     /// - Throws: ``ReaderSyncError`` `invalid_argument` for a malformed expression or a page out
     ///   of range; `store_corrupt` or `store_failed` when the store cannot be read.
     public func search(_ query: SearchQuery, limit: Int = 20, offset: Int = 0) throws -> [SearchHit] {

@@ -19,19 +19,21 @@ import ReaderSyncSchema
 public final class ReaderStore: Sendable {
     /// How a store behaves.
     public struct Options: Sendable, Hashable {
-        /// What the device keeps (default ``StorageWindow/unbounded``: every article). With a
+        /// What the device keeps (default `StorageWindow.unbounded`: every article). With a
         /// window, the newest articles within it, every bookmarked article and every article with
         /// a pending change stay; the others are evicted after each sync (their states stay, and
         /// sync on), and a first sync starts with the newest articles.
         public var window: StorageWindow
-        /// The most matches one search ranks (``ReaderStore/search(_:limit:offset:)``): the most
+        /// The most matches one search ranks (``ReaderStore/search(_:limit:offset:)-(SearchQuery,_,_)``): the most
         /// recently stored ones; 1…1,000,000, default 2,000. A word in half of a large store
         /// would otherwise cost a score for each of its articles (about 3 µs each on our test
         /// machine: 60 ms over 20,000); news readers look for recent stories.
         public var searchRankingLimit: Int
 
+        /// Options; the defaults keep every article.
+        ///
         /// - Parameters:
-        ///   - window: what the device keeps; default ``StorageWindow/unbounded``.
+        ///   - window: what the device keeps; default `StorageWindow.unbounded`.
         ///   - searchRankingLimit: the most matches a search ranks; default 2,000.
         public init(window: StorageWindow = .unbounded, searchRankingLimit: Int = 2_000) {
             self.window = window
@@ -51,6 +53,8 @@ public final class ReaderStore: Sendable {
     /// Opens (creating and migrating if needed) the store at `path`.
     ///
     /// - Parameters:
+    ///   - path: the store's file, created if missing, e.g. in Application Support (docs/CLIENT.md,
+    ///     "Setting up"); SQLite adds `-wal` and `-shm` files beside it.
     ///   - deviceId: the id to register on first open; ignored when the store already has one.
     ///   - options: what the store keeps (``Options``); the default keeps every article.
     ///   - now: the device's clock; injected so tests and the simulator control time.
@@ -127,7 +131,10 @@ public final class ReaderStore: Sendable {
     ///
     /// - Parameters:
     ///   - filter: all, unread, bookmarked, or one section.
-    ///   - limit: page size; `offset` skips that many.
+    ///   - limit: page size, at least 1; default 50.
+    ///   - offset: how many to skip, for the next pages; default 0.
+    /// - Throws: ``ReaderSyncError`` `invalid_argument` for a page out of range; `store_corrupt`
+    ///   or `store_failed` when the store cannot be read.
     public func articles(_ filter: ArticleFilter = .all, limit: Int = 50, offset: Int = 0) throws -> [ReaderArticle] {
         let fetch = try Self.articlesFetch(filter, limit: limit, offset: offset)
         return try read("read articles", fetch)

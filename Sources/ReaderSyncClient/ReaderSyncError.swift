@@ -10,9 +10,13 @@ import ReaderSyncCore
 /// is for logs and support, not for readers; ``cause`` keeps the underlying error. What to show
 /// the reader for each code: docs/CLIENT.md, "Errors".
 public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of failure it is: one of the constants below, compared with `==` or `switch`.
     public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The code as logged, e.g. `transport_failed`.
         public var rawValue: String
+        /// A code by its raw value (the constants below are the ones the SDK throws).
         public init(rawValue: String) { self.rawValue = rawValue }
+        /// ``rawValue``.
         public var description: String { rawValue }
 
         /// An argument the app passed is out of range (an empty article id, progress outside 0…1).
@@ -35,7 +39,9 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let storeFailed = Code(rawValue: "store_failed")
     }
 
+    /// What kind of failure it is; stable across releases.
     public var code: Code
+    /// What happened, in English, for logs and support (not for readers; not stable).
     public var message: String
     /// The server's error, when the server answered with one.
     public var serverError: SyncError?
@@ -49,6 +55,7 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
     /// not part of equality.
     public var cause: (any Error)?
 
+    /// An error (the SDK makes these; a custom ``SyncTransport`` throws them too, see there).
     public init(_ code: Code, _ message: String, serverError: SyncError? = nil, retryAfter: Duration? = nil, httpStatus: Int? = nil,
                 cause: (any Error)? = nil) {
         self.code = code
@@ -59,6 +66,7 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
         self.cause = cause
     }
 
+    /// `code: message`, e.g. `transport_failed: GET /v1/sync/pull failed: connection refused`.
     public var description: String { "\(code): \(message)" }
 
     /// Equal when code, message, server error, wait and status are; ``cause`` is left out.
@@ -66,6 +74,7 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
         (lhs.code, lhs.message, lhs.serverError, lhs.retryAfter, lhs.httpStatus) == (rhs.code, rhs.message, rhs.serverError, rhs.retryAfter, rhs.httpStatus)
     }
 
+    /// Hashes what ``==(_:_:)`` compares.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(code)
         hasher.combine(message)

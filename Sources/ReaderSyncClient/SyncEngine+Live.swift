@@ -12,6 +12,7 @@ public struct LiveOptions: Sendable, Hashable {
     /// The wait after the first error in a row (default 0.5 s); it doubles with each further
     /// one up to ``maxDelay`` (default 30 s), and each wait is cut to a random 50–100 % of it.
     public var baseDelay: Duration
+    /// The longest wait after errors in a row.
     public var maxDelay: Duration
     /// Stream failures in a row after which the engine long-polls instead (default 2): a proxy
     /// that buffers responses makes a stream silent until the client's read timeout.
@@ -19,6 +20,14 @@ public struct LiveOptions: Sendable, Hashable {
     /// Long-polls after which the engine tries a stream again (default 20).
     public var longPollsBeforeRetryingStream: Int
 
+    /// Options; the defaults suit a phone on a mobile network.
+    ///
+    /// - Parameters:
+    ///   - longPollWait: seconds each long-poll waits, clamped to 1…50; default 30.
+    ///   - baseDelay: the wait after the first error in a row; default 0.5 s.
+    ///   - maxDelay: the longest wait; default 30 s.
+    ///   - streamFailuresBeforeLongPoll: stream failures in a row before long-polling (at least 1); default 2.
+    ///   - longPollsBeforeRetryingStream: long-polls before a stream is tried again (at least 1); default 20.
     public init(longPollWait: Int = 30, baseDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(30),
                 streamFailuresBeforeLongPoll: Int = 2, longPollsBeforeRetryingStream: Int = 20) {
         self.longPollWait = min(max(longPollWait, 1), Self.maxLongPollWait)

@@ -7,18 +7,29 @@ public struct SyncReport: Sendable, Hashable {
     public var pushed = 0
     /// Outbox entries the server acknowledged.
     public var acknowledged = 0
+    /// Pushed changes the server applied (docs/PROTOCOL.md, "Push").
     public var applied = 0
+    /// Pushed changes the server kept but that lost to a later write (the conflict log says why).
     public var superseded = 0
+    /// Pushed changes the server had already taken (a resend after a lost answer).
     public var duplicates = 0
+    /// Pushed changes the server refused (an unknown article, a value out of range).
     public var rejected = 0
     /// Conflict log entries the server pointed this device's mutations to.
     public var conflictIds: [Int64] = []
+    /// New or corrected articles pulled.
     public var pulledArticles = 0
+    /// Articles the publisher deleted (tombstones pulled); the device dropped them.
     public var pulledDeletions = 0
+    /// Reader states pulled (changes made on the user's other devices, and the server's answers).
     public var pulledStates = 0
+    /// Pull pages stored.
     public var pages = 0
+    /// HTTP requests (or transport calls) made, retries of a busy server not counted.
     public var requests = 0
+    /// Bytes on the wire: request bodies sent, response bodies received (compressed size).
     public var bytesSent = 0
+    /// Bytes of response bodies received (compressed size).
     public var bytesReceived = 0
     /// Whether the server's database had been reset or restored, and the device started over.
     public var serverWasReset = false
@@ -49,6 +60,7 @@ public struct SyncReport: Sendable, Hashable {
     /// ``ReaderStore/setAsideChanges()``; 0 normally. Left in place, one would stop every sync.
     public var setAside = 0
 
+    /// An empty report (every count 0).
     public init() {}
 }
 
@@ -62,6 +74,7 @@ public struct SyncStatus: Sendable, Hashable {
     /// Why the last sync failed; `nil` once one succeeds. A cancelled sync changes nothing here.
     public var lastError: ReaderSyncError?
 
+    /// A status (for previews and tests of app code); the default is that of an engine that never synced.
     public init(isSyncing: Bool = false, lastSuccess: Date? = nil, lastError: ReaderSyncError? = nil) {
         self.isSyncing = isSyncing
         self.lastSuccess = lastSuccess
@@ -77,9 +90,17 @@ public struct SyncStatus: Sendable, Hashable {
 public struct RetryPolicy: Sendable, Hashable {
     /// Tries per request, the first included; 1 turns retrying off.
     public var maxAttempts: Int
+    /// The backoff before the first retry, doubled for each further one.
     public var baseDelay: Duration
+    /// The longest backoff.
     public var maxDelay: Duration
 
+    /// A policy; the defaults retry 5 times over at most about 8 s plus the server's waits.
+    ///
+    /// - Parameters:
+    ///   - maxAttempts: tries per request, the first included (at least 1); default 6.
+    ///   - baseDelay: the backoff before the first retry; default 250 ms.
+    ///   - maxDelay: the longest backoff; default 30 s.
     public init(maxAttempts: Int = 6, baseDelay: Duration = .milliseconds(250), maxDelay: Duration = .seconds(30)) {
         self.maxAttempts = max(maxAttempts, 1)
         self.baseDelay = baseDelay
@@ -98,7 +119,9 @@ public struct RetryPolicy: Sendable, Hashable {
 ///
 /// One sync runs at a time per engine; a call made while one runs waits for its own turn.
 public actor SyncEngine {
+    /// The device's store this engine syncs.
     public nonisolated let store: ReaderStore
+    /// How it reaches the server.
     public nonisolated let transport: any SyncTransport
     /// Mutations per push (at most 1000, the server's limit).
     public nonisolated let pushBatchSize: Int
@@ -108,11 +131,16 @@ public actor SyncEngine {
     /// stories show at once.
     public nonisolated let firstPageSize: Int
 
+    /// How a busy server's `503` is retried.
     public nonisolated let retryPolicy: RetryPolicy
     let sleep: @Sendable (Duration) async throws -> Void
     let jitter: @Sendable () -> Double
 
+    /// An engine for `store`; nothing runs until ``sync()`` or ``live(_:)``.
+    ///
     /// - Parameters:
+    ///   - store: the device's store; one engine per store.
+    ///   - transport: how the server is reached, e.g. ``HTTPSyncTransport``.
     ///   - pushBatchSize: mutations per push, 1…1000 (clamped); default 500.
     ///   - pageSize: changes per pulled page, 1…1000 (clamped); default 500.
     ///   - firstPageSize: changes in the first page of a first sync with a window, 1…1000

@@ -20,17 +20,17 @@ public enum SyncEvent: Sendable, Hashable {
 /// var parser = ServerSentEventParser()
 /// for event in parser.feed(bytes) { … }
 /// ```
-public struct ServerSentEventParser: Sendable {
+package struct ServerSentEventParser: Sendable {
     /// One dispatched event: its type (`message` when none was named) and data.
-    public struct Event: Sendable, Hashable {
-        public var type: String
-        public var data: String
+    package struct Event: Sendable, Hashable {
+        package var type: String
+        package var data: String
     }
 
     /// The last `retry:` value, in milliseconds.
-    public private(set) var retryMillis: Int?
+    package private(set) var retryMillis: Int?
     /// Comment lines seen (heartbeats).
-    public private(set) var comments = 0
+    package private(set) var comments = 0
     private var line: [UInt8] = []
     private var lastWasCR = false
     private var type = ""
@@ -38,12 +38,12 @@ public struct ServerSentEventParser: Sendable {
 
     /// Longest line kept, in bytes (1 MiB): a longer one is cut, so a broken server cannot make
     /// a device hold unbounded memory.
-    public static let maxLineBytes = 1 << 20
+    package static let maxLineBytes = 1 << 20
 
-    public init() {}
+    package init() {}
 
     /// Takes the next bytes of the stream; returns the events and comments they complete, in order.
-    public mutating func feed(_ bytes: some Sequence<UInt8>) -> [Item] {
+    package mutating func feed(_ bytes: some Sequence<UInt8>) -> [Item] {
         var items: [Item] = []
         for byte in bytes {
             if lastWasCR {
@@ -62,7 +62,7 @@ public struct ServerSentEventParser: Sendable {
     }
 
     /// What a completed line or blank line gives.
-    public enum Item: Sendable, Hashable {
+    package enum Item: Sendable, Hashable {
         case event(Event)
         case comment(String)
     }

@@ -70,10 +70,14 @@ extension SyncTransport {
 
 /// A response with the bytes it cost on the wire.
 public struct Transported<Value: Sendable>: Sendable {
+    /// The decoded response.
     public var value: Value
+    /// Bytes of the request body.
     public var bytesSent: Int
+    /// Bytes of the response body on the wire (compressed when it was).
     public var bytesReceived: Int
 
+    /// A response and its cost.
     public init(value: Value, bytesSent: Int, bytesReceived: Int) {
         self.value = value
         self.bytesSent = bytesSent
