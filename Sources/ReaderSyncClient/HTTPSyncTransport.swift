@@ -46,11 +46,15 @@ public struct HTTPSyncTransport: SyncTransport {
     }
 
     /// `GET /v1/sync/pull`: the changes after `cursor` (`nil`: from the beginning), at most `limit`.
+    ///
+    /// - Throws: ``ReaderSyncError``, as the type's documentation says.
     public func pull(cursor: String?, limit: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
         try await send(.GET, SyncRoute.pull(cursor: cursor, limit: limit, sections: sections), body: nil)
     }
 
     /// `POST /v1/sync/push`.
+    ///
+    /// - Throws: ``ReaderSyncError``, as the type's documentation says.
     public func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
         let body: Data
         do {
@@ -62,11 +66,15 @@ public struct HTTPSyncTransport: SyncTransport {
     }
 
     /// `GET /v1/sync/pull?order=newest`: the first page of a first sync (``SyncTransport/pullNewestFirst(limit:window:since:sections:)``).
+    ///
+    /// - Throws: ``ReaderSyncError``, as the type's documentation says.
     public func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>?) async throws -> Transported<PullResponse> {
         try await send(.GET, SyncRoute.pullNewestFirst(limit: limit, window: window, since: since, sections: sections), body: nil)
     }
 
     /// `GET /v1/articles/{id}`; `nil` for a `404` or `410 article_deleted`.
+    ///
+    /// - Throws: ``ReaderSyncError``, as the type's documentation says.
     public func article(id: String) async throws -> Transported<ArticleDTO>? {
         do {
             return try await send(.GET, SyncRoute.article(id: id), body: nil)
@@ -76,6 +84,8 @@ public struct HTTPSyncTransport: SyncTransport {
     }
 
     /// The long-poll; its deadline is the request timeout plus `wait`.
+    ///
+    /// - Throws: ``ReaderSyncError``, as the type's documentation says.
     public func pull(cursor: String?, limit: Int, wait: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
         try await send(.GET, SyncRoute.pull(cursor: cursor, limit: limit, wait: wait, sections: sections), body: nil,
                        timeout: timeout + .seconds(Int64(wait)))
@@ -83,6 +93,8 @@ public struct HTTPSyncTransport: SyncTransport {
 
     /// Opens the live stream. The request timeout covers the answer's head only; then the client's
     /// read timeout (60 s for ``sharedClient``, three heartbeats) ends a stream that went silent.
+    ///
+    /// - Throws: ``ReaderSyncError``, as the type's documentation says.
     public func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
         let path = SyncRoute.events(cursor: cursor)
         var request = HTTPClientRequest(url: baseURL + path)

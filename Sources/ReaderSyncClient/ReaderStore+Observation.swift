@@ -25,7 +25,9 @@ public struct StoreObservation<Value: Sendable & Equatable>: AsyncSequence, Send
     private let pool: DatabasePool
 
     init(_ store: ReaderStore, fetch: @escaping @Sendable (Database) throws -> Value) {
-        observation = ValueObservation.tracking(fetch).removeDuplicates()
+        observation = store.defect == .observationMissesStates
+            ? ValueObservation.tracking(regions: [Table("article")], fetch: fetch).removeDuplicates()
+            : ValueObservation.tracking(fetch).removeDuplicates()
         pool = store.dbPool
     }
 
@@ -121,18 +123,28 @@ extension ReaderStore {
 
     /// The unread articles on the device per section and in all, observed: for badges.
     public func observeUnreadCounts() -> StoreObservation<UnreadCounts> {
-        StoreObservation(self) { db in
-            var counts = UnreadCounts(bySection: [:], total: 0)
-            for row in try Row.fetchAll(db, sql: """
-                SELECT article.section, count(*) FROM article LEFT JOIN articleState ON articleState.articleId = article.id
-                WHERE coalesce(articleState.read, 0) = 0 GROUP BY article.section
-                """) {
-                let count: Int = row[1]
-                counts.bySection[row.exactText(0)] = count
-                counts.total += count
-            }
-            return counts
+        StoreObservation(self, fetch: Self.unreadCountsFetch)
+    }
+
+    /// The unread articles on the device per section and in all, now.
+    ///
+    /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed` when the store cannot be read.
+    public func unreadCounts() throws -> UnreadCounts {
+        try read("count unread articles", Self.unreadCountsFetch)
+    }
+
+    /// The read of ``unreadCounts()``, for a read or an observation.
+    @Sendable static func unreadCountsFetch(_ db: Database) throws -> UnreadCounts {
+        var counts = UnreadCounts(bySection: [:], total: 0)
+        for row in try Row.fetchAll(db, sql: """
+            SELECT article.section, count(*) FROM article LEFT JOIN articleState ON articleState.articleId = article.id
+            WHERE coalesce(articleState.read, 0) = 0 GROUP BY article.section
+            """) {
+            let count: Int = row[1]
+            counts.bySection[row.exactText(0)] = count
+            counts.total += count
         }
+        return counts
     }
 
     /// How many local changes wait to be pushed (``pendingChangeCount()``), observed.

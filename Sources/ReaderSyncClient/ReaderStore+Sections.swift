@@ -18,7 +18,7 @@ extension ReaderStore {
     ///
     /// - Returns: how many articles were evicted (also any outside the window).
     /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty set (follow every section
-    ///   with `nil`) or more than ``maxFollowedSections``; `store_unavailable` when the store
+    ///   with `nil`) or more than ``maxFollowedSections``; `store_corrupt` or `store_failed` when the store
     ///   cannot be written.
     @discardableResult
     public func follow(sections: Set<String>?) throws -> Int {
@@ -52,7 +52,7 @@ extension ReaderStore {
 
     /// The sections this device follows (``follow(sections:)``); `nil` for every section.
     ///
-    /// - Throws: ``ReaderSyncError`` `store_unavailable` when the store cannot be read.
+    /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed` when the store cannot be read.
     public func followedSections() throws -> Set<String>? {
         try read("read the followed sections") { db in try Self.followedSections(db) }
     }

@@ -47,8 +47,17 @@ public final class ReaderStore: Sendable {
     /// What the store was opened with.
     public let options: Options
     let now: @Sendable () -> Date
-    /// A deliberate bug for the simulator's oracle tests: pulled values overwrite pending changes.
-    package let skipsPendingOverlay: Bool
+    /// Deliberate bugs for the simulator's oracle tests.
+    package enum Defect: Sendable {
+        /// Pulled values overwrite pending changes.
+        case skipsPendingOverlay
+        /// Observations track the article table only, so they miss changes of the reader's state.
+        case observationMissesStates
+    }
+
+    /// The deliberate bug this store has; `nil` outside the simulator's oracle tests.
+    package let defect: Defect?
+    package var skipsPendingOverlay: Bool { defect == .skipsPendingOverlay }
 
     /// Opens (creating and migrating if needed) the store at `path`.
     ///
@@ -63,11 +72,11 @@ public final class ReaderStore: Sendable {
     ///   search ranking limit outside 1…1,000,000.
     public convenience init(path: String, deviceId: String? = nil, options: Options = Options(),
                             now: @escaping @Sendable () -> Date = { Date() }) throws {
-        try self.init(path: path, deviceId: deviceId, options: options, now: now, skipsPendingOverlay: false)
+        try self.init(path: path, deviceId: deviceId, options: options, now: now, defect: nil)
     }
 
     package init(path: String, deviceId: String?, options: Options = Options(), now: @escaping @Sendable () -> Date,
-                 skipsPendingOverlay: Bool) throws {
+                 defect: Defect?) throws {
         guard (1...StorageWindow.maxNewest).contains(options.window.newest ?? 1), (1...StorageWindow.maxDays).contains(options.window.days ?? 1) else {
             throw ReaderSyncError(.invalidArgument,
                                   "a storage window keeps 1 to \(StorageWindow.maxNewest) articles and 1 to \(StorageWindow.maxDays) days")
@@ -77,7 +86,7 @@ public final class ReaderStore: Sendable {
         }
         self.options = options
         self.now = now
-        self.skipsPendingOverlay = skipsPendingOverlay
+        self.defect = defect
         do {
             var configuration = Configuration()
             configuration.foreignKeysEnabled = true
@@ -167,6 +176,8 @@ public final class ReaderStore: Sendable {
     }
 
     /// One article, or `nil` when it is not on the device.
+    ///
+    /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed` when the store cannot be read.
     public func article(id: String) throws -> ReaderArticle? {
         try read("read an article", Self.articleFetch(id: id))
     }
@@ -182,11 +193,15 @@ public final class ReaderStore: Sendable {
     }
 
     /// The number of articles on the device.
+    ///
+    /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed` when the store cannot be read.
     public func articleCount() throws -> Int {
         try read("count articles") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM article") ?? 0 }
     }
 
     /// The reader's state of an article (defaults when never touched), also for an article not on the device.
+    ///
+    /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed` when the store cannot be read.
     public func state(articleId: String) throws -> ReaderState {
         try read("read a state") { db in
             try Row.fetchOne(db, sql: "SELECT read, bookmarked, progress, version FROM articleState WHERE articleId = ?",
@@ -197,6 +212,8 @@ public final class ReaderStore: Sendable {
     }
 
     /// Every state row the device holds (for inspection and the simulator's checks).
+    ///
+    /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed` when the store cannot be read.
     public func allStates() throws -> [ReaderState] {
         try read("read states") { db in
             try Row.fetchAll(db, sql: "SELECT articleId, read, bookmarked, progress, version FROM articleState ORDER BY articleId")
@@ -205,6 +222,8 @@ public final class ReaderStore: Sendable {
     }
 
     /// How many local changes wait to be pushed.
+    ///
+    /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed` when the store cannot be read.
     public func pendingChangeCount() throws -> Int {
         try read("count pending changes") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
     }
@@ -219,16 +238,28 @@ public final class ReaderStore: Sendable {
     // MARK: Local actions
 
     /// Marks an article read or unread.
+    ///
+    /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty or over-long id (over 200
+    ///   bytes); `store_corrupt` or `store_failed` when the store cannot be written (the
+    ///   change is then not made, nor queued).
     public func markRead(_ articleId: String, _ read: Bool = true) throws {
         try record(articleId, .read, .bool(read))
     }
 
     /// Bookmarks an article or removes its bookmark.
+    ///
+    /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty or over-long id (over 200
+    ///   bytes); `store_corrupt` or `store_failed` when the store cannot be written (the
+    ///   change is then not made, nor queued).
     public func setBookmarked(_ articleId: String, _ bookmarked: Bool) throws {
         try record(articleId, .bookmarked, .bool(bookmarked))
     }
 
     /// Records the reading position, 0…1.
+    ///
+    /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty or over-long id (over 200
+    ///   bytes), or a progress outside 0…1 or not finite; `store_corrupt` or `store_failed` when the store cannot be written (the
+    ///   change is then not made, nor queued).
     public func setProgress(_ articleId: String, _ progress: Double) throws {
         try record(articleId, .progress, .number(progress))
     }
@@ -276,6 +307,8 @@ public final class ReaderStore: Sendable {
 
     /// Where the device stands now in the order articles arrived in: take it when a list is shown,
     /// and pass it to ``markAllRead(section:upTo:)`` when the reader marks that list read.
+    ///
+    /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed` when the store cannot be read.
     public func arrivalPoint() throws -> Int64 {
         try read("read the arrival point") { db in try SyncMeta.fetch(db).lastArrival }
     }
@@ -287,7 +320,7 @@ public final class ReaderStore: Sendable {
     /// pushed in batches.
     ///
     /// - Returns: how many articles were marked.
-    /// - Throws: ``ReaderSyncError`` `store_unavailable` when the store cannot be written.
+    /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed` when the store cannot be written.
     @discardableResult
     public func markAllRead(section: String? = nil, upTo point: Int64) throws -> Int {
         let physical = Timestamp.millis(now())

@@ -355,7 +355,7 @@ public actor SyncEngine {
     /// - Returns: `nil` when neither has it (never published, deleted, or removed by the
     ///   server's compaction).
     /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused` when the fetch fails;
-    ///   `store_unavailable` when the store cannot be read or written.
+    ///   `store_corrupt` or `store_failed` when the store cannot be read or written.
     public func article(id: String) async throws -> ReaderArticle? {
         if let article = try store.article(id: id) { return article }
         let transport = self.transport

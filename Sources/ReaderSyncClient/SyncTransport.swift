@@ -37,32 +37,44 @@ public protocol SyncTransport: Sendable {
 
 extension SyncTransport {
     /// A pull of every section.
+    ///
+    /// - Throws: what the transport's requirement throws (``ReaderSyncError``).
     public func pull(cursor: String?, limit: Int) async throws -> Transported<PullResponse> {
         try await pull(cursor: cursor, limit: limit, sections: nil)
     }
 
     /// A long-poll of every section.
+    ///
+    /// - Throws: what the transport's requirement throws (``ReaderSyncError``).
     public func pull(cursor: String?, limit: Int, wait: Int) async throws -> Transported<PullResponse> {
         try await pull(cursor: cursor, limit: limit, wait: wait, sections: nil)
     }
 
     /// Transports written before first syncs went newest first: the first page from the
     /// beginning, oldest first (correct, only slower to show the newest stories).
+    ///
+    /// - Throws: what the transport's requirement throws (``ReaderSyncError``).
     public func pullNewestFirst(limit: Int, window: Int?, since: Date?, sections: Set<String>?) async throws -> Transported<PullResponse> {
         try await pull(cursor: nil, limit: limit, sections: sections)
     }
 
     /// Transports written before `GET /v1/articles/{id}`: this throws `transport_failed`.
+    ///
+    /// - Throws: ``ReaderSyncError`` `transport_failed`, always.
     public func article(id: String) async throws -> Transported<ArticleDTO>? {
         throw ReaderSyncError(.transportFailed, "this transport (\(type(of: self))) cannot fetch one article")
     }
 
     /// Transports written before live updates have no long-poll: this throws `transport_failed`.
+    ///
+    /// - Throws: ``ReaderSyncError`` `transport_failed`, always.
     public func pull(cursor: String?, limit: Int, wait: Int, sections: Set<String>?) async throws -> Transported<PullResponse> {
         throw ReaderSyncError(.transportFailed, "this transport (\(type(of: self))) has no long-poll")
     }
 
     /// Transports written before live updates have no event stream: this throws `transport_failed`.
+    ///
+    /// - Throws: ``ReaderSyncError`` `transport_failed`, always.
     public func events(cursor: String?) async throws -> AsyncThrowingStream<SyncEvent, any Error> {
         throw ReaderSyncError(.transportFailed, "this transport (\(type(of: self))) has no event stream")
     }

@@ -15,6 +15,8 @@ struct Oracle {
             referenceModel(views),
             InvariantResult(name: "pending changes stay visible", passed: runner.overlayViolation == nil, detail: runner.overlayViolation),
             InvariantResult(name: "no unexpected errors", passed: runner.unexpectedErrors.isEmpty, detail: runner.unexpectedErrors.first),
+            InvariantResult(name: "observers show what the store holds", passed: runner.observerViolation == nil,
+                            detail: runner.observerViolation),
         ]
     }
 

@@ -53,8 +53,12 @@ final class SimDevice {
     let path: String
     let link: DeviceLink
     let skew = SkewBox()
-    var store: ReaderStore
+    var store: ReaderStore {
+        didSet { observer = UnreadCountsObserver(store: store) }
+    }
     var engine: SyncEngine
+    /// What the app's badges show: the store's unread counts, observed.
+    var observer: UnreadCountsObserver
     var online = true
     /// Whether the device's last sync ended in an error (a lost connection, a server that stayed busy).
     var lastSyncFailed = false
@@ -66,6 +70,56 @@ final class SimDevice {
         self.link = link
         store = try open(path, skew)
         engine = SyncEngine(store: store, transport: link, pushBatchSize: 50, pageSize: 100)
+        observer = UnreadCountsObserver(store: store)
+    }
+}
+
+/// A badge of the app: the unread counts as the store's observation (``ReaderStore/observeUnreadCounts()``,
+/// called back on a queue of its own) last delivered them.
+final class UnreadCountsObserver: Sendable {
+    private final class Latest: Sendable {
+        let value = Mutex<UnreadCounts?>(nil)
+    }
+
+    private let latest: Latest
+    private let changes: AsyncStream<Void>
+    private let cancellable: ObservationCancellable
+
+    init(store: ReaderStore) {
+        let latest = Latest()
+        let (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        cancellable = store.observeUnreadCounts().start(on: DispatchQueue(label: "unread-counts-observer"), onError: { _ in
+            continuation.finish()
+        }, onChange: { counts in
+            latest.value.withLock { $0 = counts }
+            continuation.yield()
+        })
+        self.latest = latest
+        self.changes = changes
+    }
+
+    deinit { cancellable.cancel() }
+
+    /// What it shows now; `nil` before the first value.
+    var shown: UnreadCounts? { latest.value.withLock { $0 } }
+
+    /// Whether what it shows becomes `expected`: at once, or with a value still on its way. A
+    /// change the observation missed never comes; after `patience` with none that matches, false.
+    func settles(to expected: UnreadCounts, patience: Duration = .seconds(10)) async -> Bool {
+        if shown == expected { return true }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask { [changes, latest] in
+                for await _ in changes where latest.value.withLock({ $0 }) == expected { return true }
+                return false
+            }
+            group.addTask {
+                try? await Task.sleep(for: patience)  // only how long a failure takes to show
+                return false
+            }
+            let settled = await group.next() ?? false
+            group.cancelAll()
+            return settled
+        }
     }
 }
 
@@ -87,6 +141,8 @@ final class Runner {
     var snapshotsTaken = 0
     var conflictLog: [ConflictDTO] = []
     var overlayViolation: String?
+    /// The first time a device's badge (``UnreadCountsObserver``) did not come to show what its store holds.
+    var observerViolation: String?
     var unexpectedErrors: [String] = []
     // The newsroom's view of the corpus.
     var liveArticles: [String] = []
@@ -155,6 +211,7 @@ final class Runner {
                 progress(step, options.steps)
             }
             if options.live { try await liveFinish() } else { try await finalSync() }
+            for device in devices { try await checkObserver(device, final: true) }
             var views: [String: ServerView] = [:]
             for user in tokens.keys.sorted() { views[user] = try await serverView(user: user) }
             // What no later answer decided is decided by the final state before the model's last replay.
@@ -227,12 +284,16 @@ final class Runner {
 
     func openStore(name: String) -> (String, SkewBox) throws -> ReaderStore {
         let clock = self.clock
-        let skipsOverlay = options.defect == .clientSkipsPendingOverlay
+        let defect: ReaderStore.Defect? = switch options.defect {
+        case .clientSkipsPendingOverlay?: .skipsPendingOverlay
+        case .clientObservationMissesStates?: .observationMissesStates
+        default: nil
+        }
         let options = ReaderStore.Options(window: windows[name] ?? .unbounded)
         return { path, skew in
             try ReaderStore(path: path, deviceId: name, options: options,
                             now: { Timestamp.date(millis: clock.nowMillis + skew.millis.withLock { $0 }) },
-                            skipsPendingOverlay: skipsOverlay)
+                            defect: defect)
         }
     }
 
@@ -347,6 +408,7 @@ final class Runner {
         for (device, outcome) in zip(syncing, outcomes) {
             if let outcome { try finishSync(device, outcome) }
         }
+        for device in syncing { try await checkObserver(device) }
     }
 
     /// How one sync ended, and how long it took.
@@ -366,6 +428,19 @@ final class Runner {
     func sync(_ device: SimDevice, faultsAllowed: Bool) async throws {
         try await prepareSync(device, faultsAllowed: faultsAllowed)
         try finishSync(device, await Self.runSync(device.engine))
+        try await checkObserver(device)
+    }
+
+    /// Invariant 8: the device's badge, observed, comes to show the unread counts its store holds.
+    /// In live mode, where the engines write the stores meanwhile, only once they stopped (`final`).
+    func checkObserver(_ device: SimDevice, final: Bool = false) async throws {
+        guard observerViolation == nil, final || !options.live else { return }
+        let held = try device.store.unreadCounts()
+        if await !device.observer.settles(to: held) {
+            let shown = device.observer.shown.map { "\($0.total) unread" } ?? "nothing"
+            observerViolation = "\(device.user) on \(device.name): its unread-count observer shows \(shown), "
+                + "the store holds \(held.total) unread"
+        }
     }
 
     /// The random choices of a sync, made before it runs: a fault to inject, an action during the pull.

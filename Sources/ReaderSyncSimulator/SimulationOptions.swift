@@ -37,6 +37,9 @@ public enum SimulationServer: Sendable, Hashable {
 package enum SimulationDefect: String, Sendable, Hashable, CaseIterable {
     /// The client lets a pulled value overwrite a pending local change.
     case clientSkipsPendingOverlay = "client_skips_pending_overlay"
+    /// The client's observations miss changes of the reader's state (as they did while that
+    /// table was WITHOUT ROWID, which SQLite's update hook does not report).
+    case clientObservationMissesStates = "client_observation_misses_states"
     /// The server's merge picks the wrong winner between concurrent writes.
     case mergePicksWrongWinner = "merge_picks_wrong_winner"
     /// The server applies a duplicate push again.

@@ -172,7 +172,7 @@ extension ProcessTests {
             let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
             #expect(object?["seed"] as? Int == 3)
             let invariants = object?["invariants"] as? [[String: Any]] ?? []
-            #expect(invariants.count == 7 && invariants.allSatisfy { $0["passed"] as? Bool == true })
+            #expect(invariants.count == 8 && invariants.allSatisfy { $0["passed"] as? Bool == true })
             #expect((object?["replayCommand"] as? String)?.contains("--seed 3") == true)
             #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("user1-d1.sqlite").path))
 

@@ -81,7 +81,7 @@ extension ProcessTests {
             #expect(result.status == 0, "\(result.stderr)")
             let report = try JSONDecoder().decode(Report.self, from: Data(result.stdout.utf8))
             let failed = report.invariants.filter { !$0.passed }
-            #expect(report.invariants.count == 7)
+            #expect(report.invariants.count == 8)
             #expect(failed.isEmpty, "\(failed)\n\(result.stderr)\nserver log: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
             #expect(report.server == "servers \(urls.joined(separator: ", "))", "\(report.server)")
             // A cut commit is a push without an answer that the resend showed committed.

@@ -26,7 +26,7 @@ func expectAllPass(_ report: SimulationReport, sourceLocation: SourceLocation = 
     for invariant in report.invariants where !invariant.passed {
         Issue.record("seed \(report.seed): \(invariant.name) failed: \(invariant.detail ?? "")", sourceLocation: sourceLocation)
     }
-    #expect(report.invariants.count == 7, sourceLocation: sourceLocation)
+    #expect(report.invariants.count == 8, sourceLocation: sourceLocation)
 }
 
 @Suite("Simulation: convergence under faults")
@@ -167,6 +167,12 @@ struct OracleTests {
     func skipsOverlay() async throws {
         let failed = try await failing(.clientSkipsPendingOverlay, faults: [], seeds: [1, 2, 3])
         #expect(failed.contains("pending changes stay visible"))
+    }
+
+    @Test("observations that miss the reader's state break 'observers show what the store holds'")
+    func observationMissesStates() async throws {
+        let failed = try await failing(.clientObservationMissesStates, faults: [], seeds: [1, 2, 3])
+        #expect(failed == ["observers show what the store holds"])
     }
 
     @Test("a merge that picks the wrong winner breaks 'server equals the reference model'")

@@ -158,7 +158,7 @@ struct UnansweredPushTests {
             let link = DeviceLink(inner: cutting ? CutAfterServer(inner) : inner, recorder: recorder, order: order, user: Self.user,
                                   serverMillis: { server.nowMillis })
             let store = try ReaderStore(path: directory.appendingPathComponent("\(name).sqlite").path, deviceId: name,
-                                        now: { clock.now }, skipsPendingOverlay: false)
+                                        now: { clock.now }, defect: nil)
             return (store, SyncEngine(store: store, transport: link, pushBatchSize: 50, pageSize: 100))
         }
         let (phone, phoneSync) = try device("phone", cutting: true)
