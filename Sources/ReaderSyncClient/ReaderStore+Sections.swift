@@ -18,8 +18,8 @@ extension ReaderStore {
     ///
     /// - Returns: how many articles were evicted (also any outside the window).
     /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty set (follow every section
-    ///   with `nil`) or more than ``maxFollowedSections``; `store_corrupt` or `store_failed` when the store
-    ///   cannot be written.
+    ///   with `nil`) or more than ``maxFollowedSections``; `store_corrupt`, `store_full` or
+    ///   `store_failed` when the store cannot be written.
     @discardableResult
     public func follow(sections: Set<String>?) throws -> Int {
         if let sections {

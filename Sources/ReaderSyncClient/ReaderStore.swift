@@ -240,8 +240,8 @@ public final class ReaderStore: Sendable {
     /// Marks an article read or unread.
     ///
     /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty or over-long id (over 200
-    ///   bytes); `store_corrupt` or `store_failed` when the store cannot be written (the
-    ///   change is then not made, nor queued).
+    ///   bytes); `store_corrupt`, `store_full` or `store_failed` when the store cannot be
+    ///   written (the change is then not made, nor queued).
     public func markRead(_ articleId: String, _ read: Bool = true) throws {
         try record(articleId, .read, .bool(read))
     }
@@ -249,8 +249,8 @@ public final class ReaderStore: Sendable {
     /// Bookmarks an article or removes its bookmark.
     ///
     /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty or over-long id (over 200
-    ///   bytes); `store_corrupt` or `store_failed` when the store cannot be written (the
-    ///   change is then not made, nor queued).
+    ///   bytes); `store_corrupt`, `store_full` or `store_failed` when the store cannot be
+    ///   written (the change is then not made, nor queued).
     public func setBookmarked(_ articleId: String, _ bookmarked: Bool) throws {
         try record(articleId, .bookmarked, .bool(bookmarked))
     }
@@ -258,8 +258,8 @@ public final class ReaderStore: Sendable {
     /// Records the reading position, 0…1.
     ///
     /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty or over-long id (over 200
-    ///   bytes), or a progress outside 0…1 or not finite; `store_corrupt` or `store_failed` when the store cannot be written (the
-    ///   change is then not made, nor queued).
+    ///   bytes), or a progress outside 0…1 or not finite; `store_corrupt`, `store_full` or
+    ///   `store_failed` when the store cannot be written (the change is then not made, nor queued).
     public func setProgress(_ articleId: String, _ progress: Double) throws {
         try record(articleId, .progress, .number(progress))
     }
@@ -320,7 +320,7 @@ public final class ReaderStore: Sendable {
     /// pushed in batches.
     ///
     /// - Returns: how many articles were marked.
-    /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed` when the store cannot be written.
+    /// - Throws: ``ReaderSyncError`` `store_corrupt`, `store_full` or `store_failed` when the store cannot be written.
     @discardableResult
     public func markAllRead(section: String? = nil, upTo point: Int64) throws -> Int {
         let physical = Timestamp.millis(now())

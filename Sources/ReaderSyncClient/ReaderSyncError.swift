@@ -32,11 +32,14 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
         /// still work; an outbox row that cannot be read is set aside, not lost
         /// (``ReaderStore/setAsideChanges()``). Reinstalling (a new store) is the remedy.
         public static let storeCorrupt = Code(rawValue: "store_corrupt")
-        /// A read or write of the device store failed for a reason outside it: the disk is full,
-        /// an I/O error, the file is read-only, or another process held it locked past the 10 s
-        /// busy timeout. Nothing was half-written (each action is one transaction); try again
-        /// once space is freed. ``cause`` has SQLite's error.
+        /// A read or write of the device store failed for a reason outside it: an I/O error, the
+        /// file is read-only, or another process held it locked past the 10 s busy timeout.
+        /// Nothing was half-written (each action is one transaction): the action did not happen;
+        /// try again later. ``cause`` has SQLite's error.
         public static let storeFailed = Code(rawValue: "store_failed")
+        /// The device is out of space: the store could not grow. Nothing was half-written; the
+        /// action did not happen. Tell the reader to free space.
+        public static let storeFull = Code(rawValue: "store_full")
     }
 
     /// What kind of failure it is; stable across releases.
@@ -88,7 +91,8 @@ extension ReaderSyncError {
     /// `error` as the SDK's error, for a failure while the store was `doing` something (a
     /// phrase such as "mark art-1 read"): a ``ReaderSyncError`` or `CancellationError` as it is;
     /// SQLite's corruption, a missing table or column, and a constraint failure as
-    /// `store_corrupt`; everything else SQLite says (full, I/O, read-only, busy) as `store_failed`.
+    /// `store_corrupt`; a full disk as `store_full`; everything else SQLite says (I/O, read-only,
+    /// busy) as `store_failed`.
     package static func store(_ error: any Error, doing: String) -> any Error {
         if error is ReaderSyncError || error is CancellationError { return error }
         guard let database = error as? DatabaseError else {
@@ -98,6 +102,8 @@ extension ReaderSyncError {
         case .SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_ERROR, .SQLITE_CONSTRAINT, .SQLITE_MISMATCH, .SQLITE_SCHEMA:
             return ReaderSyncError(.storeCorrupt, "the store could not \(doing): it is damaged or not what this version wrote "
                                    + "(\(database.message ?? "\(database.resultCode)"))", cause: error)
+        case .SQLITE_FULL:
+            return ReaderSyncError(.storeFull, "the store could not \(doing): the device is out of space", cause: error)
         default:
             return ReaderSyncError(.storeFailed, "the store could not \(doing): \(database.message ?? "\(database.resultCode)")",
                                    cause: error)

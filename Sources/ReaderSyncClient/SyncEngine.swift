@@ -208,8 +208,8 @@ public actor SyncEngine {
     ///
     /// - Throws: ``ReaderSyncError``: `transport_failed` (the network, a `5xx`, a response that is
     ///   not protocol v1, or any error of a custom ``SyncTransport``, kept as ``ReaderSyncError/cause``),
-    ///   `server_refused` (a `4xx`: ``ReaderSyncError/serverError`` says which), `store_corrupt` or
-    ///   `store_failed` (the device store); `CancellationError` when the calling task is cancelled.
+    ///   `server_refused` (a `4xx`: ``ReaderSyncError/serverError`` says which), `store_corrupt`,
+    ///   `store_full` or `store_failed` (the device store); `CancellationError` when the calling task is cancelled.
     ///   Nothing local is lost in any case.
     @discardableResult
     public func sync() async throws -> SyncReport {
@@ -355,7 +355,7 @@ public actor SyncEngine {
     /// - Returns: `nil` when neither has it (never published, deleted, or removed by the
     ///   server's compaction).
     /// - Throws: ``ReaderSyncError`` `transport_failed` or `server_refused` when the fetch fails;
-    ///   `store_corrupt` or `store_failed` when the store cannot be read or written.
+    ///   `store_corrupt`, `store_full` or `store_failed` when the store cannot be read or written.
     public func article(id: String) async throws -> ReaderArticle? {
         if let article = try store.article(id: id) { return article }
         let transport = self.transport

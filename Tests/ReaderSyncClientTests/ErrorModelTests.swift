@@ -74,7 +74,7 @@ struct ErrorModelTests {
         }
     }
 
-    @Test("a full disk is store_failed: the sync stores nothing half, loses no change, and succeeds once there is room", .timeLimit(.minutes(1)))
+    @Test("a full disk is store_full: the sync stores nothing half, loses no change, and succeeds once there is room", .timeLimit(.minutes(1)))
     func fullDisk() async throws {
         let h = try await ClientHarness()
         try await h.seedArticles(60)
@@ -88,10 +88,10 @@ struct ErrorModelTests {
         }
         await #expect { try await engine.sync() } throws: { error in
             guard let error = error as? ReaderSyncError else { return false }
-            return error.code == .storeFailed && (error.cause as? DatabaseError)?.resultCode == .SQLITE_FULL
+            return error.code == .storeFull && (error.cause as? DatabaseError)?.resultCode == .SQLITE_FULL
         }
         #expect(try store.articleCount() < 60)
-        #expect(await engine.status.lastError?.code == .storeFailed)
+        #expect(await engine.status.lastError?.code == .storeFull)
 
         try await store.dbPool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA max_page_count = 1073741823") }
         try await engine.sync()
