@@ -104,6 +104,7 @@ public struct HTTPSyncTransport: SyncTransport {
         do {
             response = try await client.execute(request, timeout: timeout)
         } catch {
+            if Task.isCancelled { throw CancellationError() }
             throw ReaderSyncError(.transportFailed, "GET \(path) failed: \(error)", cause: error)
         }
         guard response.status == .ok else {
@@ -134,6 +135,7 @@ public struct HTTPSyncTransport: SyncTransport {
             response = try await client.execute(request, timeout: timeout ?? self.timeout)
             bytes = try await response.body.collect(upTo: 256 << 20)
         } catch {
+            if Task.isCancelled { throw CancellationError() }
             throw ReaderSyncError(.transportFailed, "\(method) \(path) failed: \(error)", cause: error)
         }
         // Bytes on the wire: the compressed length when the server compressed the body.
@@ -171,7 +173,7 @@ private final class EventStreamReader: @unchecked Sendable {
             let buffer: ByteBuffer?
             do {
                 buffer = try await body.next()
-            } catch is CancellationError {
+            } catch let error where error is CancellationError || Task.isCancelled {
                 throw CancellationError()
             } catch {
                 throw ReaderSyncError(.transportFailed, "\(request): the stream broke: \(error)", cause: error)

@@ -4,8 +4,8 @@ import ReaderSyncSQLite
 
 /// What a query of the store returns, as it changes: the current value as soon as iteration
 /// starts, then a new one after each committed change that alters it — local actions, pulled
-/// pages, acknowledgements, evictions, from this process — and never the same value twice in a
-/// row. Built on GRDB's `ValueObservation`; each value is read in one snapshot.
+/// pages, acknowledgements, evictions, made through this ``ReaderStore`` — and never the same
+/// value twice in a row. Built on GRDB's `ValueObservation`; each value is read in one snapshot.
 ///
 /// ```swift
 /// for try await unread in store.observeArticles(.unread, limit: 50) {
@@ -50,7 +50,7 @@ public struct StoreObservation<Value: Sendable & Equatable>: AsyncSequence, Send
         }, onChange: onChange))
     }
 
-    /// As ``start(onError:onChange:)``, calling back on `queue` (serially, in order of change).
+    /// As ``start(onError:onChange:)``, calling back on `queue` (in order of change on a serial queue).
     public func start(on queue: DispatchQueue, onError: @escaping @Sendable (ReaderSyncError) -> Void,
                       onChange: @escaping @Sendable (Value) -> Void) -> ObservationCancellable {
         ObservationCancellable(observation.start(in: pool, scheduling: .async(onQueue: queue), onError: { error in
@@ -90,7 +90,8 @@ public final class ObservationCancellable: Sendable {
 
     init(_ base: AnyDatabaseCancellable) { self.base = base }
 
-    /// Stops the observation; no callback runs after this returns on the callbacks' queue or actor.
+    /// Stops the observation. Called on the callbacks' queue or actor, no callback runs after it
+    /// returns; called elsewhere, one already scheduled may still run.
     public func cancel() { base.cancel() }
 }
 
@@ -140,8 +141,8 @@ extension ReaderStore {
             SELECT article.section, count(*) FROM article LEFT JOIN articleState ON articleState.articleId = article.id
             WHERE coalesce(articleState.read, 0) = 0 GROUP BY article.section
             """) {
-            let count: Int = row[1]
-            counts.bySection[row.exactText(0)] = count
+            let count: Int = try row.decode(atIndex: 1)
+            counts.bySection[try row.decodeExactText(0)] = count
             counts.total += count
         }
         return counts

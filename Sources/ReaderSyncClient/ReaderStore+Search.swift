@@ -106,8 +106,8 @@ extension ReaderStore {
                 WHERE articleSearch MATCH ? AND articleSearch.rowid >= ?
                 ORDER BY articleSearch.rank LIMIT ? OFFSET ?
                 """, arguments: [Self.matchStart, Self.matchEnd, expression, floor, limit, offset]).map { row in
-                let (snippet, matches) = Self.marked(row.exactText(13))
-                return SearchHit(article: Self.decodeArticle(row), snippet: snippet, matches: matches)
+                let (snippet, matches) = Self.marked(try row.decodeExactText(13))
+                return SearchHit(article: try Self.decodeArticle(row), snippet: snippet, matches: matches)
             }
         }
     }

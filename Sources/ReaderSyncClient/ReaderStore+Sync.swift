@@ -16,7 +16,7 @@ extension ReaderStore {
         return try write("read the outbox") { db in
             var mutations: [Mutation] = []
             var setAside = 0
-            var after: Int64 = 0
+            var after = Int64.min
             while mutations.count < limit {
                 let rows = try Row.fetchAll(db, sql: """
                     SELECT id, articleId, field, value, hlcWall, hlcCounter, baseVersion, restored FROM outbox
@@ -63,8 +63,8 @@ extension ReaderStore {
                 func text(_ index: Int) -> String? {
                     (try? row.decode(Data.self, atIndex: index)).flatMap { String(validating: $0, as: UTF8.self) }
                 }
-                return SetAsideChange(mutationId: row[0], articleId: text(1), field: text(2), value: text(3), reason: row[4],
-                                      setAsideAt: Timestamp.date(millis: row[5]))
+                return SetAsideChange(mutationId: try row.decode(atIndex: 0), articleId: text(1), field: text(2), value: text(3),
+                                      reason: try row.decode(atIndex: 4), setAsideAt: Timestamp.date(millis: try row.decode(atIndex: 5)))
             }
         }
     }
@@ -80,19 +80,24 @@ extension ReaderStore {
             do { return try row.decode(Value.self, atIndex: index) } catch { throw unreadable("\(name) is not a \(Value.self)") }
         }
         let id: Int64 = try column(0, "id")
+        guard id >= 1 else { throw unreadable("id is below 1") }
         // Validated, not repaired: String(decoding:) would swap bad bytes for U+FFFD and send the
-        // change to another id.
+        // change to another id. Checked as the server checks it, which refuses a whole push otherwise.
         guard let articleId = String(validating: try column(1, "articleId", as: Data.self), as: UTF8.self),
-              !articleId.isEmpty else { throw unreadable("articleId is empty or not UTF-8") }
+              Mutation.isValidIdentifier(articleId) else {
+            throw unreadable("articleId is not UTF-8, or not 1 to 200 characters without control characters")
+        }
         let fieldText: String = try column(2, "field")
         guard let field = StateField(rawValue: fieldText) else { throw unreadable("unknown field") }
         let valueText: String = try column(3, "value")
         guard let value = FieldValue(storedText: valueText), field.validationFailure(for: value) == nil else {
             throw unreadable("\(field) cannot be \(valueText.prefix(40).debugDescription)")
         }
-        return Mutation(id: id, articleId: articleId, field: field, value: value,
-                        hlc: HLC(wall: try column(4, "hlcWall"), counter: try column(5, "hlcCounter")),
-                        baseVersion: try column(6, "baseVersion"), restored: try column(7, "restored"))
+        let hlc = HLC(wall: try column(4, "hlcWall"), counter: try column(5, "hlcCounter"))
+        let baseVersion: Int64 = try column(6, "baseVersion")
+        guard hlc.wall >= 0, hlc.counter >= 0, baseVersion >= 0 else { throw unreadable("a negative hlc or baseVersion") }
+        return Mutation(id: id, articleId: articleId, field: field, value: value, hlc: hlc, baseVersion: baseVersion,
+                        restored: try column(7, "restored"))
     }
 
     /// Removes what the server acknowledged and takes the states it returned, in one transaction.
@@ -344,15 +349,17 @@ extension ReaderStore {
                 FROM articleState ORDER BY articleId
                 """)
             for row in rows {
-                let articleId: String = row[0]
+                let articleId: String = try row.decode(atIndex: 0)
                 let values: [StateField: FieldValue] = [
-                    .read: .bool(row[1]), .bookmarked: .bool(row[2]), .progress: .number(row[3]),
+                    .read: .bool(try row.decode(atIndex: 1)), .bookmarked: .bool(try row.decode(atIndex: 2)),
+                    .progress: .number(try row.decode(atIndex: 3)),
                 ]
                 for (i, field) in StateField.allCases.enumerated() {
                     let base = 4 + i * 3
-                    guard (row[base] as String?).isExactly(deviceId), let wall = row[base + 1] as Int64? else { continue }
+                    guard (try row.decode(String?.self, atIndex: base)).isExactly(deviceId),
+                          let wall = try row.decode(Int64?.self, atIndex: base + 1) else { continue }
                     // The writer's stamp is given back as it was; a missing counter is an error, not 0.
-                    guard let counter = row[base + 2] as Int64? else {
+                    guard let counter = try row.decode(Int64?.self, atIndex: base + 2) else {
                         throw ReaderSyncError(.storeCorrupt, "the server state of \(articleId) has a \(field) writer without an HLC counter")
                     }
                     let pending = try Bool.fetchOne(db, sql: "SELECT 1 FROM outbox WHERE articleId = ? AND field = ?",

@@ -63,11 +63,14 @@ public final class ReaderStore: Sendable {
     ///
     /// - Parameters:
     ///   - path: the store's file, created if missing, e.g. in Application Support (docs/CLIENT.md,
-    ///     "Setting up"); SQLite adds `-wal` and `-shm` files beside it.
+    ///     "Setting up in an app"); SQLite adds `-wal` and `-shm` files beside it.
     ///   - deviceId: the id to register on first open; ignored when the store already has one.
     ///   - options: what the store keeps (``Options``); the default keeps every article.
     ///   - now: the device's clock; injected so tests and the simulator control time.
-    /// - Throws: ``ReaderSyncError`` `store_unavailable` when the file cannot be opened or migrated;
+    /// - Throws: ``ReaderSyncError`` `store_unavailable` when the file cannot be opened or is not
+    ///   a SQLite database; `store_full` or `store_failed` when opening or migrating it failed for a
+    ///   passing reason (a full disk, another process's lock: the file is intact, try again);
+    ///   `store_corrupt` when it is not a ReaderSync client store;
     ///   `invalid_argument` for a window outside 1…1,000,000 articles or 1…36,500 days, or a
     ///   search ranking limit outside 1…1,000,000.
     public convenience init(path: String, deviceId: String? = nil, options: Options = Options(),
@@ -80,6 +83,10 @@ public final class ReaderStore: Sendable {
         guard (1...StorageWindow.maxNewest).contains(options.window.newest ?? 1), (1...StorageWindow.maxDays).contains(options.window.days ?? 1) else {
             throw ReaderSyncError(.invalidArgument,
                                   "a storage window keeps 1 to \(StorageWindow.maxNewest) articles and 1 to \(StorageWindow.maxDays) days")
+        }
+        if let deviceId, !Mutation.isValidIdentifier(deviceId) || deviceId.hasPrefix(Mutation.reservedDevicePrefix) {
+            throw ReaderSyncError(.invalidArgument, "a device id is 1 to 200 characters (Unicode scalars), none of them a control "
+                                  + "character, and does not start with \(Mutation.reservedDevicePrefix)")
         }
         guard (1...1_000_000).contains(options.searchRankingLimit) else {
             throw ReaderSyncError(.invalidArgument, "searchRankingLimit must be from 1 to 1000000, got \(options.searchRankingLimit)")
@@ -101,10 +108,12 @@ public final class ReaderStore: Sendable {
                 try db.execute(sql: "INSERT INTO syncMeta (id, deviceId) VALUES (1, ?)", arguments: [id])
                 return id
             }
-        } catch let error as ReaderSyncError {
-            throw error
-        } catch {
+        } catch let error as DatabaseError where [.SQLITE_CANTOPEN, .SQLITE_NOTADB, .SQLITE_CORRUPT, .SQLITE_PERM, .SQLITE_AUTH]
+                    .contains(error.resultCode) {
             throw ReaderSyncError(.storeUnavailable, "cannot open the reader store at \(path): \(error)", cause: error)
+        } catch {
+            // A full disk or another process's lock while migrating: the file is fine, try again.
+            throw ReaderSyncError.store(error, doing: "open the reader store at \(path)")
         }
     }
 
@@ -206,7 +215,8 @@ public final class ReaderStore: Sendable {
         try read("read a state") { db in
             try Row.fetchOne(db, sql: "SELECT read, bookmarked, progress, version FROM articleState WHERE articleId = ?",
                              arguments: [articleId])
-                .map { ReaderState(articleId: articleId, isRead: $0[0], isBookmarked: $0[1], progress: $0[2], version: $0[3]) }
+                .map { ReaderState(articleId: articleId, isRead: try $0.decode(atIndex: 0), isBookmarked: try $0.decode(atIndex: 1),
+                                   progress: try $0.decode(atIndex: 2), version: try $0.decode(atIndex: 3)) }
                 ?? ReaderState(articleId: articleId, isRead: false, isBookmarked: false, progress: 0, version: 0)
         }
     }
@@ -217,7 +227,9 @@ public final class ReaderStore: Sendable {
     public func allStates() throws -> [ReaderState] {
         try read("read states") { db in
             try Row.fetchAll(db, sql: "SELECT articleId, read, bookmarked, progress, version FROM articleState ORDER BY articleId")
-                .map { ReaderState(articleId: $0[0], isRead: $0[1], isBookmarked: $0[2], progress: $0[3], version: $0[4]) }
+                .map { ReaderState(articleId: try $0.decode(atIndex: 0), isRead: try $0.decode(atIndex: 1),
+                                   isBookmarked: try $0.decode(atIndex: 2), progress: try $0.decode(atIndex: 3),
+                                   version: try $0.decode(atIndex: 4)) }
         }
     }
 
@@ -228,19 +240,22 @@ public final class ReaderStore: Sendable {
         try read("count pending changes") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
     }
 
-    static func decodeArticle(_ row: Row) -> ReaderArticle {
-        ReaderArticle(id: row[0], section: row.exactText(1), title: row.exactText(2), summary: row.exactText(3),
-                      body: row.exactText(4), author: row.exactText(5), url: row.exactText(6),
-                      publishedAt: row[7], updatedAt: row[8], version: row[9],
-                      isRead: row[10], isBookmarked: row[11], progress: row[12])
+    /// An article of ``articleColumns``; a value of the wrong type (a damaged store) is an error
+    /// (mapped to `store_corrupt`), never a trap.
+    static func decodeArticle(_ row: Row) throws -> ReaderArticle {
+        ReaderArticle(id: try row.decode(atIndex: 0), section: try row.decodeExactText(1), title: try row.decodeExactText(2),
+                      summary: try row.decodeExactText(3), body: try row.decodeExactText(4), author: try row.decodeExactText(5),
+                      url: try row.decodeExactText(6), publishedAt: try row.decode(atIndex: 7), updatedAt: try row.decode(atIndex: 8),
+                      version: try row.decode(atIndex: 9), isRead: try row.decode(atIndex: 10), isBookmarked: try row.decode(atIndex: 11),
+                      progress: try row.decode(atIndex: 12))
     }
 
     // MARK: Local actions
 
     /// Marks an article read or unread.
     ///
-    /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty or over-long id (over 200
-    ///   bytes); `store_corrupt`, `store_full` or `store_failed` when the store cannot be
+    /// - Throws: ``ReaderSyncError`` `invalid_argument` for an id the server would refuse
+    ///   (empty, over 200 Unicode scalars, or holding a control character); `store_corrupt`, `store_full` or `store_failed` when the store cannot be
     ///   written (the change is then not made, nor queued).
     public func markRead(_ articleId: String, _ read: Bool = true) throws {
         try record(articleId, .read, .bool(read))
@@ -248,8 +263,8 @@ public final class ReaderStore: Sendable {
 
     /// Bookmarks an article or removes its bookmark.
     ///
-    /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty or over-long id (over 200
-    ///   bytes); `store_corrupt`, `store_full` or `store_failed` when the store cannot be
+    /// - Throws: ``ReaderSyncError`` `invalid_argument` for an id the server would refuse
+    ///   (empty, over 200 Unicode scalars, or holding a control character); `store_corrupt`, `store_full` or `store_failed` when the store cannot be
     ///   written (the change is then not made, nor queued).
     public func setBookmarked(_ articleId: String, _ bookmarked: Bool) throws {
         try record(articleId, .bookmarked, .bool(bookmarked))
@@ -257,8 +272,8 @@ public final class ReaderStore: Sendable {
 
     /// Records the reading position, 0…1.
     ///
-    /// - Throws: ``ReaderSyncError`` `invalid_argument` for an empty or over-long id (over 200
-    ///   bytes), or a progress outside 0…1 or not finite; `store_corrupt`, `store_full` or
+    /// - Throws: ``ReaderSyncError`` `invalid_argument` for an id the server would refuse
+    ///   (empty, over 200 Unicode scalars, or holding a control character), or a progress outside 0…1 or not finite; `store_corrupt`, `store_full` or
     ///   `store_failed` when the store cannot be written (the change is then not made, nor queued).
     public func setProgress(_ articleId: String, _ progress: Double) throws {
         try record(articleId, .progress, .number(progress))
@@ -270,8 +285,8 @@ public final class ReaderStore: Sendable {
     /// - Returns: the mutation as queued for the server.
     @discardableResult
     package func record(_ articleId: String, _ field: StateField, _ value: FieldValue) throws -> Mutation {
-        guard !articleId.isEmpty, articleId.utf8.count <= 200 else {
-            throw ReaderSyncError(.invalidArgument, "an article id is 1 to 200 bytes")
+        guard Mutation.isValidIdentifier(articleId) else {
+            throw ReaderSyncError(.invalidArgument, "an article id is 1 to 200 characters (Unicode scalars), none of them a control character")
         }
         if let problem = field.validationFailure(for: value) {
             throw ReaderSyncError(.invalidArgument, problem)
@@ -408,8 +423,10 @@ struct SyncMeta {
             """) else {
             throw ReaderSyncError(.storeCorrupt, "the store has no sync metadata")
         }
-        return SyncMeta(deviceId: row[0], cursor: row[1], epoch: row[2], hlc: HLC(wall: row[3], counter: row[4]),
-                        lastMutationId: row[5], lastAckedMutationId: row[6], lastArrival: row[7])
+        return SyncMeta(deviceId: try row.decode(atIndex: 0), cursor: try row.decode(atIndex: 1), epoch: try row.decode(atIndex: 2),
+                        hlc: HLC(wall: try row.decode(atIndex: 3), counter: try row.decode(atIndex: 4)),
+                        lastMutationId: try row.decode(atIndex: 5), lastAckedMutationId: try row.decode(atIndex: 6),
+                        lastArrival: try row.decode(atIndex: 7))
     }
 
     func save(_ db: Database) throws {

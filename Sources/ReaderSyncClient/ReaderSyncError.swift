@@ -8,7 +8,7 @@ import ReaderSyncCore
 ///
 /// Switch on ``code`` (stable across releases; ``Code/rawValue`` is what to log); ``message``
 /// is for logs and support, not for readers; ``cause`` keeps the underlying error. What to show
-/// the reader for each code: docs/CLIENT.md, "Errors".
+/// the reader for each code: docs/CLIENT.md, "Errors and what to show".
 public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of failure it is: one of the constants below, compared with `==` or `switch`.
     public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
@@ -25,7 +25,7 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let transportFailed = Code(rawValue: "transport_failed")
         /// The server refused a request (see `message`); nothing local was lost.
         public static let serverRefused = Code(rawValue: "server_refused")
-        /// The device store file is not a ReaderSync client store, or cannot be opened.
+        /// The device store file cannot be opened or is not a SQLite database (``ReaderStore/init(path:deviceId:options:now:)``).
         public static let storeUnavailable = Code(rawValue: "store_unavailable")
         /// The device store is damaged or not what this version wrote: SQLite says the file is
         /// corrupt, a table or column is missing, or a row cannot be read. Reading other data may
@@ -90,16 +90,20 @@ public struct ReaderSyncError: Error, Sendable, Hashable, CustomStringConvertibl
 extension ReaderSyncError {
     /// `error` as the SDK's error, for a failure while the store was `doing` something (a
     /// phrase such as "mark art-1 read"): a ``ReaderSyncError`` or `CancellationError` as it is;
-    /// SQLite's corruption, a missing table or column, and a constraint failure as
-    /// `store_corrupt`; a full disk as `store_full`; everything else SQLite says (I/O, read-only,
-    /// busy) as `store_failed`.
+    /// SQLite's corruption, a missing table or column, a constraint failure and a value of the
+    /// wrong type as `store_corrupt`; a full disk as `store_full`; everything else SQLite says
+    /// (I/O, read-only, busy, a schema changed meanwhile) as `store_failed`.
     package static func store(_ error: any Error, doing: String) -> any Error {
         if error is ReaderSyncError || error is CancellationError { return error }
+        if error is RowDecodingError {
+            return ReaderSyncError(.storeCorrupt, "the store could not \(doing): a value is not what this version wrote (\(error))",
+                                   cause: error)
+        }
         guard let database = error as? DatabaseError else {
             return ReaderSyncError(.storeFailed, "the store could not \(doing): \(error)", cause: error)
         }
         switch database.resultCode {
-        case .SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_ERROR, .SQLITE_CONSTRAINT, .SQLITE_MISMATCH, .SQLITE_SCHEMA:
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_ERROR, .SQLITE_CONSTRAINT, .SQLITE_MISMATCH:
             return ReaderSyncError(.storeCorrupt, "the store could not \(doing): it is damaged or not what this version wrote "
                                    + "(\(database.message ?? "\(database.resultCode)"))", cause: error)
         case .SQLITE_FULL:

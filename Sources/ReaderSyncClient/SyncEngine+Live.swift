@@ -185,6 +185,7 @@ private struct LiveSession: Sendable {
                 }
             } catch {
                 if Task.isCancelled { return }
+                let error = SyncEngine.sdkError(error)
                 // A long-poll's or a stream's cursor of another epoch, or before the tombstone
                 // horizon: the sync starts the device over.
                 if let code = (error as? ReaderSyncError)?.serverError?.code, code == .resetRequired || code == .cursorExpired {

@@ -188,8 +188,19 @@ public actor SyncEngine {
             } catch let error as ReaderSyncError where error.retryAfter != nil && retry + 1 < policy.maxAttempts {
                 retry += 1
                 try await sleep(policy.delay(beforeRetry: retry, retryAfter: error.retryAfter ?? .zero, jitter: jitter()))
+            } catch {
+                throw sdkError(error)
             }
         }
+    }
+
+    /// `error` as the SDK throws it: a ``ReaderSyncError`` or `CancellationError` as it is (any
+    /// error once the task is cancelled as `CancellationError`); anything else (a custom
+    /// transport's own error) as `transport_failed` with it as ``ReaderSyncError/cause``.
+    nonisolated static func sdkError(_ error: any Error) -> any Error {
+        if error is CancellationError || Task.isCancelled { return CancellationError() }
+        if error is ReaderSyncError { return error }
+        return ReaderSyncError(.transportFailed, "the transport failed: \(error)", cause: error)
     }
 
     private var running = false
@@ -226,12 +237,11 @@ public actor SyncEngine {
             let report = try await syncOnce()
             setStatus { $0 = SyncStatus(isSyncing: false, lastSuccess: Date(), lastError: nil) }
             return report
-        } catch is CancellationError {
-            setStatus { $0.isSyncing = false }  // not a failure to show
-            throw CancellationError()
         } catch {
-            // A custom transport's own error, as the SDK's.
-            let failure = error as? ReaderSyncError ?? ReaderSyncError(.transportFailed, "the sync ended: \(error)", cause: error)
+            guard let failure = Self.sdkError(error) as? ReaderSyncError else {
+                setStatus { $0.isSyncing = false }  // cancelled: not a failure to show
+                throw CancellationError()
+            }
             setStatus { $0.isSyncing = false; $0.lastError = failure }
             throw failure
         }

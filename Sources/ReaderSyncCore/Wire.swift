@@ -158,6 +158,18 @@ public struct PullResponse: Sendable, Hashable, Codable {
 
 /// One change a device made offline.
 public struct Mutation: Sendable, Hashable, Codable {
+    /// Whether `id` can name an article or a device in a push: 1 to 200 Unicode scalars
+    /// (counted as JSON Schema's `maxLength` counts, Schema/openapi.json) and no control
+    /// character. The server refuses a whole push (`400 invalid_request`) that breaks this, so
+    /// the SDK refuses such an id when the app passes it.
+    public static func isValidIdentifier(_ id: String) -> Bool {
+        !id.isEmpty && id.unicodeScalars.count <= 200 && !id.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+
+    /// What the server requires of a device's id beyond ``isValidIdentifier(_:)``: the prefix
+    /// of the Google Reader API's app passwords, which the server names itself.
+    public static let reservedDevicePrefix = "reader-api:"
+
     /// Per device, increasing from 1.
     public var id: Int64
     public var articleId: String

@@ -20,6 +20,12 @@ extension Row {
         exactTextIfPresent(index) ?? ""
     }
 
+    /// ``exactText(_:)`` for a store that may have been damaged: `""` for NULL, an error for a
+    /// value that is not text or bytes (GRDB's `RowDecodingError`), never a trap.
+    package func decodeExactText(_ index: Int) throws -> String {
+        try decode(Data?.self, atIndex: index).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
     /// ``exactText(_:)``, or `nil` for NULL.
     package func exactTextIfPresent(_ index: Int) -> String? {
         // Data reads sqlite3_column_blob with its byte count, which keeps NUL for TEXT values too.

@@ -103,13 +103,14 @@ final class UnreadCountsObserver: Sendable {
     /// What it shows now; `nil` before the first value.
     var shown: UnreadCounts? { latest.value.withLock { $0 } }
 
-    /// Whether what it shows becomes `expected`: at once, or with a value still on its way. A
-    /// change the observation missed never comes; after `patience` with none that matches, false.
-    func settles(to expected: UnreadCounts, patience: Duration = .seconds(10)) async -> Bool {
-        if shown == expected { return true }
-        return await withTaskGroup(of: Bool.self) { group in
+    /// Whether what it shows becomes what `held` reads from the store: at once, or with a value
+    /// still on its way (the store read again with each, in case a write still landed). A change
+    /// the observation missed never comes; after `patience` with none that matches, false.
+    func settles(to held: @escaping @Sendable () throws -> UnreadCounts, patience: Duration = .seconds(10)) async -> Bool {
+        if let shown, shown == (try? held()) { return true }
+        let settled = await withTaskGroup(of: Bool.self) { group in
             group.addTask { [changes, latest] in
-                for await _ in changes where latest.value.withLock({ $0 }) == expected { return true }
+                for await _ in changes where latest.value.withLock({ $0 }) == (try? held()) { return true }
                 return false
             }
             group.addTask {
@@ -120,6 +121,7 @@ final class UnreadCountsObserver: Sendable {
             group.cancelAll()
             return settled
         }
+        return settled || (shown != nil && shown == (try? held()))
     }
 }
 
@@ -435,11 +437,11 @@ final class Runner {
     /// In live mode, where the engines write the stores meanwhile, only once they stopped (`final`).
     func checkObserver(_ device: SimDevice, final: Bool = false) async throws {
         guard observerViolation == nil, final || !options.live else { return }
-        let held = try device.store.unreadCounts()
-        if await !device.observer.settles(to: held) {
+        let store = device.store
+        if await !device.observer.settles(to: { try store.unreadCounts() }) {
             let shown = device.observer.shown.map { "\($0.total) unread" } ?? "nothing"
             observerViolation = "\(device.user) on \(device.name): its unread-count observer shows \(shown), "
-                + "the store holds \(held.total) unread"
+                + "the store holds \(try store.unreadCounts().total) unread"
         }
     }
 
@@ -473,17 +475,18 @@ final class Runner {
             report.bytesDown += result.bytesReceived
             report.busyRetries += result.busyRetries
             if result.cursorExpired { report.cursorsExpired += 1 }
+        case .failure(let error as ReaderSyncError) where error.cause is ProcessKilled:
+            report.failedSyncs += 1
+            report.reopenedStores += 1
+            // The app starts again and opens its store from the file.
+            device.store = try openStore(name: device.name)(device.path, device.skew)
+            device.engine = SyncEngine(store: device.store, transport: device.link, pushBatchSize: 50, pageSize: 100)
         case .failure(let error as ReaderSyncError) where error.code == .transportFailed:
             report.failedSyncs += 1
             if let status = error.httpStatus, status >= 500 {
                 report.serverErrors += 1
                 unexpectedErrors.append("\(device.name): \(error)")
             }
-        case .failure(is ProcessKilled):
-            report.failedSyncs += 1
-            // The app starts again and opens its store from the file.
-            device.store = try openStore(name: device.name)(device.path, device.skew)
-            device.engine = SyncEngine(store: device.store, transport: device.link, pushBatchSize: 50, pageSize: 100)
         case .failure(let error):
             report.failedSyncs += 1
             unexpectedErrors.append("\(device.name): \(error)")

@@ -19,6 +19,8 @@ public struct SimulationReport: Sendable, Codable {
     public var actions = 0
     public var syncs = 0
     public var failedSyncs = 0
+    /// Stores opened again from their files after a `process_killed` fault (the app restarting).
+    public var reopenedStores = 0
     /// Requests the server turned away as busy (503) that the SDK retried after waiting.
     public var busyRetries = 0
     /// Syncs that met `410 cursor_expired` (a device away while compaction removed changes after
@@ -61,7 +63,8 @@ public struct SimulationReport: Sendable, Codable {
         var lines = [
             "ReaderSync simulation · seed \(seed) · \(server)",
             "  \(users) users × \(devices / max(users, 1)) devices, \(steps) steps, \(articles) articles to start",
-            "  actions \(actions), syncs \(syncs) (\(failedSyncs) failed by injected faults), at most \(peakConcurrentSyncs) at once",
+            "  actions \(actions), syncs \(syncs) (\(failedSyncs) failed by injected faults), at most \(peakConcurrentSyncs) at once; "
+                + "stores reopened after a kill \(reopenedStores)",
             "  5xx answers \(serverErrors); busy (503) answers retried by the SDK \(busyRetries); cursors expired \(cursorsExpired)",
             "  newsroom: \(counts(newsroomEvents))",
             "  faults: \(counts(faults))",

@@ -33,6 +33,17 @@ struct ErrorModelTests {
             ("observeUnreadCounts", { for try await _ in store.observeUnreadCounts() { break } }),
             ("observePendingChangeCount", { for try await _ in store.observePendingChangeCount() { break } }),
             ("observeSearch", { for try await _ in try store.observeSearch(.words("title")) { break } }),
+            ("unreadCounts", { _ = try store.unreadCounts() }),
+            ("start(on:onError:onChange:)", {
+                let (errors, continuation) = AsyncStream.makeStream(of: ReaderSyncError.self)
+                let cancellable = store.observeUnreadCounts().start(on: DispatchQueue(label: "observer"),
+                                                                    onError: { continuation.yield($0) }, onChange: { _ in })
+                for await error in errors {
+                    cancellable.cancel()
+                    throw error
+                }
+            }),
+            ("engine.live", { for try await _ in engine.live() { break } }),
             ("engine.sync", { _ = try await engine.sync() }),
             ("engine.article(id:)", { _ = try await engine.article(id: "art-1") }),
         ]
@@ -70,7 +81,31 @@ struct ErrorModelTests {
             }
         }
         #expect { _ = try ReaderStore(path: h.directory.appendingPathComponent("phone.sqlite").path) } throws: { error in
-            (error as? ReaderSyncError)?.code == .storeUnavailable && (error as? ReaderSyncError)?.cause != nil
+            (error as? ReaderSyncError)?.code == .storeCorrupt && (error as? ReaderSyncError)?.cause != nil
+        }
+        // A file that is not a SQLite database cannot be opened at all.
+        let notAStore = h.directory.appendingPathComponent("notes.txt").path
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: notAStore))
+        #expect { _ = try ReaderStore(path: notAStore) } throws: { ($0 as? ReaderSyncError)?.code == .storeUnavailable }
+    }
+
+    @Test("a value of the wrong type in a damaged row is store_corrupt, never a crash", .timeLimit(.minutes(1)))
+    func wrongTypes() async throws {
+        let h = try await ClientHarness()
+        try await h.seedArticles(2)
+        let token = try await h.createUser("alice")
+        let (store, engine) = try h.openDevice("phone", token: token)
+        try store.markRead("art-1")
+        try await engine.sync()
+        try await store.dbPool.write { db in
+            try db.execute(sql: "UPDATE article SET version = 'two' WHERE id = 'art-2'")
+            try db.execute(sql: "UPDATE articleState SET read = x'00' WHERE articleId = 'art-1'")
+        }
+        for (name, call) in [("articles", { _ = try store.articles() }), ("article(id:)", { _ = try store.article(id: "art-2") }),
+                             ("state(articleId:)", { _ = try store.state(articleId: "art-1") }), ("allStates", { _ = try store.allStates() }),
+                             ("search", { _ = try store.search("Title") })] as [(String, () throws -> Void)] {
+            #expect(throws: ReaderSyncError.self, "\(name)") { try call() }
+            do { try call() } catch let error as ReaderSyncError { #expect(error.code == .storeCorrupt, "\(name): \(error)") } catch {}
         }
     }
 
@@ -91,6 +126,7 @@ struct ErrorModelTests {
             return error.code == .storeFull && (error.cause as? DatabaseError)?.resultCode == .SQLITE_FULL
         }
         #expect(try store.articleCount() < 60)
+        #expect(try store.articleCount() % 4 == 0, "whole pages of 4 only: a page is stored in one transaction")
         #expect(await engine.status.lastError?.code == .storeFull)
 
         try await store.dbPool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA max_page_count = 1073741823") }
@@ -111,12 +147,43 @@ struct ErrorModelTests {
             throw Offline()
         }
 
+        func article(id: String) async throws -> Transported<ArticleDTO>? {
+            throw Offline()
+        }
+
         func push(_ request: PushRequest) async throws -> Transported<PushResponse> {
             guard let entered else { throw Offline() }
             entered.yield(())
             try await Task.sleep(for: .seconds(3_600))  // until cancelled
             throw Offline()
         }
+    }
+
+    @Test("ids the server would refuse are invalid_argument when the app passes them, and an outbox row holding one is set aside, not sent to block every push", .timeLimit(.minutes(1)))
+    func identifiers() async throws {
+        let h = try await ClientHarness()
+        try await h.seedArticles(2)
+        let token = try await h.createUser("alice")
+        let (store, engine) = try h.openDevice("phone", token: token)
+        for bad in ["", "a\nb", "nul\u{0}id", String(repeating: "é", count: 201)] {
+            #expect { try store.markRead(bad) } throws: { ($0 as? ReaderSyncError)?.code == .invalidArgument }
+        }
+        try store.markRead(String(repeating: "é", count: 200))  // 400 bytes, 200 characters: the server takes it
+        for bad in ["", "tab\there", "reader-api:mine"] {
+            #expect { _ = try ReaderStore(path: h.directory.appendingPathComponent("other.sqlite").path, deviceId: bad) } throws: {
+                ($0 as? ReaderSyncError)?.code == .invalidArgument
+            }
+        }
+        try store.markRead("art-1")
+        try store.markRead("art-2")
+        try await store.dbPool.write { db in
+            try db.execute(sql: "UPDATE outbox SET articleId = 'art' || char(10) || '1' WHERE articleId = 'art-1'")
+            try db.execute(sql: "UPDATE outbox SET id = 0 WHERE articleId = 'art-2'")
+        }
+        let report = try await engine.sync()
+        #expect(report.setAside == 2)
+        #expect(report.pushed == 1, "the long id's change (an article the server does not know: rejected, not refused as a push)")
+        #expect(try store.setAsideChanges().map(\.mutationId) == [0, 2])
     }
 
     @Test("a custom transport's own error comes out of sync() as transport_failed with it as cause; a cancelled sync throws CancellationError and is no failure in the status", .timeLimit(.minutes(1)))
@@ -136,6 +203,8 @@ struct ErrorModelTests {
         for await _ in entered { break }
         sync.cancel()
         await #expect(throws: CancellationError.self) { try await sync.value }
+        // A custom transport's own error out of a fetch of one article, as out of sync().
+        await #expect { _ = try await failing.article(id: "art-9") } throws: { ($0 as? ReaderSyncError)?.cause is Offline }
         let status = await waiting.status
         #expect(!status.isSyncing)
         #expect(status.lastError == nil)

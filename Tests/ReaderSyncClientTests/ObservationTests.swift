@@ -4,6 +4,7 @@ import ReaderSyncCore
 import ReaderSyncTestSupport
 @testable import ReaderSyncServer
 @testable import ReaderSyncService
+import Synchronization
 import Testing
 
 /// Observed queries of the store (``StoreObservation``).
@@ -108,8 +109,10 @@ struct ObservationCallbackTests {
         let (store, _) = try h.openDevice("tablet", token: token)
         let (values, continuation) = AsyncStream.makeStream(of: Int.self)
         let queue = DispatchQueue(label: "observer")
+        let seen = Mutex<[Int]>([])
         let cancellable = store.observePendingChangeCount().start(on: queue, onError: { _ in }, onChange: { value in
             dispatchPrecondition(condition: .onQueue(queue))
+            seen.withLock { $0.append(value) }
             continuation.yield(value)
         })
         var iterator = values.makeAsyncIterator()
@@ -118,13 +121,15 @@ struct ObservationCallbackTests {
         #expect(await iterator.next() == 1)
         try store.markRead("art-2")
         #expect(await iterator.next() == 2)
-        cancellable.cancel()
+        queue.sync { cancellable.cancel() }  // on the callbacks' queue: nothing runs after it
         try store.markRead("art-3")
-        // A later observation sees 3; the cancelled one was told nothing more before it.
-        for try await count in store.observePendingChangeCount() where count == 3 { break }
+        // Another observation of the same queue sees 3; the cancelled one is told nothing.
+        let (later, laterContinuation) = AsyncStream.makeStream(of: Int.self)
+        let other = store.observePendingChangeCount().start(on: queue, onError: { _ in }, onChange: { laterContinuation.yield($0) })
+        for await count in later where count == 3 { break }
+        other.cancel()
         queue.sync {}
-        continuation.finish()
-        #expect(await iterator.next() == nil)
+        #expect(seen.withLock { $0 } == [0, 1, 2])
     }
 
     @Test("start(onError:onChange:) calls back on the main actor", .timeLimit(.minutes(1)))

@@ -114,5 +114,7 @@ struct OutboxSafetyTests {
         }
         #expect(try await h.serverState(user: "alice", article: "art-2")?.isBookmarked == true)
         #expect(try await h.serverState(user: "alice", article: "art-5") == nil)
+        #expect(try store!.setAsideChanges().map(\.articleId) == ["art-5"], "kept, though ids around it were acknowledged")
+        #expect(try store!.state(articleId: "art-5").isRead == false, "shown as the server has it")
     }
 }

@@ -88,6 +88,7 @@ struct SimulationTests {
         expectAllPass(report)
         #expect((report.faults[kind.rawValue] ?? 0) > 0, "the fault \(kind) was never injected")
         #expect(Set(report.faults.keys) == [kind.rawValue])
+        if kind == .processKilled { #expect(report.reopenedStores > 0, "a killed app opens its store again from the file") }
     }
 
     @Test("the same seed gives the same trace and the same digest; another seed another")

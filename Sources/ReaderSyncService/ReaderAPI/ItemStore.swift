@@ -160,7 +160,7 @@ package struct AppPasswordRecord: Sendable, Hashable {
     package var deviceId: String { "\(Self.devicePrefix)\(label)#\(id)" }
 
     /// What every app password's device id starts with; the sync protocol refuses it (`push`).
-    package static let devicePrefix = "reader-api:"
+    package static let devicePrefix = Mutation.reservedDevicePrefix
 
     package init(id: Int64, user: UserRecord, label: String, passwordHash: [UInt8], createdAt: String) {
         self.id = id

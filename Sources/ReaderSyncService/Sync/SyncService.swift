@@ -264,7 +264,7 @@ package struct SyncService: Sendable {
     }
 
     private func validate(_ request: PushRequest) throws(SyncError) {
-        guard Self.isValidIdentifier(request.deviceId) else {
+        guard Mutation.isValidIdentifier(request.deviceId) else {
             throw SyncError(.invalidRequest, "deviceId must be 1 to 200 printable characters")
         }
         // The Google Reader API's devices (one per app password) are named by the server alone:
@@ -282,7 +282,7 @@ package struct SyncService: Sendable {
                 throw SyncError(.invalidRequest, "mutations[\(index)].id must be at least 1 and greater than the one before it")
             }
             previous = mutation.id
-            guard Self.isValidIdentifier(mutation.articleId) else {
+            guard Mutation.isValidIdentifier(mutation.articleId) else {
                 throw SyncError(.invalidRequest, "mutations[\(index)].articleId must be 1 to 200 printable characters")
             }
             guard mutation.baseVersion >= 0, mutation.hlc.wall >= 0, mutation.hlc.counter >= 0 else {
@@ -297,11 +297,6 @@ package struct SyncService: Sendable {
         !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy {
             $0.isASCII && (CharacterSet.alphanumerics.contains($0) || punctuation.unicodeScalars.contains($0))
         }
-    }
-
-    static func isValidIdentifier(_ s: String) -> Bool {
-        // Counted in Unicode scalars, as JSON Schema's maxLength counts them (Schema/openapi.json).
-        !s.isEmpty && s.unicodeScalars.count <= 200 && !s.unicodeScalars.contains { $0.properties.generalCategory == .control }
     }
 
     // MARK: Conflicts
