@@ -48,6 +48,7 @@ let package = Package(
                 .embedInCode("m0004_server_reader_api.sql"),
                 .embedInCode("m0005_server_retention.sql"),
                 .embedInCode("m0006_server_sections.sql"),
+                .embedInCode("m0007_server_history.sql"),
                 .embedInCode("m0001_client_initial.sql"),
                 .embedInCode("m0002_client_arrival.sql"),
                 .embedInCode("m0003_client_sections.sql"),
@@ -59,6 +60,7 @@ let package = Package(
                 .embedInCode("m0003_postgres_reader_api.sql"),
                 .embedInCode("m0004_postgres_retention.sql"),
                 .embedInCode("m0005_postgres_sections.sql"),
+                .embedInCode("m0006_postgres_history.sql"),
                 .embedInCode("openapi.json"),
             ],
             swiftSettings: swiftSettings

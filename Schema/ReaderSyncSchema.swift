@@ -15,6 +15,7 @@ package enum ReaderSyncSchema {
         Migration(name: "m0004_server_reader_api", sql: text(PackageResources.m0004_server_reader_api_sql)),
         Migration(name: "m0005_server_retention", sql: text(PackageResources.m0005_server_retention_sql)),
         Migration(name: "m0006_server_sections", sql: text(PackageResources.m0006_server_sections_sql)),
+        Migration(name: "m0007_server_history", sql: text(PackageResources.m0007_server_history_sql)),
     ]
 
     /// The PostgreSQL server store's migrations, in the order they run (see `Schema/m0001_postgres_initial.sql`).
@@ -24,6 +25,7 @@ package enum ReaderSyncSchema {
         Migration(name: "m0003_postgres_reader_api", sql: text(PackageResources.m0003_postgres_reader_api_sql)),
         Migration(name: "m0004_postgres_retention", sql: text(PackageResources.m0004_postgres_retention_sql)),
         Migration(name: "m0005_postgres_sections", sql: text(PackageResources.m0005_postgres_sections_sql)),
+        Migration(name: "m0006_postgres_history", sql: text(PackageResources.m0006_postgres_history_sql)),
     ]
 
     /// The client store's migrations, in the order they run.

@@ -86,23 +86,23 @@ public enum MergeRules {
         baseVersion: Int64,
         restored: Bool = false
     ) -> MergeDecision {
-        guard let current else { return MergeDecision(applies: true, conflict: nil) }
+        guard let current else { return MergeDecision(applies: true, conflict: nil, basis: .firstWrite) }
         let incomingIsNewer = HLC.orders(
             current.write.hlc, before: incoming.hlc, current.write.deviceId, incoming.deviceId)
         if restored {
-            if current.write.value == incoming.value { return MergeDecision(applies: incomingIsNewer, conflict: nil) }
+            if current.write.value == incoming.value { return MergeDecision(applies: incomingIsNewer, conflict: nil, basis: .agreeing) }
             return MergeDecision(applies: incomingIsNewer, conflict: MergeConflict(
                 rule: .restoreReplay,
                 winner: incomingIsNewer ? incoming : current.write,
-                loser: incomingIsNewer ? current.write : incoming))
+                loser: incomingIsNewer ? current.write : incoming), basis: .restoreReplay)
         }
         let seen = baseVersion >= current.setAtVersion || current.write.deviceId.isExactly(incoming.deviceId)
-        if seen { return MergeDecision(applies: true, conflict: nil) }
+        if seen { return MergeDecision(applies: true, conflict: nil, basis: .causallyLater) }
 
         let rule = concurrentRule(for: field)
         if current.write.value == incoming.value {
             // Agreeing writes are no conflict; keep the newer stamp so later writes compare against it.
-            return MergeDecision(applies: incomingIsNewer, conflict: nil)
+            return MergeDecision(applies: incomingIsNewer, conflict: nil, basis: .agreeing)
         }
         let incomingWins: Bool
         switch rule {
@@ -113,7 +113,7 @@ public enum MergeRules {
             rule: rule,
             winner: incomingWins ? incoming : current.write,
             loser: incomingWins ? current.write : incoming)
-        return MergeDecision(applies: incomingWins, conflict: conflict)
+        return MergeDecision(applies: incomingWins, conflict: conflict, basis: rule == .addWins ? .addWins : .lastWriterWins)
     }
 }
 
@@ -123,6 +123,14 @@ public struct MergeDecision: Sendable, Hashable {
     public var applies: Bool
     /// The conflict to log, when two concurrent writes disagreed.
     public var conflict: MergeConflict?
+    /// What decided it, for the field's history.
+    public var basis: HistoryRule
+
+    public init(applies: Bool, conflict: MergeConflict?, basis: HistoryRule) {
+        self.applies = applies
+        self.conflict = conflict
+        self.basis = basis
+    }
 }
 
 /// Two writes that disagreed, and which one the rule kept.

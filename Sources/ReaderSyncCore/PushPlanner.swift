@@ -54,6 +54,8 @@ public struct PushPlan: Sendable {
     /// Article ids of `changedStates` in the order they first changed (the order they take sequence numbers).
     public var changeOrder: [ExactText] = []
     public var conflicts: [PlannedConflict] = []
+    /// The field history entries to write, in decision order (docs/SUPPORT.md).
+    public var history: [PlannedHistory] = []
     /// The state after the push of every named article that has state (changed or not), by article id.
     public var finalStates: [ExactText: UserArticleState] = [:]
     /// The device's last processed mutation id after this push.
@@ -105,6 +107,17 @@ public enum PushPlanner {
             func reject(_ reason: String) {
                 plan.results.append(PlannedResult(id: mutation.id, outcome: .rejected, reason: reason,
                                                   conflictIndex: nil, changedArticleId: nil))
+                // What the device sent, as printable text: a value of another type is the client's
+                // (a string may hold a NUL, which PostgreSQL's jsonb refuses).
+                var value = mutation.value
+                if case .unsupported(let text) = value { value = .unsupported(PlannedHistory.printable(text)) }
+                plan.history.append(PlannedHistory(
+                    articleId: mutation.articleId, field: mutation.field,
+                    write: FieldWrite(value: value, hlc: mutation.hlc, deviceId: deviceId, mutationId: mutation.id),
+                    clampedFrom: nil, baseVersion: mutation.baseVersion, restored: mutation.restored, outcome: .rejected,
+                    rule: .rejected, reason: PlannedHistory.printable(reason), against: nil,
+                    version: states[mutation.articleId.exact]?.version ?? 0,
+                    articleDeleted: context.articles[mutation.articleId.exact] == .deleted, conflictIndex: nil))
             }
             let articleKey = mutation.articleId.exact
             guard let availability = context.articles[articleKey] else {
@@ -137,7 +150,8 @@ public enum PushPlanner {
                 restored: mutation.restored)
             if defects.contains(.wrongWinner), let conflict = decision.conflict, let loser = conflict.loser {
                 decision = MergeDecision(applies: !decision.applies,
-                                         conflict: MergeConflict(rule: conflict.rule, winner: loser, loser: conflict.winner))
+                                         conflict: MergeConflict(rule: conflict.rule, winner: loser, loser: conflict.winner),
+                                         basis: decision.basis)
             }
             var conflictIndex: Int?
             if let conflict = decision.conflict {
@@ -162,6 +176,15 @@ public enum PushPlanner {
                 }
             }
             let lost = !decision.applies && decision.conflict != nil
+            // An agreeing write older than the value changes nothing, and the value explains itself.
+            if decision.applies || lost {
+                plan.history.append(PlannedHistory(
+                    articleId: mutation.articleId, field: mutation.field, write: write,
+                    clampedFrom: write.hlc == mutation.hlc ? nil : mutation.hlc, baseVersion: mutation.baseVersion,
+                    restored: mutation.restored, outcome: lost ? .lost : .applied, rule: decision.basis, reason: nil,
+                    against: previous?.write, version: state.version, articleDeleted: availability == .deleted,
+                    conflictIndex: conflictIndex ?? noticeIndex))
+            }
             plan.results.append(PlannedResult(
                 id: mutation.id,
                 outcome: lost ? .superseded : .applied,

@@ -452,6 +452,22 @@ public struct ConflictsResponse: Sendable, Hashable, Codable {
     public init(conflicts: [ConflictDTO]) { self.conflicts = conflicts }
 }
 
+/// `GET /v1/history` and `GET /v1/admin/history`: a page of a user's field history, oldest first.
+public struct HistoryResponse: Sendable, Hashable, Codable {
+    public var entries: [HistoryEntry]
+    /// Pass as `after` for the next page; `nil` on the last page.
+    public var nextAfter: Int64?
+    /// Why the field is what it is now (``FieldExplanation``): on the first page of one
+    /// article's one field, else `nil`.
+    public var why: String?
+
+    public init(entries: [HistoryEntry], nextAfter: Int64?, why: String?) {
+        self.entries = entries
+        self.nextAfter = nextAfter
+        self.why = why
+    }
+}
+
 /// `POST /v1/admin/users` request body.
 public struct CreateUserRequest: Sendable, Hashable, Codable {
     public var name: String

@@ -63,12 +63,13 @@ struct PushReadStatement: PostgresPreparedStatement {
 
 /// What a push writes, in one statement: the changed states (each with the next change
 /// sequence value and this transaction's id), the conflict log entries (ids in the order given)
-/// and the device's last mutation id. A device the push binds is inserted before, by its own
+/// the field history entries (each linked to its conflict by that conflict's place in the
+/// plan) and the device's last mutation id. A device the push binds is inserted before, by its own
 /// statement: an id another user's push bound meanwhile must fail its key, not update.
 ///
 /// Rows returned: `('s', article_id, seq)` per state written, `('c', NULL, id)` per conflict.
 struct PushWriteStatement: PostgresPreparedStatement {
-    static let name = "reader_sync_push_write_v2"
+    static let name = "reader_sync_push_write_v3"
     static let sql: String = {
         let cells = StateField.allCases.flatMap(PostgresSyncStore.cellColumns)
         let fieldColumns = cells.map(\.name)
@@ -99,6 +100,26 @@ struct PushWriteStatement: PostgresPreparedStatement {
                 ORDER BY c.ord
                 RETURNING id
             ),
+            cn AS (
+                SELECT id, row_number() OVER (ORDER BY id) - 1 AS ord FROM c
+            ),
+            h AS (
+                INSERT INTO state_history (user_id, article_id, field, value, hlc_wall, hlc_counter, device_id, mutation_id,
+                    clamped_wall, clamped_counter, base_version, restored, outcome, rule, reason,
+                    against_value, against_hlc_wall, against_hlc_counter, against_device_id, against_mutation_id,
+                    version, article_deleted, conflict_id, received_at)
+                SELECT $1, h.article_id, h.field, h.value, h.hlc_wall, h.hlc_counter, $2, h.mutation_id,
+                    h.clamped_wall, h.clamped_counter, h.base_version, h.restored, h.outcome, h.rule, h.reason,
+                    h.against_value, h.against_hlc_wall, h.against_hlc_counter, h.against_device_id, h.against_mutation_id,
+                    h.version, h.article_deleted, cn.id, $3
+                FROM jsonb_to_recordset($7::jsonb) AS h(ord bigint, article_id text, field text, value text, hlc_wall bigint,
+                    hlc_counter bigint, mutation_id bigint, clamped_wall bigint, clamped_counter bigint, base_version bigint,
+                    restored boolean, outcome text, rule text, reason text, against_value text, against_hlc_wall bigint,
+                    against_hlc_counter bigint, against_device_id text, against_mutation_id bigint, version bigint,
+                    article_deleted boolean, conflict_index bigint)
+                LEFT JOIN cn ON cn.ord = h.conflict_index
+                ORDER BY h.ord
+            ),
             d AS (
                 UPDATE device SET last_mutation_id = $6, last_seen_at = $3 WHERE id = $2
             )
@@ -117,15 +138,18 @@ struct PushWriteStatement: PostgresPreparedStatement {
     /// The conflict log entries, ``PushRows/conflicts(_:)``.
     var conflicts: String
     var lastMutationId: Int64
+    /// The field history entries, ``PushRows/history(_:)``.
+    var history: String
 
     func makeBindings() throws -> PostgresBindings {
-        var binds = PostgresBindings(capacity: 6)
+        var binds = PostgresBindings(capacity: 7)
         binds.append(userId)
         binds.append(deviceId)
         binds.append(now)
         binds.append(states)
         binds.append(conflicts)
         binds.append(lastMutationId)
+        binds.append(history)
         return binds
     }
 
@@ -218,6 +242,46 @@ enum PushRows {
                 json.add("loser_mutation_id", l.mutationId)
             }
             json.add("base_version", planned.baseVersion)
+            json.endObject()
+        }
+        return json.finish()
+    }
+}
+
+extension PushRows {
+    /// The field history entries; `ord` is each one's place in the plan, `conflict_index` the
+    /// place of its conflict log entry among the push's.
+    static func history(_ entries: [PlannedHistory]) -> String {
+        var json = JSONRows()
+        for (index, entry) in entries.enumerated() {
+            let w = entry.write
+            json.beginObject()
+            json.add("ord", Int64(index))
+            json.add("article_id", entry.articleId)
+            json.add("field", entry.field.rawValue)
+            json.add("value", w.value.description)
+            json.add("hlc_wall", w.hlc.wall)
+            json.add("hlc_counter", w.hlc.counter)
+            json.add("mutation_id", w.mutationId)
+            if let clamped = entry.clampedFrom {
+                json.add("clamped_wall", clamped.wall)
+                json.add("clamped_counter", clamped.counter)
+            }
+            json.add("base_version", entry.baseVersion)
+            json.add("restored", entry.restored)
+            json.add("outcome", entry.outcome.rawValue)
+            json.add("rule", entry.rule.rawValue)
+            if let reason = entry.reason { json.add("reason", reason) }
+            if let a = entry.against {
+                json.add("against_value", a.value.description)
+                json.add("against_hlc_wall", a.hlc.wall)
+                json.add("against_hlc_counter", a.hlc.counter)
+                json.add("against_device_id", a.deviceId)
+                json.add("against_mutation_id", a.mutationId)
+            }
+            json.add("version", entry.version)
+            json.add("article_deleted", entry.articleDeleted)
+            if let conflictIndex = entry.conflictIndex { json.add("conflict_index", Int64(conflictIndex)) }
             json.endObject()
         }
         return json.finish()

@@ -209,6 +209,48 @@ extension PostgresSyncStore {
             """, binds: binds)).map { try Self.decodeConflict($0) }
     }
 
+    package func history(_ query: HistoryQuery) async throws -> [HistoryEntry] {
+        // Fixed SQL fragments; every value is bound.
+        var binds = PostgresBindings()
+        binds.append(query.userId)
+        var conditions = ["h.user_id = $1"]
+        if let articleId = query.articleId {
+            guard canBeStoredName(articleId) else { return [] }
+            binds.append(articleId)
+            conditions.append("h.article_id = $\(binds.count)")
+            if let field = query.field {
+                binds.append(field.rawValue)
+                conditions.append("h.field = $\(binds.count)")
+            }
+        }
+        if let after = query.after {
+            binds.append(after)
+            conditions.append("h.id > $\(binds.count)")
+        }
+        binds.append(query.limit)
+        return try await self.query(PostgresQuery(unsafeSQL: """
+            SELECT h.id, users.name, h.article_id, h.field, h.value, h.hlc_wall, h.hlc_counter, h.device_id, h.mutation_id,
+                h.clamped_wall, h.clamped_counter, h.base_version, h.restored, h.outcome, h.rule, h.reason,
+                h.against_value, h.against_hlc_wall, h.against_hlc_counter, h.against_device_id, h.against_mutation_id,
+                h.version, h.article_deleted, h.conflict_id, h.received_at
+            FROM state_history h JOIN users ON users.id = h.user_id
+            WHERE \(conditions.joined(separator: " AND ")) ORDER BY h.id LIMIT $\(binds.count)
+            """, binds: binds)).map { row in
+            let c = row.makeRandomAccess()
+            return try StoredHistoryRow(
+                id: c[0].decode(Int64.self), user: c[1].decode(String.self), articleId: c[2].decode(String.self),
+                field: c[3].decode(String.self), value: c[4].decode(String.self), hlcWall: c[5].decode(Int64.self),
+                hlcCounter: c[6].decode(Int64.self), deviceId: c[7].decode(String.self), mutationId: c[8].decode(Int64.self),
+                clampedWall: c[9].decode(Int64?.self), clampedCounter: c[10].decode(Int64?.self), baseVersion: c[11].decode(Int64.self),
+                restored: c[12].decode(Bool.self), outcome: c[13].decode(String.self), rule: c[14].decode(String.self),
+                reason: c[15].decode(String?.self), againstValue: c[16].decode(String?.self), againstHlcWall: c[17].decode(Int64?.self),
+                againstHlcCounter: c[18].decode(Int64?.self), againstDeviceId: c[19].decode(String?.self),
+                againstMutationId: c[20].decode(Int64?.self), version: c[21].decode(Int64.self), articleDeleted: c[22].decode(Bool.self),
+                conflictId: c[23].decode(Int64?.self), receivedAt: Timestamp.format(c[24].decode(Date.self))
+            ).checked()
+        }
+    }
+
     package func conflict(id: Int64) async throws -> ConflictDTO? {
         try await query("""
             SELECT \(unescaped: Self.conflictColumns) FROM conflict JOIN users ON users.id = conflict.user_id WHERE conflict.id = \(id)

@@ -141,6 +141,22 @@ extension PostgresSyncStore {
         }
     }
 
+    package func removeHistory(receivedBefore cutoff: Date, limit: Int) async throws -> Int {
+        try await transaction { connection in
+            // As for the conflict log: read from the oldest entry, cut at the first young enough one.
+            var last: Int64?
+            for try await (id, old) in try await connection.query("""
+                SELECT id, received_at < \(cutoff) FROM state_history ORDER BY id LIMIT \(limit)
+                """, logger: self.logger).decode((Int64, Bool).self) {
+                guard old else { break }
+                last = id
+            }
+            guard let last else { return 0 }
+            return try await connection.query("DELETE FROM state_history WHERE id <= \(last) RETURNING 1", logger: self.logger)
+                .collect().count
+        }
+    }
+
     package func recordCompaction(at time: Date, retentionDays: Int?) async throws {
         try await transaction { connection in
             try await connection.query("""

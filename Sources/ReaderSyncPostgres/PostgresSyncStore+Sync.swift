@@ -332,7 +332,7 @@ extension PostgresSyncStore {
             let write = PushWriteStatement(
                 userId: userId, deviceId: deviceId, now: nowDate,
                 states: PushRows.states(changed), conflicts: PushRows.conflicts(plan.conflicts),
-                lastMutationId: plan.lastMutationId)
+                lastMutationId: plan.lastMutationId, history: PushRows.history(plan.history))
             var seqByArticle: [ExactText: Int64] = [:]
             var conflictIds: [Int64] = []
             for try await row in try await connection.execute(write, logger: self.logger) {

@@ -198,6 +198,48 @@ extension SQLiteSyncStore {
         }
     }
 
+    package func history(_ query: HistoryQuery) async throws -> [HistoryEntry] {
+        if let articleId = query.articleId, !canBeStoredName(articleId) { return [] }
+        return try await dbPool.read { db in
+            // Fixed SQL fragments; every value is bound.
+            var conditions = ["h.userId = ?"]
+            var arguments: StatementArguments = [query.userId]
+            if let articleId = query.articleId {
+                conditions.append("h.articleId = ?")
+                arguments += [articleId]
+                if let field = query.field {
+                    conditions.append("h.field = ?")
+                    arguments += [field.rawValue]
+                }
+            }
+            if let after = query.after {
+                conditions.append("h.id > ?")
+                arguments += [after]
+            }
+            arguments += [query.limit]
+            return try Row.fetchAll(db, sql: """
+                SELECT h.id, user.name, h.articleId, h.field, h.value, h.hlcWall, h.hlcCounter, h.deviceId, h.mutationId,
+                    h.clampedWall, h.clampedCounter, h.baseVersion, h.restored, h.outcome, h.rule, h.reason,
+                    h.againstValue, h.againstHlcWall, h.againstHlcCounter, h.againstDeviceId, h.againstMutationId,
+                    h.version, h.articleDeleted, h.conflictId, h.receivedAt
+                FROM stateHistory h JOIN user ON user.id = h.userId
+                WHERE \(conditions.joined(separator: " AND ")) ORDER BY h.id LIMIT ?
+                """, arguments: arguments).map { row in
+                try StoredHistoryRow(
+                    id: row.decode(atIndex: 0), user: row.decode(atIndex: 1), articleId: row.exactText(2), field: row.decode(atIndex: 3),
+                    value: row.decode(atIndex: 4), hlcWall: row.decode(atIndex: 5), hlcCounter: row.decode(atIndex: 6),
+                    deviceId: row.exactText(7), mutationId: row.decode(atIndex: 8), clampedWall: row.decode(atIndex: 9),
+                    clampedCounter: row.decode(atIndex: 10), baseVersion: row.decode(atIndex: 11), restored: row.decode(atIndex: 12),
+                    outcome: row.decode(atIndex: 13), rule: row.decode(atIndex: 14), reason: row.decode(atIndex: 15),
+                    againstValue: row.decode(atIndex: 16), againstHlcWall: row.decode(atIndex: 17),
+                    againstHlcCounter: row.decode(atIndex: 18), againstDeviceId: row.exactTextIfPresent(19),
+                    againstMutationId: row.decode(atIndex: 20), version: row.decode(atIndex: 21),
+                    articleDeleted: row.decode(atIndex: 22), conflictId: row.decode(atIndex: 23), receivedAt: row.decode(atIndex: 24)
+                ).checked()
+            }
+        }
+    }
+
     package func conflict(id: Int64) async throws -> ConflictDTO? {
         try await dbPool.read { db in
             try Row.fetchOne(db, sql: """

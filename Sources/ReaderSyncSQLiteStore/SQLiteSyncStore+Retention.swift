@@ -110,6 +110,18 @@ extension SQLiteSyncStore {
         }
     }
 
+    package func removeHistory(receivedBefore cutoff: Date, limit: Int) async throws -> Int {
+        let cutoff = Timestamp.secondBound(cutoff)
+        return try await dbPool.write { db in
+            // As for the conflict log: rows are written in id order by the one writer.
+            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, receivedAt < ? FROM stateHistory ORDER BY id LIMIT ?"),
+                                        arguments: [cutoff, limit])
+            guard let last = rows.prefix(while: { $0[1] as Bool }).last else { return 0 }
+            try db.execute(sql: "DELETE FROM stateHistory WHERE id <= ?", arguments: [last[0] as Int64])
+            return db.changesCount
+        }
+    }
+
     package func recordCompaction(at time: Date, retentionDays: Int?) async throws {
         try await dbPool.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('compactedAt', ?)",

@@ -239,6 +239,26 @@ extension SQLiteSyncStore {
                 ])
                 conflictIds.append(db.lastInsertedRowID)
             }
+            if !plan.history.isEmpty {
+                let insertHistory = try db.cachedStatement(sql: """
+                    INSERT INTO stateHistory (userId, articleId, field, value, hlcWall, hlcCounter, deviceId, mutationId,
+                        clampedWall, clampedCounter, baseVersion, restored, outcome, rule, reason,
+                        againstValue, againstHlcWall, againstHlcCounter, againstDeviceId, againstMutationId,
+                        version, articleDeleted, conflictId, receivedAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                for entry in plan.history {
+                    let w = entry.write
+                    let a = entry.against
+                    try insertHistory.execute(arguments: [
+                        userId, entry.articleId, entry.field.rawValue, w.value.description, w.hlc.wall, w.hlc.counter,
+                        w.deviceId, w.mutationId, entry.clampedFrom?.wall, entry.clampedFrom?.counter, entry.baseVersion,
+                        entry.restored, entry.outcome.rawValue, entry.rule.rawValue, entry.reason,
+                        a?.value.description, a?.hlc.wall, a?.hlc.counter, a?.deviceId, a?.mutationId,
+                        entry.version, entry.articleDeleted, entry.conflictIndex.map { conflictIds[$0] }, now,
+                    ])
+                }
+            }
 
             if plan.bindsDevice {
                 try db.execute(

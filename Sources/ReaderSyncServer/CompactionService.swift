@@ -20,6 +20,7 @@ struct CompactionService: Service {
                         "expired": "\(report.expired)", "removedTombstones": "\(report.removedTombstones)",
                         "removedExpired": "\(report.removedExpired)", "removedStates": "\(report.removedStates)",
                         "removedConflicts": "\(report.removedConflicts)",
+                        "removedHistory": "\(report.removedHistory)",
                     ])
                 } catch is CancellationError {
                     return

@@ -42,6 +42,9 @@ extension ReaderSync {
         @Option(name: .customLong("live-rounds"), help: "S6: changes the writer pushes, one at a time.")
         var liveRounds = 50
 
+        @Flag(name: .customLong("no-history"), help: "Servers without the field history (serve --no-field-history): to measure its cost.")
+        var noHistory = false
+
         @Flag(help: "Print the figures as one JSON object.")
         var json = false
 
@@ -75,6 +78,7 @@ extension ReaderSync {
             options.delta = delta.map { URL(fileURLWithPath: $0) }
             options.inProcess = inProcess
             options.durability = durability
+            options.recordsHistory = !noHistory
             options.postgresURL = postgresURL
             options.servers = servers
             options.liveDevices = liveDevices

@@ -17,8 +17,11 @@ struct RetentionOptions: ParsableArguments {
     @Option(name: .customLong("conflict-days"), help: "Days the conflict log keeps an entry.")
     var conflictDays = 90
 
+    @Option(name: .customLong("history-days"), help: "Days the field history (reader-sync history, why) keeps an entry.")
+    var historyDays = 30
+
     var policy: RetentionPolicy {
-        RetentionPolicy(articleDays: retentionDays, tombstoneDays: tombstoneDays, conflictDays: conflictDays)
+        RetentionPolicy(articleDays: retentionDays, tombstoneDays: tombstoneDays, conflictDays: conflictDays, historyDays: historyDays)
     }
 
     func validate() throws {
@@ -53,7 +56,7 @@ extension ReaderSync {
                 return
             }
             say("expired \(report.expired) articles")
-            say("removed \(report.removedTombstones) tombstones, \(report.removedExpired) expired articles, \(report.removedStates) states, \(report.removedConflicts) conflict log entries")
+            say("removed \(report.removedTombstones) tombstones, \(report.removedExpired) expired articles, \(report.removedStates) states, \(report.removedConflicts) conflict log entries, \(report.removedHistory) history entries")
         }
     }
 

@@ -48,6 +48,11 @@ extension ReaderSync {
         @Option(name: .customLong("max-clock-skew"), help: "Seconds a device clock may run ahead before its HLC is clamped.")
         var maxClockSkew = 300
 
+        @Flag(name: .customLong("no-field-history"), help: ArgumentHelp(
+            "Do not record the field history (support then has no `history` or `why` for new changes).",
+            discussion: "For measuring its cost (bench --no-history); the history is on by default."))
+        var noFieldHistory = false
+
         @Option(name: .customLong("gzip-level"), help: "libdeflate level of gzip responses: 1 (fastest) … 12 (smallest).")
         var gzipLevel: Int32 = Gzip.defaultLevel
 
@@ -151,6 +156,7 @@ extension ReaderSync {
                 var syncConfiguration = SyncConfiguration()
                 syncConfiguration.maxBodyBytes = maxBodyBytes
                 syncConfiguration.maxClockSkewMillis = Int64(maxClockSkew) * 1000
+                syncConfiguration.recordsHistory = !noFieldHistory
                 syncConfiguration.live.heartbeat = .milliseconds(Int64(eventsHeartbeat * 1000))
                 syncConfiguration.live.streamLife = .milliseconds(Int64(eventStreamLife * 1000))
                 syncConfiguration.live.maxStreams = maxEventStreams

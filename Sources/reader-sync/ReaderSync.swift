@@ -7,7 +7,7 @@ struct ReaderSync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reader-sync",
         abstract: "Offline sync for news-reader apps: server, ingest, users and the conflict log.",
-        subcommands: [Demo.self, Serve.self, Users.self, Ingest.self, Conflicts.self, Compact.self, Stats.self, Backup.self, Restore.self, ResetEpoch.self, Simulate.self, Bench.self]
+        subcommands: [Demo.self, Serve.self, Users.self, Ingest.self, Conflicts.self, History.self, Why.self, Compact.self, Stats.self, Backup.self, Restore.self, ResetEpoch.self, Simulate.self, Bench.self]
     )
 }
 

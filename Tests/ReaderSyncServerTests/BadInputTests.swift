@@ -287,7 +287,7 @@ struct OpenAPIValidatorTests {
         let h = try await Harness(backend: backend)
         let documented = Set(openAPI.paths.keys)
         let served: Set<String> = ["/v1/health", "/v1/sync/pull", "/v1/sync/events", "/v1/sync/push", "/v1/conflicts", "/v1/admin/conflicts",
-                                   "/v1/admin/users", "/v1/admin/articles", "/v1/admin/articles/{id}", "/v1/articles/{id}",
+                                   "/v1/history", "/v1/admin/history", "/v1/admin/users", "/v1/admin/articles", "/v1/admin/articles/{id}", "/v1/articles/{id}",
                                    "/v1/openapi.json", "/metrics"]
         #expect(documented == served)
         try await h.withClient { client in

@@ -16,7 +16,7 @@ struct StoreTests {
         let tables = try await h.sqlite.dbPool.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%' ORDER BY name")
         }
-        #expect(tables == ["appPassword", "article", "changeSequence", "compactionCheckpoint", "conflict", "device", "meta", "section", "sectionExit", "user", "userArticleState"])
+        #expect(tables == ["appPassword", "article", "changeSequence", "compactionCheckpoint", "conflict", "device", "meta", "section", "sectionExit", "stateHistory", "user", "userArticleState"])
         let applied = try await h.sqlite.dbPool.read { db in try SQLiteSyncStore.migrator.appliedIdentifiers(db) }
         let schemaDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Schema").standardized
         let files = try FileManager.default.contentsOfDirectory(atPath: schemaDirectory.path)

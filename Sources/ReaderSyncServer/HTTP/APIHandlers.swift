@@ -94,6 +94,21 @@ struct APIHandlers: Sendable {
         return try jsonResponse(ConflictsResponse(conflicts: try await service.conflicts(query)))
     }
 
+    func ownHistory(_ request: Request, parameters: URLParameters) async throws -> Response {
+        let user = try await requireUser(request)
+        let query = try Self.historyQuery(parameters, userId: user.id)
+        return try jsonResponse(try await service.history(query, userName: user.name))
+    }
+
+    func adminHistory(_ request: Request, parameters: URLParameters) async throws -> Response {
+        try await requireAdmin(request)
+        guard let name = try parameters.query("user"), !name.isEmpty else {
+            throw SyncError(.invalidRequest, "give the user whose history to read: user=NAME")
+        }
+        let user = try await service.user(named: name)
+        return try jsonResponse(try await service.history(try Self.historyQuery(parameters, userId: user.id), userName: user.name))
+    }
+
     func createUser(_ request: Request, parameters: URLParameters) async throws -> Response {
         try await requireAdmin(request)
         let body = try Self.decode(CreateUserRequest.self, from: try await collect(request))
@@ -182,6 +197,26 @@ struct APIHandlers: Sendable {
             throw SyncError(.invalidRequest, "\(name) must be an integer, got \(text.prefix(40))")
         }
         return value
+    }
+
+    /// `article`, `field`, `after` and `limit` (1…1000, default 100) of a history request.
+    static func historyQuery(_ parameters: URLParameters, userId: Int64) throws -> HistoryQuery {
+        var result = HistoryQuery(userId: userId)
+        if let limit = try parameters.query("limit").map({ try integer($0, name: "limit") }) {
+            guard (1...1000).contains(limit) else {
+                throw SyncError(.limitOutOfRange, "limit must be from 1 to 1000, got \(limit)")
+            }
+            result.limit = Int(limit)
+        }
+        result.after = try parameters.query("after").map { try integer($0, name: "after") }
+        result.articleId = try parameters.query("article").flatMap { $0.isEmpty ? nil : $0 }
+        if let field = try parameters.query("field"), !field.isEmpty {
+            guard let parsed = StateField(rawValue: field) else {
+                throw SyncError(.invalidRequest, "field must be one of \(StateField.allCases.map(\.rawValue).joined(separator: ", ")), got \(field.prefix(40).debugDescription)")
+            }
+            result.field = parsed
+        }
+        return result
     }
 
     static func conflictQuery(_ parameters: URLParameters) throws -> ConflictQuery {

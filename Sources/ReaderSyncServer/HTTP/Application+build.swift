@@ -97,6 +97,8 @@ package func buildRouter(
         Route(.post, SyncRoute.push, api.push),
         Route(.get, "/v1/conflicts", api.ownConflicts),
         Route(.get, "/v1/admin/conflicts", api.adminConflicts),
+        Route(.get, "/v1/history", api.ownHistory),
+        Route(.get, "/v1/admin/history", api.adminHistory),
         Route(.post, "/v1/admin/users", api.createUser),
         Route(.post, "/v1/admin/articles", api.ingest),
         Route(.delete, "/v1/admin/articles/{id}", api.deleteArticle),

@@ -294,8 +294,10 @@ package struct ReaderAPI: Sendable {
                                               hlc: clock.tick(physicalMillis: nowMillis), baseVersion: state.version))
                 }
             }
-            return try PushPlanner.plan(userId: userId, deviceId: deviceId, mutations: mutations, context: context,
-                                        nowMillis: nowMillis, maxClockSkewMillis: configuration.maxClockSkewMillis)
+            var plan = try PushPlanner.plan(userId: userId, deviceId: deviceId, mutations: mutations, context: context,
+                                            nowMillis: nowMillis, maxClockSkewMillis: configuration.maxClockSkewMillis)
+            if !configuration.recordsHistory { plan.history = [] }
+            return plan
         }
         if !committed.seqByArticle.isEmpty { service.committed(.user(userId)) }
     }

@@ -36,6 +36,11 @@ package protocol RetentionStore: Sendable {
     /// - Returns: how many entries were removed.
     func removeConflicts(detectedBefore cutoff: Date, limit: Int) async throws -> Int
 
+    /// Removes up to `limit` of the oldest field history entries received before `cutoff`.
+    ///
+    /// - Returns: how many entries were removed.
+    func removeHistory(receivedBefore cutoff: Date, limit: Int) async throws -> Int
+
     /// Records when a compaction ended (shown by ``statistics()``) and its retention, which
     /// ingest then applies to new articles (``IngestEffect/tooOld``); `nil` clears it.
     func recordCompaction(at time: Date, retentionDays: Int?) async throws

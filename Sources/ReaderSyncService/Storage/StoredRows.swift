@@ -192,3 +192,98 @@ package enum Hex {
 package func canBeStoredName(_ text: String) -> Bool {
     !text.utf8.contains(0)
 }
+
+/// A field history row as either store holds it, checked before it is shown.
+package struct StoredHistoryRow: Sendable {
+    package var id: Int64
+    package var user: String
+    package var articleId: String
+    package var field: String
+    package var value: String
+    package var hlcWall: Int64
+    package var hlcCounter: Int64
+    package var deviceId: String
+    package var mutationId: Int64
+    package var clampedWall: Int64?
+    package var clampedCounter: Int64?
+    package var baseVersion: Int64
+    package var restored: Bool
+    package var outcome: String
+    package var rule: String
+    package var reason: String?
+    package var againstValue: String?
+    package var againstHlcWall: Int64?
+    package var againstHlcCounter: Int64?
+    package var againstDeviceId: String?
+    package var againstMutationId: Int64?
+    package var version: Int64
+    package var articleDeleted: Bool
+    package var conflictId: Int64?
+    package var receivedAt: String
+
+    package init(id: Int64, user: String, articleId: String, field: String, value: String, hlcWall: Int64, hlcCounter: Int64,
+                 deviceId: String, mutationId: Int64, clampedWall: Int64?, clampedCounter: Int64?, baseVersion: Int64, restored: Bool,
+                 outcome: String, rule: String, reason: String?, againstValue: String?, againstHlcWall: Int64?,
+                 againstHlcCounter: Int64?, againstDeviceId: String?, againstMutationId: Int64?, version: Int64,
+                 articleDeleted: Bool, conflictId: Int64?, receivedAt: String) {
+        self.id = id
+        self.user = user
+        self.articleId = articleId
+        self.field = field
+        self.value = value
+        self.hlcWall = hlcWall
+        self.hlcCounter = hlcCounter
+        self.deviceId = deviceId
+        self.mutationId = mutationId
+        self.clampedWall = clampedWall
+        self.clampedCounter = clampedCounter
+        self.baseVersion = baseVersion
+        self.restored = restored
+        self.outcome = outcome
+        self.rule = rule
+        self.reason = reason
+        self.againstValue = againstValue
+        self.againstHlcWall = againstHlcWall
+        self.againstHlcCounter = againstHlcCounter
+        self.againstDeviceId = againstDeviceId
+        self.againstMutationId = againstMutationId
+        self.version = version
+        self.articleDeleted = articleDeleted
+        self.conflictId = conflictId
+        self.receivedAt = receivedAt
+    }
+
+    /// The entry as shown. A row this version cannot read (an unknown field, rule or outcome, a
+    /// value it cannot parse, a half-written `against`) fails the read, as a conflict log entry does.
+    ///
+    /// - Throws: ``StoreError`` naming the entry and what is wrong.
+    package func checked() throws -> HistoryEntry {
+        func unreadable(_ what: String) -> StoreError { StoreError("field history entry \(id) is unreadable: \(what)") }
+        guard let field = StateField(rawValue: field) else { throw unreadable("unknown field") }
+        guard let outcome = HistoryOutcome(rawValue: outcome) else { throw unreadable("unknown outcome") }
+        guard let rule = HistoryRule(rawValue: rule) else { throw unreadable("unknown rule") }
+        // A refused write keeps what it sent, also a value of another type (shown as null).
+        guard let value = FieldValue(storedText: value) ?? (outcome == .rejected ? .unsupported(value) : nil) else {
+            throw unreadable("its value is not a boolean or number")
+        }
+        let clampedFrom: HLC?
+        switch (clampedWall, clampedCounter) {
+        case (nil, nil): clampedFrom = nil
+        case (let wall?, let counter?): clampedFrom = HLC(wall: wall, counter: counter)
+        default: throw unreadable("its clamped clock is partly empty")
+        }
+        let against: FieldWrite?
+        switch (againstValue, againstHlcWall, againstHlcCounter, againstDeviceId, againstMutationId) {
+        case (nil, nil, nil, nil, nil): against = nil
+        case (let text?, let wall?, let counter?, let deviceId?, let mutationId?):
+            guard let value = FieldValue(storedText: text) else { throw unreadable("the value it met is not a boolean or number") }
+            against = FieldWrite(value: value, hlc: HLC(wall: wall, counter: counter), deviceId: deviceId, mutationId: mutationId)
+        default: throw unreadable("the write it met is partly empty")
+        }
+        return HistoryEntry(
+            id: id, user: user, articleId: articleId, field: field,
+            write: FieldWrite(value: value, hlc: HLC(wall: hlcWall, counter: hlcCounter), deviceId: deviceId, mutationId: mutationId),
+            clampedFrom: clampedFrom, baseVersion: baseVersion, restored: restored, outcome: outcome, rule: rule, reason: reason,
+            against: against, version: version, articleDeleted: articleDeleted, conflictId: conflictId, receivedAt: receivedAt)
+    }
+}

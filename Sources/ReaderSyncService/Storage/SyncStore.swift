@@ -92,6 +92,10 @@ package protocol SyncStore: ItemStore, RetentionStore, SnapshotStore {
 
     /// The conflict log, newest first.
     func conflicts(_ query: ConflictQuery) async throws -> [ConflictDTO]
+
+    /// Field history entries (docs/SUPPORT.md) of ``HistoryQuery/userId``, oldest first, after
+    /// ``HistoryQuery/after``, at most ``HistoryQuery/limit``.
+    func history(_ query: HistoryQuery) async throws -> [HistoryEntry]
     func conflict(id: Int64) async throws -> ConflictDTO?
 
     /// The user's current state of one article, with the write behind each field.
@@ -336,6 +340,25 @@ package struct UserSummary: Sendable, Hashable, Codable {
         self.createdAt = createdAt
         self.devices = devices
         self.revokedAt = revokedAt
+    }
+}
+
+/// A page of one user's field history: one field of one article, one article, or every article.
+package struct HistoryQuery: Sendable, Hashable {
+    package var userId: Int64
+    package var articleId: String?
+    /// Only this field (needs ``articleId``).
+    package var field: StateField?
+    /// Only entries with an id above this one (the previous page's last).
+    package var after: Int64?
+    package var limit: Int
+
+    package init(userId: Int64, articleId: String? = nil, field: StateField? = nil, after: Int64? = nil, limit: Int = 100) {
+        self.userId = userId
+        self.articleId = articleId
+        self.field = field
+        self.after = after
+        self.limit = limit
     }
 }
 

@@ -49,6 +49,11 @@ extension SyncService {
             report.removedConflicts += removed
             return removed
         }
+        try await inBatches {
+            let removed = try await store.removeHistory(receivedBefore: daysBefore(policy.historyDays), limit: policy.batchSize)
+            report.removedHistory += removed
+            return removed
+        }
         // After this run's expiries: they are removed once this checkpoint is old enough.
         try await store.recordCheckpoint(at: now)
         try await store.recordCompaction(at: now, retentionDays: policy.articleDays)

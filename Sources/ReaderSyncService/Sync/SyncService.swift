@@ -15,6 +15,9 @@ package struct SyncConfiguration: Sendable {
     package var ingestBatchSize = 500
     /// Deliberate bugs for the simulator's oracle tests; empty in every real server.
     package var defects: PushPlanner.Defects = []
+    /// Whether pushes record the field history (docs/SUPPORT.md); off only to measure its cost
+    /// (`bench --no-history`).
+    package var recordsHistory = true
     /// Live streams and long-polls.
     package var live = LiveConfiguration()
 
@@ -243,12 +246,15 @@ package struct SyncService: Sendable {
         let nowMillis = Timestamp.millis(nowDate)
         let skew = configuration.maxClockSkewMillis
         let defects = configuration.defects
+        let recordsHistory = configuration.recordsHistory
         let committed = try await store.push(
             userId: user.id, deviceId: request.deviceId,
             articleIds: Set(request.mutations.map(\.articleId.exact)), now: Timestamp.format(nowDate)
         ) { context in
-            try PushPlanner.plan(userId: user.id, deviceId: request.deviceId, mutations: request.mutations,
-                                 context: context, nowMillis: nowMillis, maxClockSkewMillis: skew, defects: defects)
+            var plan = try PushPlanner.plan(userId: user.id, deviceId: request.deviceId, mutations: request.mutations,
+                                            context: context, nowMillis: nowMillis, maxClockSkewMillis: skew, defects: defects)
+            if !recordsHistory { plan.history = [] }
+            return plan
         }
         if !committed.seqByArticle.isEmpty { self.committed(.user(user.id)) }
         let results = committed.plan.results.map { planned in
@@ -300,6 +306,45 @@ package struct SyncService: Sendable {
     }
 
     // MARK: Conflicts
+
+    /// A page of a user's field history (docs/SUPPORT.md), oldest first, and on the first page
+    /// of one article's one field, why that field is what it is.
+    ///
+    /// - Throws: ``SyncError`` `limit_out_of_range` for a limit outside 1…1000; `invalid_request`
+    ///   for a field without an article.
+    package func history(_ query: HistoryQuery, userName: String) async throws -> HistoryResponse {
+        guard (1...1000).contains(query.limit) else {
+            throw SyncError(.limitOutOfRange, "limit must be from 1 to 1000, got \(query.limit)")
+        }
+        guard query.field == nil || query.articleId != nil else {
+            throw SyncError(.invalidRequest, "a field's history needs its article: give article= too")
+        }
+        var ask = query
+        ask.limit += 1
+        var entries = try await store.history(ask)
+        let more = entries.count > query.limit
+        if more { entries.removeLast() }
+        var why: String?
+        if let articleId = query.articleId, let field = query.field, query.after == nil {
+            why = try await self.why(userId: query.userId, userName: userName, articleId: articleId, field: field)
+        }
+        return HistoryResponse(entries: entries, nextAfter: more ? entries.last?.id : nil, why: why)
+    }
+
+    /// Why `field` of `articleId` is what it is for the user (``FieldExplanation/why(user:articleId:field:current:history:)``),
+    /// from the current state and every history entry of the field the server keeps.
+    package func why(userId: Int64, userName: String, articleId: String, field: StateField) async throws -> String {
+        var history: [HistoryEntry] = []
+        var after: Int64?
+        // One field's entries: a handful a day; read in pages all the same.
+        repeat {
+            let page = try await store.history(HistoryQuery(userId: userId, articleId: articleId, field: field, after: after, limit: 1000))
+            history += page
+            after = page.count == 1000 ? page.last?.id : nil
+        } while after != nil
+        let current = try await store.state(userId: userId, articleId: articleId)?[field]
+        return FieldExplanation.why(user: userName, articleId: articleId, field: field, current: current, history: history)
+    }
 
     package func conflicts(_ query: ConflictQuery) async throws -> [ConflictDTO] {
         guard (1...1000).contains(query.limit) else {

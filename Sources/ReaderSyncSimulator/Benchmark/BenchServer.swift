@@ -31,7 +31,8 @@ final class BenchDatabases: Sendable {
     ///
     /// - Parameter maxStreamsPerUser: the servers' `--max-event-streams-per-user`, when not the default.
     func startServers(name: String, adminToken: String, maxStreamsPerUser: Int? = nil) async throws -> BenchServer {
-        let arguments = maxStreamsPerUser.map { ["--max-event-streams-per-user", String($0), "--max-event-streams", String(max($0, 10_000))] } ?? []
+        let arguments = (maxStreamsPerUser.map { ["--max-event-streams-per-user", String($0), "--max-event-streams", String(max($0, 10_000))] } ?? [])
+            + (options.recordsHistory ? [] : ["--no-field-history"])
         if let postgres {
             let databaseName = "readersync_\(name.replacingOccurrences(of: "-", with: "_"))_\(String(UInt32.random(in: .min ... .max), radix: 16))"
             let url = try await PostgresSyncStore.createDatabase(named: databaseName, on: postgres, logger: logger)
@@ -43,7 +44,7 @@ final class BenchDatabases: Sendable {
         let path = options.workDirectory.appendingPathComponent("\(name).sqlite").path
         return options.inProcess
             ? try await BenchServer.inProcess(databasePath: path, adminToken: adminToken, durability: options.durability,
-                                              maxStreamsPerUser: maxStreamsPerUser)
+                                              maxStreamsPerUser: maxStreamsPerUser, recordsHistory: options.recordsHistory)
             : try BenchServer.processes(executable: options.serverExecutable, database: path, count: options.servers,
                                         adminToken: adminToken, durability: options.durability, arguments: arguments)
     }
@@ -165,10 +166,12 @@ final class BenchServer: Sendable {
     }
 
     /// Starts the server in this process (`--in-process`, SQLite only): one process shares the cores.
-    static func inProcess(databasePath: String, adminToken: String, durability: String, maxStreamsPerUser: Int? = nil) async throws -> BenchServer {
+    static func inProcess(databasePath: String, adminToken: String, durability: String, maxStreamsPerUser: Int? = nil,
+                          recordsHistory: Bool = true) async throws -> BenchServer {
         let store = try SQLiteSyncStore(path: databasePath, durability: SQLiteSyncStore.Durability(rawValue: durability) ?? .normal)
         try await store.setAdminTokenHash(Tokens.hash(adminToken))
         var configuration = SyncConfiguration()
+        configuration.recordsHistory = recordsHistory
         if let maxStreamsPerUser {
             configuration.live.maxStreamsPerUser = maxStreamsPerUser
             configuration.live.maxStreams = max(maxStreamsPerUser, configuration.live.maxStreams)

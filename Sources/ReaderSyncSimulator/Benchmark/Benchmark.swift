@@ -28,6 +28,9 @@ public struct BenchmarkOptions: Sendable {
     public var inProcess = false
     /// The server's `--durability`: `normal` survives a process crash, `full` also a power loss.
     public var durability = "normal"
+    /// Whether the servers record the field history (`serve --no-field-history` when not): to
+    /// measure its cost.
+    public var recordsHistory = true
     /// A PostgreSQL server to run on instead of SQLite files: its URL (any database on it; the
     /// bench creates a scratch database beside it for each run and drops it afterwards).
     public var postgresURL: String?
