@@ -104,6 +104,8 @@ let package = Package(
                 "ReaderSyncService",
                 "ReaderSyncSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API, for the field history's inserts (SQLiteSyncStore+Sync.swift).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -27,5 +27,5 @@ CREATE TABLE state_history (
     conflict_id bigint,
     received_at timestamptz NOT NULL
 );
+-- As on SQLite, one index: one article's or one field's timeline as a range.
 CREATE INDEX state_history_on_user_article ON state_history (user_id, article_id, field, id);
-CREATE INDEX state_history_on_user ON state_history (user_id, id);
