@@ -125,34 +125,30 @@ extension PostgresSyncStore {
     }
 
     package func removeConflicts(detectedBefore cutoff: Date, limit: Int) async throws -> Int {
-        try await transaction { connection in
-            // Read from the oldest entry and cut at the first young enough one (ids follow
-            // detection closely; see the SQLite store), so no index on the time is needed.
-            var last: Int64?
-            for try await (id, old) in try await connection.query("""
-                SELECT id, detected_at < \(cutoff) FROM conflict ORDER BY id LIMIT \(limit)
-                """, logger: self.logger).decode((Int64, Bool).self) {
-                guard old else { break }
-                last = id
-            }
-            guard let last else { return 0 }
-            return try await connection.query("DELETE FROM conflict WHERE id <= \(last) RETURNING 1", logger: self.logger)
-                .collect().count
-        }
+        try await removeOldest(of: "conflict", timeColumn: "detected_at", before: cutoff, limit: limit)
     }
 
     package func removeHistory(receivedBefore cutoff: Date, limit: Int) async throws -> Int {
+        try await removeOldest(of: "state_history", timeColumn: "received_at", before: cutoff, limit: limit)
+    }
+
+    /// Removes up to `limit` of the oldest rows of a log table (the conflict log, the field
+    /// history) whose time is before `cutoff`: read from the oldest row and cut at the first young
+    /// enough one (ids follow the time closely; see the SQLite store), so no index on the time is
+    /// needed.
+    ///
+    /// - Parameters: `table` and `timeColumn` are names written in this file, never input.
+    private func removeOldest(of table: String, timeColumn: String, before cutoff: Date, limit: Int) async throws -> Int {
         try await transaction { connection in
-            // As for the conflict log: read from the oldest entry, cut at the first young enough one.
             var last: Int64?
             for try await (id, old) in try await connection.query("""
-                SELECT id, received_at < \(cutoff) FROM state_history ORDER BY id LIMIT \(limit)
+                SELECT id, \(unescaped: timeColumn) < \(cutoff) FROM \(unescaped: table) ORDER BY id LIMIT \(limit)
                 """, logger: self.logger).decode((Int64, Bool).self) {
                 guard old else { break }
                 last = id
             }
             guard let last else { return 0 }
-            return try await connection.query("DELETE FROM state_history WHERE id <= \(last) RETURNING 1", logger: self.logger)
+            return try await connection.query("DELETE FROM \(unescaped: table) WHERE id <= \(last) RETURNING 1", logger: self.logger)
                 .collect().count
         }
     }

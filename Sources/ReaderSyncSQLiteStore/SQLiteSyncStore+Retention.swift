@@ -97,27 +97,26 @@ extension SQLiteSyncStore {
     }
 
     package func removeConflicts(detectedBefore cutoff: Date, limit: Int) async throws -> Int {
-        let cutoff = Timestamp.secondBound(cutoff)
-        return try await dbPool.write { db in
-            // The log is read from its oldest entry and cut at the first one that is young
-            // enough: entries are detected in id order (one writer), so no index on the time is
-            // needed and a compaction with nothing to do reads one row.
-            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, detectedAt < ? FROM conflict ORDER BY id LIMIT ?"),
-                                        arguments: [cutoff, limit])
-            guard let last = rows.prefix(while: { $0[1] as Bool }).last else { return 0 }
-            try db.execute(sql: "DELETE FROM conflict WHERE id <= ?", arguments: [last[0] as Int64])
-            return db.changesCount
-        }
+        try await removeOldest(of: "conflict", timeColumn: "detectedAt", before: cutoff, limit: limit)
     }
 
     package func removeHistory(receivedBefore cutoff: Date, limit: Int) async throws -> Int {
+        try await removeOldest(of: "stateHistory", timeColumn: "receivedAt", before: cutoff, limit: limit)
+    }
+
+    /// Removes up to `limit` of the oldest rows of a log table (the conflict log, the field
+    /// history) whose time is before `cutoff`. The table is read from its oldest row and cut at
+    /// the first one that is young enough: rows are written in id order (one writer), so no index
+    /// on the time is needed and a compaction with nothing to do reads one row.
+    ///
+    /// - Parameters: `table` and `timeColumn` are names written in this file, never input.
+    private func removeOldest(of table: String, timeColumn: String, before cutoff: Date, limit: Int) async throws -> Int {
         let cutoff = Timestamp.secondBound(cutoff)
         return try await dbPool.write { db in
-            // As for the conflict log: rows are written in id order by the one writer.
-            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, receivedAt < ? FROM stateHistory ORDER BY id LIMIT ?"),
+            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, \(timeColumn) < ? FROM \(table) ORDER BY id LIMIT ?"),
                                         arguments: [cutoff, limit])
             guard let last = rows.prefix(while: { $0[1] as Bool }).last else { return 0 }
-            try db.execute(sql: "DELETE FROM stateHistory WHERE id <= ?", arguments: [last[0] as Int64])
+            try db.execute(sql: "DELETE FROM \(table) WHERE id <= ?", arguments: [last[0] as Int64])
             return db.changesCount
         }
     }
