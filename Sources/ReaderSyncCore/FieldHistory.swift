@@ -118,15 +118,15 @@ public struct PlannedHistory: Sendable, Hashable {
 extension HistoryEntry {
     /// One line of a timeline, oldest first in a listing: when, who, what, and how it was decided.
     ///
-    /// `2026-12-01 14:03:05 UTC  laptop #12  removed the bookmark  applied (causally_later, had seen v3)`
+    /// `2026-12-01 14:03:05 UTC  laptop #12  removed the bookmark  applied (causally_later, had seen v3)`,
+    /// or for a refusal `… rejected: unknown article a-9`.
     public var line: String {
-        var decided = "\(outcome.rawValue) (\(rule.rawValue)"
+        var decided: String
         switch rule {
-        case .causallyLater: decided += ", had seen v\(baseVersion)"
-        case .rejected: decided += reason.map { ": \($0)" } ?? ""
-        default: break
+        case .causallyLater: decided = "\(outcome.rawValue) (\(rule.rawValue), had seen v\(baseVersion))"
+        case .rejected: decided = "rejected" + (reason.map { ": \($0)" } ?? "")
+        default: decided = "\(outcome.rawValue) (\(rule.rawValue))"
         }
-        decided += ")"
         if let clampedFrom { decided += ", clock clamped from \(ConflictDTO.clock(clampedFrom))" }
         if restored && rule != .restoreReplay { decided += ", given back after a reset" }
         if articleDeleted { decided += ", article deleted" }

@@ -218,10 +218,10 @@ extension PostgresSyncStore {
             guard canBeStoredName(articleId) else { return [] }
             binds.append(articleId)
             conditions.append("h.article_id = $\(binds.count)")
-            if let field = query.field {
-                binds.append(field.rawValue)
-                conditions.append("h.field = $\(binds.count)")
-            }
+        }
+        if let field = query.field {
+            binds.append(field.rawValue)
+            conditions.append("h.field = $\(binds.count)")
         }
         if let after = query.after {
             binds.append(after)

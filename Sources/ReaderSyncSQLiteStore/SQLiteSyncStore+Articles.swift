@@ -207,10 +207,10 @@ extension SQLiteSyncStore {
             if let articleId = query.articleId {
                 conditions.append("h.articleId = ?")
                 arguments += [articleId]
-                if let field = query.field {
-                    conditions.append("h.field = ?")
-                    arguments += [field.rawValue]
-                }
+            }
+            if let field = query.field {
+                conditions.append("h.field = ?")
+                arguments += [field.rawValue]
             }
             if let after = query.after {
                 conditions.append("h.id > ?")

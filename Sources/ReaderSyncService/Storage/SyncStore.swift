@@ -347,7 +347,7 @@ package struct UserSummary: Sendable, Hashable, Codable {
 package struct HistoryQuery: Sendable, Hashable {
     package var userId: Int64
     package var articleId: String?
-    /// Only this field (needs ``articleId``).
+    /// Only this field (of ``articleId``, or of every article).
     package var field: StateField?
     /// Only entries with an id above this one (the previous page's last).
     package var after: Int64?

@@ -310,14 +310,10 @@ package struct SyncService: Sendable {
     /// A page of a user's field history (docs/SUPPORT.md), oldest first, and on the first page
     /// of one article's one field, why that field is what it is.
     ///
-    /// - Throws: ``SyncError`` `limit_out_of_range` for a limit outside 1…1000; `invalid_request`
-    ///   for a field without an article.
+    /// - Throws: ``SyncError`` `limit_out_of_range` for a limit outside 1…1000.
     package func history(_ query: HistoryQuery, userName: String) async throws -> HistoryResponse {
         guard (1...1000).contains(query.limit) else {
             throw SyncError(.limitOutOfRange, "limit must be from 1 to 1000, got \(query.limit)")
-        }
-        guard query.field == nil || query.articleId != nil else {
-            throw SyncError(.invalidRequest, "a field's history needs its article: give article= too")
         }
         var ask = query
         ask.limit += 1
