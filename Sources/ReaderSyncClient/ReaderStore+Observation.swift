@@ -150,6 +150,6 @@ extension ReaderStore {
 
     /// How many local changes wait to be pushed (``pendingChangeCount()``), observed.
     public func observePendingChangeCount() -> StoreObservation<Int> {
-        StoreObservation(self) { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+        StoreObservation(self, fetch: Self.pendingChangeCountFetch)
     }
 }

@@ -237,7 +237,12 @@ public final class ReaderStore: Sendable {
     ///
     /// - Throws: ``ReaderSyncError`` `store_corrupt` or `store_failed` when the store cannot be read.
     public func pendingChangeCount() throws -> Int {
-        try read("count pending changes") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+        try read("count pending changes", Self.pendingChangeCountFetch)
+    }
+
+    /// The read of ``pendingChangeCount()``, for a read or an observation.
+    @Sendable static func pendingChangeCountFetch(_ db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0
     }
 
     /// An article of ``articleColumns``; a value of the wrong type (a damaged store) is an error

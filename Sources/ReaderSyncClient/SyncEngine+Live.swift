@@ -220,7 +220,7 @@ private struct LiveSession: Sendable {
     /// `ValueObservation`, which may fold several commits into one value: an acknowledgement and
     /// a new change together still leave rows, so still wake it).
     private func observeOutbox(waker: AsyncStream<Void>.Continuation, stop: (any Error) -> Void) async {
-        let pending = ValueObservation.tracking { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox") ?? 0 }
+        let pending = ValueObservation.tracking(ReaderStore.pendingChangeCountFetch)
         do {
             for try await count in pending.values(in: engine.store.dbPool) where count > 0 {
                 waker.yield(())

@@ -27,7 +27,7 @@ public struct SyncReport: Sendable, Hashable {
     public var pages = 0
     /// HTTP requests (or transport calls) made, retries of a busy server not counted.
     public var requests = 0
-    /// Bytes on the wire: request bodies sent, response bodies received (compressed size).
+    /// Bytes of request bodies sent.
     public var bytesSent = 0
     /// Bytes of response bodies received (compressed size).
     public var bytesReceived = 0

@@ -305,7 +305,7 @@ package struct SyncService: Sendable {
         }
     }
 
-    // MARK: Conflicts
+    // MARK: Field history
 
     /// A page of a user's field history (docs/SUPPORT.md), oldest first, and on the first page
     /// of one article's one field, why that field is what it is.
@@ -322,7 +322,10 @@ package struct SyncService: Sendable {
         if more { entries.removeLast() }
         var why: String?
         if let articleId = query.articleId, let field = query.field, query.after == nil {
-            why = try await self.why(userId: query.userId, userName: userName, articleId: articleId, field: field)
+            // A first page that holds the whole field's history explains it without reading it again.
+            why = more
+                ? try await self.why(userId: query.userId, userName: userName, articleId: articleId, field: field)
+                : try await explain(userId: query.userId, userName: userName, articleId: articleId, field: field, history: entries)
         }
         return HistoryResponse(entries: entries, nextAfter: more ? entries.last?.id : nil, why: why)
     }
@@ -338,9 +341,17 @@ package struct SyncService: Sendable {
             history += page
             after = page.count == 1000 ? page.last?.id : nil
         } while after != nil
+        return try await explain(userId: userId, userName: userName, articleId: articleId, field: field, history: history)
+    }
+
+    /// ``FieldExplanation/why(user:articleId:field:current:history:)`` with the field's current value.
+    private func explain(userId: Int64, userName: String, articleId: String, field: StateField,
+                         history: [HistoryEntry]) async throws -> String {
         let current = try await store.state(userId: userId, articleId: articleId)?[field]
         return FieldExplanation.why(user: userName, articleId: articleId, field: field, current: current, history: history)
     }
+
+    // MARK: Conflicts
 
     package func conflicts(_ query: ConflictQuery) async throws -> [ConflictDTO] {
         guard (1...1000).contains(query.limit) else {
