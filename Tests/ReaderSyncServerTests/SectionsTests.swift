@@ -207,8 +207,10 @@ struct SectionsTests {
         let (_, alice) = try await h.createUser("alice")
         try await h.withClient { client in
             let many = Set((0...100).map { "s\($0)" })
+            // 101 names, also when they repeat one (the fuzzer's case: 101 empty `section=`).
+            let repeated = "/v1/sync/pull?" + Array(repeating: "section=", count: 101).joined(separator: "&")
             for uri in [SyncRoute.pull(cursor: nil, limit: 10, sections: many),
-                        SyncRoute.pullNewestFirst(limit: 10, window: nil, since: nil, sections: many)] {
+                        SyncRoute.pullNewestFirst(limit: 10, window: nil, since: nil, sections: many), repeated] {
                 let response = try await call(client, .get, uri, token: alice)
                 #expect(response.status == .badRequest)
                 #expect(response.text.contains("invalid_request") && response.text.contains("at most 100 sections"), "\(response.text)")

@@ -136,10 +136,11 @@ package struct SyncService: Sendable {
     /// - Throws: ``SyncError`` `invalid_request` for more than ``maxSections``.
     func checkedSections(_ sections: [String]?) throws(SyncError) -> [String]? {
         guard let sections, !sections.isEmpty else { return nil }
-        let distinct = Set(sections.map(\.exact))
-        guard distinct.count <= Self.maxSections else {
-            throw SyncError(.invalidRequest, "a pull may name at most \(Self.maxSections) sections, got \(distinct.count)")
+        // Counted as sent, repeats included: the document's maxItems (an array of 101 names is refused).
+        guard sections.count <= Self.maxSections else {
+            throw SyncError(.invalidRequest, "a pull may name at most \(Self.maxSections) sections, got \(sections.count)")
         }
+        let distinct = Set(sections.map(\.exact))
         return distinct.map(\.string).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
