@@ -201,7 +201,7 @@ public enum FieldExplanation {
     }
 
     /// The field's value in a word or two: "on", "off", "read", "unread", "at 40%".
-    static func shown(_ field: StateField, _ value: FieldValue?) -> String {
+    public static func shown(_ field: StateField, _ value: FieldValue?) -> String {
         switch (field, value) {
         case (.bookmarked, .bool(true)?): return "on"
         case (.bookmarked, _): return "off"
@@ -213,7 +213,7 @@ public enum FieldExplanation {
     }
 
     /// What a write did: "bookmarked it", "removed the bookmark", "marked it read", "set the position to 40%".
-    static func action(_ field: StateField, _ value: FieldValue) -> String {
+    public static func action(_ field: StateField, _ value: FieldValue) -> String {
         switch (field, value) {
         case (.bookmarked, .bool(true)): return "bookmarked it"
         case (.bookmarked, _): return "removed the bookmark"

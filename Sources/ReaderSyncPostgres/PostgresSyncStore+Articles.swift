@@ -251,6 +251,31 @@ extension PostgresSyncStore {
         }
     }
 
+    package func devices(userId: Int64?) async throws -> [DeviceSummary] {
+        try await query("""
+            SELECT users.name, device.id, device.first_seen_at, device.last_seen_at, device.last_mutation_id
+            FROM device JOIN users ON users.id = device.user_id
+            WHERE \(userId)::bigint IS NULL OR device.user_id = \(userId)
+            ORDER BY users.name, device.last_seen_at DESC, device.id
+            """).map { row in
+            let (name, id, first, last, mutationId) = try row.decode((String, String, Date, Date, Int64).self)
+            return DeviceSummary(userName: name, id: id, firstSeenAt: Timestamp.format(first),
+                                 lastSeenAt: Timestamp.format(last), lastMutationId: mutationId)
+        }
+    }
+
+    package func recentStates(userId: Int64, limit: Int) async throws -> [RecentState] {
+        // Newest first in feed order (transaction, then sequence), through the feed index.
+        try await query("""
+            SELECT \(unescaped: Self.stateColumns), (SELECT title FROM article WHERE article.id = user_article_state.article_id)
+            FROM user_article_state WHERE user_id = \(userId) ORDER BY xid DESC, seq DESC LIMIT \(limit)
+            """).map { row in
+            let cells = row.makeRandomAccess()
+            let (state, _) = try Self.decodeState(cells)
+            return RecentState(state: state, title: try cells[22].decode(ByteBuffer?.self).map { String(buffer: $0) })
+        }
+    }
+
     package func conflict(id: Int64) async throws -> ConflictDTO? {
         try await query("""
             SELECT \(unescaped: Self.conflictColumns) FROM conflict JOIN users ON users.id = conflict.user_id WHERE conflict.id = \(id)

@@ -240,6 +240,31 @@ extension SQLiteSyncStore {
         }
     }
 
+    package func devices(userId: Int64?) async throws -> [DeviceSummary] {
+        try await dbPool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT user.name, device.id, device.firstSeenAt, device.lastSeenAt, device.lastMutationId
+                FROM device JOIN user ON user.id = device.userId
+                WHERE ?1 IS NULL OR device.userId = ?1 ORDER BY user.name, device.lastSeenAt DESC, device.id
+                """, arguments: [userId]).map { row in
+                DeviceSummary(userName: try row.decode(atIndex: 0), id: row.exactText(1), firstSeenAt: try row.decode(atIndex: 2),
+                              lastSeenAt: try row.decode(atIndex: 3), lastMutationId: try row.decode(atIndex: 4))
+            }
+        }
+    }
+
+    package func recentStates(userId: Int64, limit: Int) async throws -> [RecentState] {
+        try await dbPool.read { db in
+            // The title by a subquery: the state's columns stay unqualified, as `decodeState` reads them.
+            try Row.fetchAll(db, sql: """
+                SELECT \(Self.stateColumns), (SELECT title FROM article WHERE article.id = userArticleState.articleId)
+                FROM userArticleState WHERE userId = ? ORDER BY seq DESC LIMIT ?
+                """, arguments: [userId, limit]).map { row in
+                RecentState(state: try Self.decodeState(row).state, title: row.exactTextIfPresent(21))
+            }
+        }
+    }
+
     package func conflict(id: Int64) async throws -> ConflictDTO? {
         try await dbPool.read { db in
             try Row.fetchOne(db, sql: """

@@ -42,6 +42,16 @@ struct URLParameters: Sendable {
         try rawValues(of: name).first.map { try Self.percentDecode($0, what: "the query parameter \(name)") }
     }
 
+    /// The first `name=` value decoded as an HTML form sends it (`application/x-www-form-urlencoded`:
+    /// `+` is a space), for the console's forms; `nil` when absent. A literal plus comes as `%2B`.
+    ///
+    /// - Throws: ``SyncError`` `invalid_request` when the value is not percent-encoded UTF-8.
+    func formQuery(_ name: String) throws -> String? {
+        try rawValues(of: name).first.map {
+            try Self.percentDecode(Substring($0.replacingOccurrences(of: "+", with: " ")), what: "the query parameter \(name)")
+        }
+    }
+
     /// The decoded values of every `name=` query parameter, in order (`rule=a&rule=b`); empty when absent.
     ///
     /// - Throws: ``SyncError`` `invalid_request` when a value is not percent-encoded UTF-8.

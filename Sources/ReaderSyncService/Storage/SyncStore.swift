@@ -101,6 +101,14 @@ package protocol SyncStore: ItemStore, RetentionStore, SnapshotStore {
     /// The user's current state of one article, with the write behind each field.
     func state(userId: Int64, articleId: String) async throws -> UserArticleState?
 
+    /// Devices of `userId`, or of every user when `nil`: by user name, then most recently seen
+    /// first (the support console's users page).
+    func devices(userId: Int64?) async throws -> [DeviceSummary]
+
+    /// The user's states, most recently changed first (feed order, newest first), at most
+    /// `limit`, each with its article's title (`nil` once the article is deleted).
+    func recentStates(userId: Int64, limit: Int) async throws -> [RecentState]
+
     /// What the store reports about itself at `GET /metrics`, read at each scrape (none on SQLite).
     func gauges() async throws -> [StoreGauge]
 }
@@ -340,6 +348,38 @@ package struct UserSummary: Sendable, Hashable, Codable {
         self.createdAt = createdAt
         self.devices = devices
         self.revokedAt = revokedAt
+    }
+}
+
+/// A device as the server knows it: bound to its user by its first push.
+package struct DeviceSummary: Sendable, Hashable {
+    package var userName: String
+    package var id: String
+    /// RFC 3339, UTC: the device's first push.
+    package var firstSeenAt: String
+    /// RFC 3339, UTC: its last push (pulls name no device, so they are not counted).
+    package var lastSeenAt: String
+    /// The id of its last mutation the server has applied or answered: a push up to it is a duplicate.
+    package var lastMutationId: Int64
+
+    package init(userName: String, id: String, firstSeenAt: String, lastSeenAt: String, lastMutationId: Int64) {
+        self.userName = userName
+        self.id = id
+        self.firstSeenAt = firstSeenAt
+        self.lastSeenAt = lastSeenAt
+        self.lastMutationId = lastMutationId
+    }
+}
+
+/// One of a user's states with its article's title (``SyncStore/recentStates(userId:limit:)``).
+package struct RecentState: Sendable, Hashable {
+    package var state: UserArticleState
+    /// `nil` when the article is deleted.
+    package var title: String?
+
+    package init(state: UserArticleState, title: String?) {
+        self.state = state
+        self.title = title
     }
 }
 
