@@ -15,7 +15,8 @@ extension ReaderSync {
                 On the first start an admin token is generated and printed once; give your own with \
                 --admin-token or READER_SYNC_ADMIN_TOKEN. Stops cleanly on SIGINT or SIGTERM. \
                 Many servers may run on one PostgreSQL database (--db postgresql://…) behind a load \
-                balancer; on a SQLite file, one server.
+                balancer; on a SQLite file, one server. The support console is served at /console/ \
+                (log in with the admin token; docs/SUPPORT.md).
                 """)
 
         @OptionGroup var database: DatabaseOptions
@@ -180,6 +181,7 @@ extension ReaderSync {
                         let port = channel.localAddress?.port ?? 0
                         say("reader-sync serving protocol v1 at http://\(host):\(port)")
                         say("database: \(shown)")
+                        say("support console: http://\(host):\(port)/console/ (log in with the admin token)")
                         if let readURL { say("pulls read from: \(readURL)") }
                         if let shownToken {
                             say("admin token (shown only this once; keep it safe): \(shownToken)")
