@@ -63,6 +63,7 @@ let package = Package(
                 .embedInCode("m0004_postgres_retention.sql"),
                 .embedInCode("m0005_postgres_sections.sql"),
                 .embedInCode("m0006_postgres_history.sql"),
+                .embedInCode("m0007_postgres_history_no_user_check.sql"),
                 .embedInCode("openapi.json"),
             ],
             swiftSettings: swiftSettings
@@ -265,6 +266,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),

@@ -26,6 +26,7 @@ package enum ReaderSyncSchema {
         Migration(name: "m0004_postgres_retention", sql: text(PackageResources.m0004_postgres_retention_sql)),
         Migration(name: "m0005_postgres_sections", sql: text(PackageResources.m0005_postgres_sections_sql)),
         Migration(name: "m0006_postgres_history", sql: text(PackageResources.m0006_postgres_history_sql)),
+        Migration(name: "m0007_postgres_history_no_user_check", sql: text(PackageResources.m0007_postgres_history_no_user_check_sql)),
     ]
 
     /// The client store's migrations, in the order they run.

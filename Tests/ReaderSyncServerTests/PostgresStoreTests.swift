@@ -150,7 +150,7 @@ struct PostgresStoreTests {
         #expect(epochs.count == 1)
         let database = String(url.database)
         #expect(try cluster.psql("SELECT string_agg(name, ',' ORDER BY name) FROM schema_migrations", database: database)
-                == "m0001_postgres_initial,m0002_postgres_article_lz4,m0003_postgres_reader_api,m0004_postgres_retention,m0005_postgres_sections,m0006_postgres_history")
+                == "m0001_postgres_initial,m0002_postgres_article_lz4,m0003_postgres_reader_api,m0004_postgres_retention,m0005_postgres_sections,m0006_postgres_history,m0007_postgres_history_no_user_check")
         let again = try await PostgresSyncStore.withStore(url: url, logger: Self.logger) { try await $0.identity().epoch }
         #expect(epochs == [again])
     }
