@@ -236,8 +236,10 @@ public enum FieldExplanation {
         }
     }
 
-    static func percent(_ x: Double) -> String {
-        x.isFinite ? "\(Int((x * 100).rounded()))%" : "\(x)"
+    /// A position as a percentage ("40%"); a value outside 0…1 (a refused write's) as the number
+    /// it was, never converted to an integer (1e300 would trap).
+    public static func percent(_ x: Double) -> String {
+        (0...1).contains(x) ? "\(Int((x * 100).rounded()))%" : "\(x)"
     }
 
     static func time(_ hlc: HLC) -> String { Timestamp.displayText(millis: hlc.wall) }

@@ -241,11 +241,12 @@ extension SQLiteSyncStore {
     }
 
     package func devices(userId: Int64?) async throws -> [DeviceSummary] {
+        // By time, not text: `Timestamp.format` leaves out a zero fraction, so `…:05Z` sorts after `…:05.250Z` as text.
         try await dbPool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT user.name, device.id, device.firstSeenAt, device.lastSeenAt, device.lastMutationId
                 FROM device JOIN user ON user.id = device.userId
-                WHERE ?1 IS NULL OR device.userId = ?1 ORDER BY user.name, device.lastSeenAt DESC, device.id
+                WHERE ?1 IS NULL OR device.userId = ?1 ORDER BY user.name, julianday(device.lastSeenAt) DESC, device.id
                 """, arguments: [userId]).map { row in
                 DeviceSummary(userName: try row.decode(atIndex: 0), id: row.exactText(1), firstSeenAt: try row.decode(atIndex: 2),
                               lastSeenAt: try row.decode(atIndex: 3), lastMutationId: try row.decode(atIndex: 4))

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -66,6 +67,13 @@ struct ConsoleTests {
             #expect(users.status == .ok)
             #expect(users.headers[.init("Content-Security-Policy")!]?.hasPrefix("default-src 'none'; style-src 'sha256-") == true)
             #expect(users.headers[.cacheControl] == "no-store")
+            // The policy allows exactly the page's stylesheet: the hash of the text between the tags.
+            let page = Self.html(users)
+            let css = try #require(page.range(of: "<style>").flatMap { start in
+                page.range(of: "</style>").map { String(page[start.upperBound..<$0.lowerBound]) } })
+            let hash = Data(SHA256.hash(data: Array(css.utf8))).base64EncodedString()
+            #expect(users.headers[.init("Content-Security-Policy")!]?.contains("style-src 'sha256-\(hash)'") == true)
+            #expect(page.contains("<p>No user.</p>") == false && page.contains("alice"))
 
             // Behind an HTTPS proxy the cookie is also Secure.
             let proxied = try await client.executeRequest(
@@ -95,6 +103,8 @@ struct ConsoleTests {
         let h = try await Harness(backend: backend)
         try await h.withClient { client in
             let cookie = try Self.sessionCookie(try await Self.login(client, token: Harness.adminToken))
+            #expect(Self.html(try await Self.get(client, "/console/users", cookie: cookie)).contains("<p>No user.</p>"),
+                    "no users and no search: no empty quotes")
             h.clock.advance(millis: 8 * 3_600_000 - 1_000)
             #expect(try await Self.get(client, "/console/users", cookie: cookie).status == .ok)
             h.clock.advance(millis: 1_000)
@@ -123,12 +133,17 @@ struct ConsoleTests {
         // A concurrent older unread from the laptop loses (last_writer_wins), and is logged.
         _ = try await push("laptop", mutation(2, "art-2", .read, .bool(false), wall: Self.t0 + 1_000))
         _ = try await push("phone", mutation(3, "art-3", .progress, .number(0.4), wall: Self.t0 + 7_000))
+        // A clock an hour ahead of the server's is clamped; the mark shows what the device said.
+        let ahead = h.clock.nowMillis + 3_600_000
+        _ = try await push("laptop", mutation(3, "art-3", .progress, .number(0.6), wall: ahead, base: 1))
+        // A position far out of range is refused, and recorded: the page must still draw it.
+        _ = try await push("laptop", mutation(4, "art-3", .progress, .number(1e300), wall: ahead + 1))
 
         try await h.withClient { client in
             let cookie = try Self.sessionCookie(try await Self.login(client, token: Harness.adminToken))
             let users = Self.html(try await Self.get(client, "/console/users", cookie: cookie))
             #expect(users.contains(#"<a href="/console/user?name=alice">alice</a>"#))
-            #expect(users.contains(#"<span class="id">laptop</span>: "#) && users.contains(", #2</div>"))
+            #expect(users.contains(#"<span class="id">laptop</span>: "#) && users.contains(", #4</div>"), "the laptop's last mutation")
             #expect(users.contains(#"<a href="/console/user?name=bob">bob</a></td><td>valid</td>"#))
             let found = Self.html(try await Self.get(client, "/console/users?q=ALI", cookie: cookie))
             #expect(found.contains("name=alice") && !found.contains("name=bob"))
@@ -149,6 +164,13 @@ struct ConsoleTests {
             #expect(article.contains("It is off because alice&#39;s laptop removed the bookmark at 2025-11-24 16:00:05 UTC, "
                 + "after it had seen alice&#39;s phone&#39;s bookmark of 2025-11-24 16:00:00 UTC."))
             #expect(!article.contains(#"id="timeline-read""#), "a field no device changed has no picture")
+            let position = try await Self.get(client, "/console/article?user=alice&id=art-3", cookie: cookie)
+            #expect(position.status == .ok)
+            let positionPage = Self.html(position)
+            let deviceTime = Timestamp.displayText(millis: ahead).split(separator: " ")[1]
+            #expect(positionPage.contains(#"text-anchor="middle">\#(deviceTime)</text>"#),
+                    "the clamped write is marked at the device's time")
+            #expect(positionPage.contains(#"<g class="mark rejected" data-device="laptop">"#) && positionPage.contains(">1e+300</text>"))
             let lost = Self.html(try await Self.get(client, "/console/article?user=alice&id=art-2", cookie: cookie))
             #expect(lost.contains(#"<g class="mark lost" data-device="laptop">"#))
 
@@ -179,6 +201,9 @@ struct ConsoleTests {
         let (alice, _) = try await h.createUser("alice")
         let device = "<img src=x onerror=alert(2)>"
         _ = try await h.service.push(user: alice, request: PushRequest(deviceId: device, mutations: [mutation(1, id, .read, .bool(true), wall: Self.t0)]))
+        // A quote with a combining mark is one Character that is not a quote: escaped all the same.
+        let combining = "x\"\u{301} display=\"none"
+        _ = try await h.service.push(user: alice, request: PushRequest(deviceId: combining, mutations: [mutation(1, id, .bookmarked, .bool(true), wall: Self.t0)]))
         try await h.withClient { client in
             let cookie = try Self.sessionCookie(try await Self.login(client, token: Harness.adminToken))
             let link = ConsoleHandlers.link("/console/article", ["user": "alice", "id": id])
@@ -191,6 +216,14 @@ struct ConsoleTests {
             #expect(article.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
             #expect(article.contains("&lt;img src=x onerror=alert(2)&gt;"))
             #expect(article.contains("article &lt;b id=&quot;x&quot;&gt;a&amp;b&lt;/b&gt;&#39;"))
+            let scalars = Array(article.unicodeScalars)
+            let rawQuoteBeforeMark = zip(scalars, scalars.dropFirst()).contains { $0 == "\"" && $1 == "\u{301}" }
+            #expect(!rawQuoteBeforeMark, "no raw quote before the mark")
+            let attribute = "data-device=\"x&quot;\u{301} display=&quot;none\""
+            #expect(article.contains(attribute))
+            let search = Self.html(try await Self.get(client, "/console/users?q=%22%CC%81%20x", cookie: cookie))
+            let value = "value=\"&quot;\u{301} x\""
+            #expect(search.contains(value))
         }
     }
 

@@ -21,6 +21,8 @@ struct ConsoleHandlers: Sendable {
     static let cookieName = "reader_sync_console"
     static let recentLimit = 50
     static let usersShown = 200
+    /// Decisions per field drawn and listed on an article page, the newest.
+    static let decisionsShown = 100
 
     func routes() -> [Route] {
         [
@@ -99,7 +101,7 @@ struct ConsoleHandlers: Sendable {
             UsersPage.Row(name: summary.name, link: Self.link("/console/user", ["name": summary.name]),
                           token: Self.tokenState(summary), devices: devices[summary.name] ?? [])
         }
-        return Self.page("users", UsersPage(query: query, users: rows, hasUsers: !rows.isEmpty,
+        return Self.page("users", UsersPage(query: query, hasQuery: !query.isEmpty, users: rows, hasUsers: !rows.isEmpty,
                                             truncated: matching.count > shown.count, shown: shown.count, total: matching.count))
     }
 
@@ -137,13 +139,15 @@ struct ConsoleHandlers: Sendable {
         }
         var fields: [ArticlePage.Field] = []
         for field in StateField.allCases {
-            let page = try await service.history(HistoryQuery(userId: record.id, articleId: id, field: field, limit: 1000), userName: name)
-            let current = try await service.store.state(userId: record.id, articleId: id)?[field]
+            let history = try await service.fieldHistory(userId: record.id, userName: name, articleId: id, field: field)
+            // The picture and the list hold the newest decisions; why is written from all of them.
+            let shown = Array(history.entries.suffix(Self.decisionsShown))
             fields.append(ArticlePage.Field(
                 field: field.rawValue, label: Self.label(field),
-                current: FieldExplanation.shown(field, current?.write.value),
-                why: page.why ?? "", timeline: FieldTimeline(field: field, history: page.entries),
-                lines: page.entries.map(\.line), hasLines: !page.entries.isEmpty, count: page.entries.count))
+                current: FieldExplanation.shown(field, history.current?.write.value),
+                why: history.why, timeline: FieldTimeline(field: field, history: shown),
+                lines: shown.map(\.line), hasLines: !shown.isEmpty, count: shown.count,
+                truncated: shown.count < history.entries.count, total: history.entries.count))
         }
         return Self.page("article", ArticlePage(
             pageTitle: title, user: name, userLink: Self.link("/console/user", ["name": name]), id: id, title: title,
@@ -283,6 +287,8 @@ struct UsersPage: ConsolePage {
     var pageTitle = "Users"
     var signedIn = true
     var query: String
+    /// A stored flag: Mustache counts an empty string as true.
+    var hasQuery: Bool
     var users: [Row]
     var hasUsers: Bool
     var truncated: Bool
@@ -324,6 +330,9 @@ struct ArticlePage: ConsolePage {
         var lines: [String]
         var hasLines: Bool
         var count: Int
+        /// Whether older decisions than the ``count`` shown are kept (``total`` in all).
+        var truncated: Bool
+        var total: Int
     }
 
     var pageTitle: String

@@ -3,8 +3,9 @@ import Foundation
 import Mustache
 
 /// The support console's pages as Mustache templates (swift-mustache), kept in code so the
-/// binary needs no resource files. `{{x}}` escapes `< > & " '`; the only triple-brace value is
-/// none: every text, id and number goes through `{{…}}`.
+/// binary needs no resource files. Every text, id and number goes through `{{…}}`, escaped by
+/// ``ScalarHTMLEscaping`` (each template, partials included, names it in its first pragma: a
+/// partial starts again from swift-mustache's own HTML escaping); no template has `{{{…}}}`.
 enum ConsoleTemplates {
     /// The one stylesheet, inline; the Content-Security-Policy allows exactly this text by its hash
     /// (``contentSecurityPolicy``) and no script at all.
@@ -50,7 +51,7 @@ enum ConsoleTemplates {
     }()
 
     static let head = """
-        <!DOCTYPE html>
+        {{% CONTENT_TYPE: SCALAR_HTML}}<!DOCTYPE html>
         <html lang="en">
         <head>
         <meta charset="utf-8">
@@ -69,14 +70,14 @@ enum ConsoleTemplates {
         """
 
     static let foot = """
-        </main>
+        {{% CONTENT_TYPE: SCALAR_HTML}}</main>
         </body>
         </html>
 
         """
 
     static let login = """
-        {{> head}}
+        {{% CONTENT_TYPE: SCALAR_HTML}}{{> head}}
         <h1>Log in</h1>
         {{#error}}<p class="error" role="alert" id="error">{{error}}</p>{{/error}}
         <form method="post" action="/console/login">
@@ -90,13 +91,13 @@ enum ConsoleTemplates {
         """
 
     static let users = """
-        {{> head}}
+        {{% CONTENT_TYPE: SCALAR_HTML}}{{> head}}
         <h1>Users</h1>
         <form method="get" action="/console/users" class="filter">
         <label>Find a user <input id="q" name="q" value="{{query}}"></label>
         <button type="submit" id="find">Find</button>
         </form>
-        {{^users}}<p>No user{{#query}} whose name contains “{{query}}”{{/query}}.</p>{{/users}}
+        {{^users}}<p>No user{{#hasQuery}} whose name contains “{{query}}”{{/hasQuery}}.</p>{{/users}}
         {{#hasUsers}}
         <table id="users"><thead><tr><th>User</th><th>Token</th><th>Devices: last push, last mutation id</th></tr></thead><tbody>
         {{#users}}<tr><td><a href="{{link}}">{{name}}</a></td><td>{{token}}</td>
@@ -108,7 +109,7 @@ enum ConsoleTemplates {
         """
 
     static let user = """
-        {{> head}}
+        {{% CONTENT_TYPE: SCALAR_HTML}}{{> head}}
         <p><a href="/console/users">Users</a> ›</p>
         <h1>{{name}}</h1>
         <p>Token {{token}}; user since {{createdAt}}. <a href="{{conflictsLink}}">{{name}}'s conflict log</a></p>
@@ -131,7 +132,7 @@ enum ConsoleTemplates {
         """
 
     static let article = """
-        {{> head}}
+        {{% CONTENT_TYPE: SCALAR_HTML}}{{> head}}
         <p><a href="/console/users">Users</a> › <a href="{{userLink}}">{{user}}</a> ›</p>
         <h1 id="title">{{title}}</h1>
         <p class="id">article {{id}}{{#deleted}} (deleted){{/deleted}} · <a href="{{conflictsLink}}">conflicts of this article</a></p>
@@ -151,14 +152,14 @@ enum ConsoleTemplates {
         {{/marks}}<text class="axis" x="{{laneLeft}}" y="{{axisY}}">order the server decided in →</text>
         </svg>
         {{/hasMarks}}{{/timeline}}
-        {{#hasLines}}<details><summary>{{count}} decisions, oldest first</summary><ol class="lines">{{#lines}}<li>{{.}}</li>{{/lines}}</ol></details>{{/hasLines}}
+        {{#hasLines}}<details><summary>{{count}} decisions, oldest first{{#truncated}} (the last {{count}} of {{total}}){{/truncated}}</summary><ol class="lines">{{#lines}}<li>{{.}}</li>{{/lines}}</ol></details>{{/hasLines}}
         </section>
         {{/fields}}
         {{> foot}}
         """
 
     static let conflicts = """
-        {{> head}}
+        {{% CONTENT_TYPE: SCALAR_HTML}}{{> head}}
         <h1>Conflict log</h1>
         <form method="get" action="/console/conflicts" class="filter">
         <label>User <input name="user" id="filter-user" value="{{user}}"></label>
@@ -177,7 +178,7 @@ enum ConsoleTemplates {
         """
 
     static let problem = """
-        {{> head}}
+        {{% CONTENT_TYPE: SCALAR_HTML}}{{> head}}
         <h1>{{heading}}</h1>
         <p class="error" role="alert">{{message}}</p>
         {{> foot}}
@@ -185,6 +186,7 @@ enum ConsoleTemplates {
 
     /// Every template, parsed once.
     static let library: MustacheLibrary = {
+        MustacheContentTypes.register(ScalarHTMLEscaping(), named: "SCALAR_HTML")
         var library = MustacheLibrary()
         let templates = ["head": head, "foot": foot, "login": login, "users": users, "user": user,
                          "article": article, "conflicts": conflicts, "problem": problem]
@@ -194,4 +196,27 @@ enum ConsoleTemplates {
         }
         return library
     }()
+}
+
+/// HTML escaping of `< > & " '` by Unicode scalar.
+///
+/// swift-mustache's own HTML escaping compares whole characters (grapheme clusters), so a `"`
+/// followed by a combining mark (U+0301) is one character that is not `"` and passes unescaped,
+/// closing the attribute it is in: a device id such as `x"\u{301} display="none` could hide a
+/// timeline's mark. Scalars cannot be combined that way.
+struct ScalarHTMLEscaping: MustacheContentType {
+    func escapeText(_ text: String) -> String {
+        var escaped = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "<": escaped.append(contentsOf: "&lt;".unicodeScalars)
+            case ">": escaped.append(contentsOf: "&gt;".unicodeScalars)
+            case "&": escaped.append(contentsOf: "&amp;".unicodeScalars)
+            case "\"": escaped.append(contentsOf: "&quot;".unicodeScalars)
+            case "'": escaped.append(contentsOf: "&#39;".unicodeScalars)
+            default: escaped.append(scalar)
+            }
+        }
+        return String(escaped)
+    }
 }

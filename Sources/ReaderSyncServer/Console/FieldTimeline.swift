@@ -28,7 +28,8 @@ struct FieldTimeline: Sendable {
         /// The value it wrote, in a word ("on", "read", "40%").
         var value: String
         var valueY: Int
-        /// The device's clock, `HH:mm:ss` (the full time is in ``line``).
+        /// The device's clock, `HH:mm:ss`, as the device sent it (also when the server clamped
+        /// it); the full time is in ``line``.
         var time: String
         var timeY: Int
         /// The history line (``HistoryEntry/line``), shown on hover.
@@ -93,7 +94,7 @@ struct FieldTimeline: Sendable {
             marks.append(Mark(
                 deviceId: entry.write.deviceId, x: x, y: y, outcome: entry.outcome.rawValue, applied: entry.outcome == .applied,
                 lost: entry.outcome == .lost, rejected: entry.outcome == .rejected, value: value, valueY: y + 24,
-                time: Self.clockTime(entry.write.hlc), timeY: y - 14, line: entry.line,
+                time: Self.clockTime(entry.clampedFrom ?? entry.write.hlc), timeY: y - 14, line: entry.line,
                 x1: x - 7, x2: x + 7, y1: y - 7, y2: y + 7))
             if entry.outcome == .applied {
                 if let last = spans.indices.last {
@@ -115,7 +116,7 @@ struct FieldTimeline: Sendable {
         switch (field, value) {
         case (.bookmarked, .bool(let on)): return on ? "bookmark" : "remove"
         case (.read, .bool(let on)): return on ? "read" : "unread"
-        case (.progress, .number(let x)) where x.isFinite: return "\(Int((x * 100).rounded()))%"
+        case (.progress, .number(let x)): return FieldExplanation.percent(x)
         default: return "\(value)"
         }
     }

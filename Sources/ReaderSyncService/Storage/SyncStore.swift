@@ -383,6 +383,16 @@ package struct RecentState: Sendable, Hashable {
     }
 }
 
+/// One field's whole kept history, with its current value and the sentence that explains it
+/// (``SyncService/fieldHistory(userId:userName:articleId:field:)``).
+package struct FieldHistory: Sendable {
+    /// Oldest first.
+    package var entries: [HistoryEntry]
+    /// `nil` when no device has changed the field.
+    package var current: FieldCell?
+    package var why: String
+}
+
 /// A page of one user's field history: one field of one article, one article, or every article.
 package struct HistoryQuery: Sendable, Hashable {
     package var userId: Int64

@@ -28,9 +28,9 @@ extension SyncService {
         case .user:
             throw SyncError(.forbidden, "this is a reader's token; the console needs the admin token")
         case .admin:
-            guard let adminHash = try await store.adminTokenHash() else {
-                throw SyncError(.unauthorized, "the token is not valid")
-            }
+            // Signed under the hash of the token just checked, not one read again (which a change
+            // of admin token in between would make the new one's).
+            let adminHash = Tokens.hash(trimmed)
             let expiresAt = Date(timeIntervalSince1970: (now().timeIntervalSince1970 + Self.consoleSessionLifetime).rounded(.down))
             let expiry = Int64(expiresAt.timeIntervalSince1970)
             return ConsoleSession(value: "\(expiry)." + consoleSignature(expiry: expiry, adminHash: adminHash), expiresAt: expiresAt)

@@ -334,6 +334,12 @@ package struct SyncService: Sendable {
     /// Why `field` of `articleId` is what it is for the user (``FieldExplanation/why(user:articleId:field:current:history:)``),
     /// from the current state and every history entry of the field the server keeps.
     package func why(userId: Int64, userName: String, articleId: String, field: StateField) async throws -> String {
+        try await fieldHistory(userId: userId, userName: userName, articleId: articleId, field: field).why
+    }
+
+    /// Every history entry of one field the server keeps (oldest first), its current value and
+    /// why it is that: what the console's article page draws.
+    package func fieldHistory(userId: Int64, userName: String, articleId: String, field: StateField) async throws -> FieldHistory {
         var history: [HistoryEntry] = []
         var after: Int64?
         // One field's entries: a handful a day; read in pages all the same.
@@ -342,7 +348,9 @@ package struct SyncService: Sendable {
             history += page
             after = page.count == 1000 ? page.last?.id : nil
         } while after != nil
-        return try await explain(userId: userId, userName: userName, articleId: articleId, field: field, history: history)
+        let current = try await store.state(userId: userId, articleId: articleId)?[field]
+        return FieldHistory(entries: history, current: current,
+                            why: FieldExplanation.why(user: userName, articleId: articleId, field: field, current: current, history: history))
     }
 
     /// ``FieldExplanation/why(user:articleId:field:current:history:)`` with the field's current value.
