@@ -181,7 +181,7 @@ extension ReaderSync {
                         let port = channel.localAddress?.port ?? 0
                         say("reader-sync serving protocol v1 at http://\(host):\(port)")
                         say("database: \(shown)")
-                        say("support console: http://\(host):\(port)/console/ (log in with the admin token)")
+                        say("support console: http://\(host):\(port)/console/")
                         if let readURL { say("pulls read from: \(readURL)") }
                         if let shownToken {
                             say("admin token (shown only this once; keep it safe): \(shownToken)")
