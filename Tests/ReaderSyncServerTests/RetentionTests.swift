@@ -305,8 +305,12 @@ struct RetentionTests {
                 ])
             }
             let report = try await compaction
-            #expect(report.expired == 40)
-            #expect(report.transactions >= 40 / 3 + 1)  // expiry in batches of 3, then the conflict log
+            #expect(report.transactions >= report.expired / 3 + 1)  // expiry in batches of 3, then the conflict log
+            // On PostgreSQL an article a push holds at that moment is skipped (SKIP LOCKED) and
+            // expired by the next run; by then every one is.
+            let straggler = try await h.service.compact(policy)
+            #expect(report.expired + straggler.expired == 40)
+            #expect(backend == .postgres || report.expired == 40, "SQLite's single writer skips nothing")
             h.clock.advance(millis: 31 * Self.day)
             let removal = try await h.service.compact(policy)
             #expect(removal.removedExpired == 30)  // the ten bookmarked are pinned
