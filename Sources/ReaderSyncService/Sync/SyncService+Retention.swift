@@ -19,13 +19,14 @@ extension SyncService {
         func daysBefore(_ days: Int) -> Date { now.addingTimeInterval(-Double(days) * 86_400) }
         var report = CompactionReport()
         /// Runs `step` (one transaction of at most a batch, returning the rows it took) until it
-        /// takes fewer: nothing of its kind is left.
+        /// takes none. Not until one takes fewer than a batch: on PostgreSQL a step skips the rows
+        /// a push holds (`SKIP LOCKED`), so a short batch does not mean that nothing is left.
         func inBatches(_ step: () async throws -> Int) async throws {
             var taken: Int
             repeat {
                 taken = try await step()
                 report.transactions += 1
-            } while taken >= policy.batchSize
+            } while taken > 0
         }
         if let days = policy.articleDays {
             try await inBatches {
