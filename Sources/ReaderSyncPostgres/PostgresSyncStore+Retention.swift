@@ -5,7 +5,8 @@ import ReaderSyncService
 
 /// Compaction (``RetentionStore``) on the columns of `m0004_postgres_retention`. Each step is one
 /// short transaction whose rows are locked `FOR UPDATE SKIP LOCKED`: an ingest or a push holding
-/// one of them is never waited for (the row is left for the next run), and two servers
+/// one of them is never waited for (a later batch takes the row, or the next run if it is still
+/// held when nothing else is left), and two servers
 /// compacting at once take different rows.
 extension PostgresSyncStore {
     package func tombstoneHorizon() async throws -> FeedPosition {
@@ -83,7 +84,8 @@ extension PostgresSyncStore {
             }
             let gone = candidates.filter { !kept.contains($0.id) }
             let goneIds = gone.map(\.id)
-            var removed = RemovedArticles(tombstones: gone.count(where: \.deleted), expired: gone.count(where: { !$0.deleted }))
+            var removed = RemovedArticles(tombstones: gone.count(where: \.deleted), expired: gone.count(where: { !$0.deleted }),
+                                          found: candidates.count)
             guard !gone.isEmpty else { return removed }
             var horizon = FeedPosition.start
             var states = 0

@@ -62,11 +62,16 @@ package struct RemovedArticles: Sendable, Hashable {
     package var expired = 0
     /// User states removed with those articles.
     package var states = 0
+    /// Articles the step found to remove, also those it then kept (a push wrote a state of them
+    /// meanwhile); `nil`: the removed ones. Compaction goes on while a step finds any, so a batch
+    /// kept whole does not end it.
+    package var found: Int?
 
-    package init(tombstones: Int = 0, expired: Int = 0, states: Int = 0) {
+    package init(tombstones: Int = 0, expired: Int = 0, states: Int = 0, found: Int? = nil) {
         self.tombstones = tombstones
         self.expired = expired
         self.states = states
+        self.found = found
     }
 
     /// Article rows removed, of both kinds.

@@ -42,7 +42,7 @@ extension SyncService {
                 report.removedTombstones += removed.tombstones
                 report.removedExpired += removed.expired
                 report.removedStates += removed.states
-                return removed.articles
+                return removed.found ?? removed.articles
             }
         }
         try await inBatches {
