@@ -4,9 +4,10 @@ import ReaderSyncCore
 
 // The push's statements, prepared once per connection (postgres-nio's `PostgresPreparedStatement`
 // keeps them by name): a push is begin, the user's lock, one read, one write and commit, and
-// PostgreSQL parses none of them again (it plans the first runs afresh, then may keep a generic plan). Their text is fixed whatever the push holds:
-// the rows a push writes travel as one `jsonb` array each, taken apart by `jsonb_to_recordset`
-// (postgres-nio cannot bind an array with NULL elements, and an unwritten field is NULL).
+// PostgreSQL parses none of them again (it plans the first runs afresh, then may keep a generic
+// plan). Their text is fixed whatever the push holds: the rows a push writes travel as one
+// binary array per column (``ColumnArray``), taken apart by `unnest`. They travelled as `jsonb`
+// until parsing it proved a third of the field history's cost (docs/PERFORMANCE.md).
 
 /// `pg_advisory_xact_lock(user)`: the push's transaction holds the user's lock until it ends,
 /// so its reads are fresh and two servers given the same push apply it once.
@@ -67,19 +68,22 @@ struct PushReadStatement: PostgresPreparedStatement {
 /// plan) and the device's last mutation id. A device the push binds is inserted before, by its own
 /// statement: an id another user's push bound meanwhile must fail its key, not update.
 ///
-/// Rows returned: `('s', article_id, seq)` per state written, `('c', NULL, id)` per conflict.
+/// Parameters: `$1` user id, `$2` device id, `$3` the server's time, `$4` the device's last
+/// mutation id, then the columns of ``StateRows``, ``ConflictRows`` and ``HistoryRows``, each
+/// column one array. Rows returned: `('s', article_id, seq)` per state written, `('c', NULL, id)`
+/// per conflict.
 struct PushWriteStatement: PostgresPreparedStatement {
-    static let name = "reader_sync_push_write_v3"
+    static let name = "reader_sync_push_write_v4"
     static let sql: String = {
-        let cells = StateField.allCases.flatMap(PostgresSyncStore.cellColumns)
-        let fieldColumns = cells.map(\.name)
-        let fieldTypes = cells.map { "\($0.name) \($0.type)" }
+        let fieldColumns = StateField.allCases.flatMap { CellColumns($0).columns.map(\.name) }
         let updates = (["version", "seq", "xid"] + fieldColumns).map { "\($0) = EXCLUDED.\($0)" }
+        let conflictsFrom = 5 + StateRows().columns.count
+        let historyFrom = conflictsFrom + ConflictRows().columns.count
         return """
             WITH s AS (
                 INSERT INTO user_article_state (user_id, article_id, version, seq, xid, \(fieldColumns.joined(separator: ", ")))
                 SELECT $1, u.article_id, u.version, nextval('change_seq'), pg_current_xact_id(), \(fieldColumns.map { "u.\($0)" }.joined(separator: ", "))
-                FROM jsonb_to_recordset($4::jsonb) AS u(ord bigint, article_id text, version bigint, \(fieldTypes.joined(separator: ", ")))
+                FROM \(StateRows.unnest(as: "u", from: 5))
                 ORDER BY u.ord
                 ON CONFLICT (user_id, article_id) DO UPDATE SET \(updates.joined(separator: ", "))
                 RETURNING article_id, seq
@@ -93,10 +97,7 @@ struct PushWriteStatement: PostgresPreparedStatement {
                     c.winner_value, c.winner_hlc_wall, c.winner_hlc_counter, c.winner_device_id, c.winner_mutation_id,
                     c.loser_value, c.loser_hlc_wall, c.loser_hlc_counter, c.loser_device_id, c.loser_mutation_id,
                     c.base_version, $3
-                FROM jsonb_to_recordset($5::jsonb) AS c(ord bigint, article_id text, field text, rule text,
-                    winner_value text, winner_hlc_wall bigint, winner_hlc_counter bigint, winner_device_id text, winner_mutation_id bigint,
-                    loser_value text, loser_hlc_wall bigint, loser_hlc_counter bigint, loser_device_id text, loser_mutation_id bigint,
-                    base_version bigint)
+                FROM \(ConflictRows.unnest(as: "c", from: conflictsFrom))
                 ORDER BY c.ord
                 RETURNING id
             ),
@@ -112,16 +113,12 @@ struct PushWriteStatement: PostgresPreparedStatement {
                     h.clamped_wall, h.clamped_counter, h.base_version, h.restored, h.outcome, h.rule, h.reason,
                     h.against_value, h.against_hlc_wall, h.against_hlc_counter, h.against_device_id, h.against_mutation_id,
                     h.version, h.article_deleted, cn.id, $3
-                FROM jsonb_to_recordset($7::jsonb) AS h(ord bigint, article_id text, field text, value text, hlc_wall bigint,
-                    hlc_counter bigint, mutation_id bigint, clamped_wall bigint, clamped_counter bigint, base_version bigint,
-                    restored boolean, outcome text, rule text, reason text, against_value text, against_hlc_wall bigint,
-                    against_hlc_counter bigint, against_device_id text, against_mutation_id bigint, version bigint,
-                    article_deleted boolean, conflict_index bigint)
+                FROM \(HistoryRows.unnest(as: "h", from: historyFrom))
                 LEFT JOIN cn ON cn.ord = h.conflict_index
                 ORDER BY h.ord
             ),
             d AS (
-                UPDATE device SET last_mutation_id = $6, last_seen_at = $3 WHERE id = $2
+                UPDATE device SET last_mutation_id = $4, last_seen_at = $3 WHERE id = $2
             )
             SELECT 's', article_id, seq FROM s
             UNION ALL
@@ -133,23 +130,20 @@ struct PushWriteStatement: PostgresPreparedStatement {
     var userId: Int64
     var deviceId: String
     var now: Date
-    /// The changed states, ``PushRows/states(_:)``.
-    var states: String
-    /// The conflict log entries, ``PushRows/conflicts(_:)``.
-    var conflicts: String
     var lastMutationId: Int64
-    /// The field history entries, ``PushRows/history(_:)``.
-    var history: String
+    var states: StateRows
+    var conflicts: ConflictRows
+    var history: HistoryRows
 
     func makeBindings() throws -> PostgresBindings {
-        var binds = PostgresBindings(capacity: 7)
+        var binds = PostgresBindings(capacity: 4 + states.columns.count + conflicts.columns.count + history.columns.count)
         binds.append(userId)
         binds.append(deviceId)
         binds.append(now)
-        binds.append(states)
-        binds.append(conflicts)
         binds.append(lastMutationId)
-        binds.append(history)
+        states.bind(into: &binds)
+        conflicts.bind(into: &binds)
+        history.bind(into: &binds)
         return binds
     }
 
@@ -183,161 +177,164 @@ struct PushBindDeviceStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row {}
 }
 
-/// The rows ``PushWriteStatement`` takes, as JSON arrays of objects keyed by column name (a NULL
-/// column has no key).
-///
-/// Written by hand rather than with `JSONEncoder`: in S3 on PostgreSQL, encoding these rows with
-/// `JSONEncoder` (snake-case keys) took 14–16 % of the server's CPU (perf, docs/PERFORMANCE.md).
-/// The values are integers, booleans, finite doubles (as strings, which keep a negative zero and
-/// every bit) and ids, escaped as RFC 8259 asks.
-enum PushRows {
-    /// The changed states: `ord` (the place in the push's change order, which their sequence
-    /// values follow), `article_id`, `version`, then each written field's six columns.
-    static func states(_ states: [UserArticleState]) -> String {
-        var json = JSONRows()
-        for (index, state) in states.enumerated() {
-            json.beginObject()
-            json.add("ord", Int64(index))
-            json.add("article_id", state.articleId)
-            json.add("version", state.version)
-            for field in StateField.allCases {
-                guard let cell = state[field] else { continue }
-                let prefix = field.columnPrefix
-                switch cell.write.value {
-                case .bool(let b): json.add("\(prefix)_value", b)
-                case .number(let d): json.add("\(prefix)_value", d)
-                case .unsupported: break
-                }
-                json.add("\(prefix)_hlc_wall", cell.write.hlc.wall)
-                json.add("\(prefix)_hlc_counter", cell.write.hlc.counter)
-                json.add("\(prefix)_device_id", cell.write.deviceId)
-                json.add("\(prefix)_mutation_id", cell.write.mutationId)
-                json.add("\(prefix)_version", cell.setAtVersion)
-            }
-            json.endObject()
-        }
-        return json.finish()
-    }
+/// The changed states ``PushWriteStatement`` writes, in the push's change order (which their
+/// sequence values follow): `article_id`, `version`, then each field's ``CellColumns``.
+struct StateRows: ColumnRows {
+    var articleId = ColumnArray("article_id", of: String.self)
+    var version = ColumnArray("version", of: Int64.self)
+    var cells = StateField.allCases.map(CellColumns.init)
+    var columns: [ColumnArray] { [articleId, version] + cells.flatMap(\.columns) }
 
-    /// The conflict log entries; `ord` is each one's place in the plan.
-    static func conflicts(_ conflicts: [PlannedConflict]) -> String {
-        var json = JSONRows()
-        for (index, planned) in conflicts.enumerated() {
-            let w = planned.conflict.winner
-            json.beginObject()
-            json.add("ord", Int64(index))
-            json.add("article_id", planned.articleId)
-            json.add("field", planned.field.rawValue)
-            json.add("rule", planned.conflict.rule.rawValue)
-            json.add("winner_value", w.value.description)
-            json.add("winner_hlc_wall", w.hlc.wall)
-            json.add("winner_hlc_counter", w.hlc.counter)
-            json.add("winner_device_id", w.deviceId)
-            json.add("winner_mutation_id", w.mutationId)
-            if let l = planned.conflict.loser {
-                json.add("loser_value", l.value.description)
-                json.add("loser_hlc_wall", l.hlc.wall)
-                json.add("loser_hlc_counter", l.hlc.counter)
-                json.add("loser_device_id", l.deviceId)
-                json.add("loser_mutation_id", l.mutationId)
-            }
-            json.add("base_version", planned.baseVersion)
-            json.endObject()
+    init() {}
+
+    init(_ states: [UserArticleState]) {
+        for state in states {
+            articleId.append(state.articleId)
+            version.append(state.version)
+            for index in cells.indices { cells[index].append(state[cells[index].field]) }
         }
-        return json.finish()
     }
 }
 
-extension PushRows {
-    /// The field history entries; `ord` is each one's place in the plan, `conflict_index` the
-    /// place of its conflict log entry among the push's.
-    static func history(_ entries: [PlannedHistory]) -> String {
-        var json = JSONRows()
-        for (index, entry) in entries.enumerated() {
-            let w = entry.write
-            json.beginObject()
-            json.add("ord", Int64(index))
-            json.add("article_id", entry.articleId)
-            json.add("field", entry.field.rawValue)
-            json.add("value", w.value.description)
-            json.add("hlc_wall", w.hlc.wall)
-            json.add("hlc_counter", w.hlc.counter)
-            json.add("mutation_id", w.mutationId)
-            if let clamped = entry.clampedFrom {
-                json.add("clamped_wall", clamped.wall)
-                json.add("clamped_counter", clamped.counter)
-            }
-            json.add("base_version", entry.baseVersion)
-            json.add("restored", entry.restored)
-            json.add("outcome", entry.outcome.rawValue)
-            json.add("rule", entry.rule.rawValue)
-            if let reason = entry.reason { json.add("reason", reason) }
-            if let a = entry.against {
-                json.add("against_value", a.value.description)
-                json.add("against_hlc_wall", a.hlc.wall)
-                json.add("against_hlc_counter", a.hlc.counter)
-                json.add("against_device_id", a.deviceId)
-                json.add("against_mutation_id", a.mutationId)
-            }
-            json.add("version", entry.version)
-            json.add("article_deleted", entry.articleDeleted)
-            if let conflictIndex = entry.conflictIndex { json.add("conflict_index", Int64(conflictIndex)) }
-            json.endObject()
+/// One field's six columns in `user_article_state`: `<field>_value` (`boolean`, or
+/// `double precision` for progress; NULL for a value of another type, which the push's validation
+/// refuses), `_hlc_wall`, `_hlc_counter`, `_device_id`, `_mutation_id`, `_version`; all NULL where
+/// the field was never written. Also the order ``PostgresSyncStore/decodeState(_:offset:)`` reads
+/// them in.
+struct CellColumns {
+    let field: StateField
+    var value: ColumnArray
+    var hlcWall: ColumnArray
+    var hlcCounter: ColumnArray
+    var deviceId: ColumnArray
+    var mutationId: ColumnArray
+    var version: ColumnArray
+    var columns: [ColumnArray] { [value, hlcWall, hlcCounter, deviceId, mutationId, version] }
+
+    init(_ field: StateField) {
+        let prefix = field.columnPrefix
+        self.field = field
+        value = field == .progress ? ColumnArray("\(prefix)_value", of: Double.self) : ColumnArray("\(prefix)_value", of: Bool.self)
+        hlcWall = ColumnArray("\(prefix)_hlc_wall", of: Int64.self)
+        hlcCounter = ColumnArray("\(prefix)_hlc_counter", of: Int64.self)
+        deviceId = ColumnArray("\(prefix)_device_id", of: String.self)
+        mutationId = ColumnArray("\(prefix)_mutation_id", of: Int64.self)
+        version = ColumnArray("\(prefix)_version", of: Int64.self)
+    }
+
+    mutating func append(_ cell: FieldCell?) {
+        switch (cell?.write.value, field) {
+        case (.number(let number)?, .progress): value.append(number)
+        case (_, .progress): value.append(Double?.none)
+        case (.bool(let flag)?, _): value.append(flag)
+        default: value.append(Bool?.none)
         }
-        return json.finish()
+        hlcWall.append(cell?.write.hlc.wall)
+        hlcCounter.append(cell?.write.hlc.counter)
+        deviceId.append(cell?.write.deviceId)
+        mutationId.append(cell?.write.mutationId)
+        version.append(cell?.setAtVersion)
     }
 }
 
-/// A JSON array of flat objects, built as UTF-8 bytes.
-struct JSONRows {
-    private var bytes: [UInt8] = [UInt8(ascii: "[")]
-    private var first = true
+/// The conflict log entries ``PushWriteStatement`` writes, in the plan's order; the `loser_`
+/// columns are NULL for a rejected write's entry, which has no loser.
+struct ConflictRows: ColumnRows {
+    var articleId = ColumnArray("article_id", of: String.self)
+    var field = ColumnArray("field", of: String.self)
+    var rule = ColumnArray("rule", of: String.self)
+    var winner = WriteColumns("winner")
+    var loser = WriteColumns("loser")
+    var baseVersion = ColumnArray("base_version", of: Int64.self)
+    var columns: [ColumnArray] { [articleId, field, rule] + winner.columns + loser.columns + [baseVersion] }
 
-    mutating func beginObject() {
-        if !first { bytes.append(UInt8(ascii: ",")) }
-        first = true
-        bytes.append(UInt8(ascii: "{"))
-    }
+    init() {}
 
-    mutating func endObject() {
-        bytes.append(UInt8(ascii: "}"))
-        first = false
-    }
-
-    mutating func add(_ key: String, _ value: Int64) { addKey(key); bytes.append(contentsOf: String(value).utf8) }
-    mutating func add(_ key: String, _ value: Bool) { addKey(key); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
-    /// A finite double (the push's validation refuses others), as a JSON string holding its
-    /// shortest round-trip text: `jsonb` would keep a JSON number as `numeric`, which has no
-    /// negative zero; a string goes straight to `float8`'s input, which reads it back exactly.
-    mutating func add(_ key: String, _ value: Double) { addKey(key); appendString(value.description) }
-    mutating func add(_ key: String, _ value: String) { addKey(key); appendString(value) }
-
-    func finish() -> String { String(decoding: bytes + [UInt8(ascii: "]")], as: UTF8.self) }
-
-    private mutating func addKey(_ key: String) {
-        if !first { bytes.append(UInt8(ascii: ",")) }
-        first = false
-        appendString(key)
-        bytes.append(UInt8(ascii: ":"))
-    }
-
-    /// A JSON string: `"` and `\` escaped, control characters as `\u00XX`, the rest as UTF-8.
-    private mutating func appendString(_ text: String) {
-        bytes.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                bytes.append(UInt8(ascii: "\\"))
-                bytes.append(byte)
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: Array("\\u00".utf8))
-                bytes.append(hex[Int(byte >> 4)])
-                bytes.append(hex[Int(byte & 0xF)])
-            default:
-                bytes.append(byte)
-            }
+    init(_ conflicts: [PlannedConflict]) {
+        for planned in conflicts {
+            articleId.append(planned.articleId)
+            field.append(planned.field.rawValue)
+            rule.append(planned.conflict.rule.rawValue)
+            winner.append(planned.conflict.winner)
+            loser.append(planned.conflict.loser)
+            baseVersion.append(planned.baseVersion)
         }
-        bytes.append(UInt8(ascii: "\""))
+    }
+}
+
+/// The field history entries ``PushWriteStatement`` writes, in the plan's order;
+/// `conflict_index` is the place of an entry's conflict log entry among the push's.
+struct HistoryRows: ColumnRows {
+    var articleId = ColumnArray("article_id", of: String.self)
+    var field = ColumnArray("field", of: String.self)
+    var value = ColumnArray("value", of: String.self)
+    var hlcWall = ColumnArray("hlc_wall", of: Int64.self)
+    var hlcCounter = ColumnArray("hlc_counter", of: Int64.self)
+    var mutationId = ColumnArray("mutation_id", of: Int64.self)
+    var clampedWall = ColumnArray("clamped_wall", of: Int64.self)
+    var clampedCounter = ColumnArray("clamped_counter", of: Int64.self)
+    var baseVersion = ColumnArray("base_version", of: Int64.self)
+    var restored = ColumnArray("restored", of: Bool.self)
+    var outcome = ColumnArray("outcome", of: String.self)
+    var rule = ColumnArray("rule", of: String.self)
+    var reason = ColumnArray("reason", of: String.self)
+    var against = WriteColumns("against")
+    var version = ColumnArray("version", of: Int64.self)
+    var articleDeleted = ColumnArray("article_deleted", of: Bool.self)
+    var conflictIndex = ColumnArray("conflict_index", of: Int64.self)
+    var columns: [ColumnArray] {
+        [articleId, field, value, hlcWall, hlcCounter, mutationId, clampedWall, clampedCounter, baseVersion, restored,
+         outcome, rule, reason] + against.columns + [version, articleDeleted, conflictIndex]
+    }
+
+    init() {}
+
+    init(_ entries: [PlannedHistory]) {
+        for entry in entries {
+            articleId.append(entry.articleId)
+            field.append(entry.field.rawValue)
+            value.append(entry.write.value.description)
+            hlcWall.append(entry.write.hlc.wall)
+            hlcCounter.append(entry.write.hlc.counter)
+            mutationId.append(entry.write.mutationId)
+            clampedWall.append(entry.clampedFrom?.wall)
+            clampedCounter.append(entry.clampedFrom?.counter)
+            baseVersion.append(entry.baseVersion)
+            restored.append(entry.restored)
+            outcome.append(entry.outcome.rawValue)
+            rule.append(entry.rule.rawValue)
+            reason.append(entry.reason)
+            against.append(entry.against)
+            version.append(entry.version)
+            articleDeleted.append(entry.articleDeleted)
+            conflictIndex.append(entry.conflictIndex.map(Int64.init))
+        }
+    }
+}
+
+/// A write's five columns, `<prefix>_value` (as text), `_hlc_wall`, `_hlc_counter`,
+/// `_device_id`, `_mutation_id`: all NULL where there is no write.
+struct WriteColumns {
+    var value: ColumnArray
+    var hlcWall: ColumnArray
+    var hlcCounter: ColumnArray
+    var deviceId: ColumnArray
+    var mutationId: ColumnArray
+    var columns: [ColumnArray] { [value, hlcWall, hlcCounter, deviceId, mutationId] }
+
+    init(_ prefix: String) {
+        value = ColumnArray("\(prefix)_value", of: String.self)
+        hlcWall = ColumnArray("\(prefix)_hlc_wall", of: Int64.self)
+        hlcCounter = ColumnArray("\(prefix)_hlc_counter", of: Int64.self)
+        deviceId = ColumnArray("\(prefix)_device_id", of: String.self)
+        mutationId = ColumnArray("\(prefix)_mutation_id", of: Int64.self)
+    }
+
+    mutating func append(_ write: FieldWrite?) {
+        value.append(write?.value.description)
+        hlcWall.append(write?.hlc.wall)
+        hlcCounter.append(write?.hlc.counter)
+        deviceId.append(write?.deviceId)
+        mutationId.append(write?.mutationId)
     }
 }

@@ -10,7 +10,7 @@ extension PostgresSyncStore {
     /// named `xid` would be what `ORDER BY xid` sorts by (output names come first in ORDER BY),
     /// as text, so 1000 would come before 999 and a page could pass changes it never served.
     static let stateColumns = "article_id, version, xid::text AS xid_text, seq, "
-        + StateField.allCases.flatMap(cellColumns).map(\.name).joined(separator: ", ")
+        + StateField.allCases.flatMap { CellColumns($0).columns.map(\.name) }.joined(separator: ", ")
 
     static let articleColumns = """
         id, section, title, summary, body, author, url, published_at, updated_at, version, xid::text AS xid_text, seq, deleted_at IS NOT NULL,
@@ -331,8 +331,8 @@ extension PostgresSyncStore {
             let changed = plan.changeOrder.compactMap { plan.changedStates[$0] }
             let write = PushWriteStatement(
                 userId: userId, deviceId: deviceId, now: nowDate,
-                states: PushRows.states(changed), conflicts: PushRows.conflicts(plan.conflicts),
-                lastMutationId: plan.lastMutationId, history: PushRows.history(plan.history))
+                lastMutationId: plan.lastMutationId, states: StateRows(changed), conflicts: ConflictRows(plan.conflicts),
+                history: HistoryRows(plan.history))
             var seqByArticle: [ExactText: Int64] = [:]
             var conflictIds: [Int64] = []
             for try await row in try await connection.execute(write, logger: self.logger) {
@@ -361,19 +361,6 @@ extension PostgresSyncStore {
             values.append(value)
         }
         return values.sorted()
-    }
-}
-
-extension PostgresSyncStore {
-    /// The six columns of `field` in `user_article_state`, in the order ``decodeState(_:offset:)``
-    /// reads them, with their types: value, HLC wall and counter, device, mutation, version.
-    static func cellColumns(_ field: StateField) -> [(name: String, type: String)] {
-        let prefix = field.columnPrefix
-        return [
-            ("\(prefix)_value", field == .progress ? "double precision" : "boolean"),
-            ("\(prefix)_hlc_wall", "bigint"), ("\(prefix)_hlc_counter", "bigint"),
-            ("\(prefix)_device_id", "text"), ("\(prefix)_mutation_id", "bigint"), ("\(prefix)_version", "bigint"),
-        ]
     }
 }
 
