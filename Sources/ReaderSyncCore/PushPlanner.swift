@@ -108,7 +108,7 @@ public enum PushPlanner {
                 plan.results.append(PlannedResult(id: mutation.id, outcome: .rejected, reason: reason,
                                                   conflictIndex: nil, changedArticleId: nil))
                 // What the device sent, as printable text: a value of another type is the client's
-                // (a string may hold a NUL, which PostgreSQL's jsonb refuses).
+                // (a string may hold a NUL, which PostgreSQL's text refuses).
                 var value = mutation.value
                 if case .unsupported(let text) = value { value = .unsupported(PlannedHistory.printable(text)) }
                 plan.history.append(PlannedHistory(

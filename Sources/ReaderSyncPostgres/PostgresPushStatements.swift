@@ -1,6 +1,7 @@
 import Foundation
 import PostgresNIO
 import ReaderSyncCore
+import ReaderSyncService
 
 // The push's statements, prepared once per connection (postgres-nio's `PostgresPreparedStatement`
 // keeps them by name): a push is begin, the user's lock, one read, one write and commit, and
@@ -187,18 +188,19 @@ struct StateRows: ColumnRows {
 
     init() {}
 
-    init(_ states: [UserArticleState]) {
+    /// - Throws: ``StoreError`` for a field value of another type than the field's (the push's
+    ///   validation refuses those; stored, it would make the state unreadable).
+    init(_ states: [UserArticleState]) throws {
         for state in states {
             articleId.append(state.articleId)
             version.append(state.version)
-            for index in cells.indices { cells[index].append(state[cells[index].field]) }
+            for index in cells.indices { try cells[index].append(state[cells[index].field]) }
         }
     }
 }
 
 /// One field's six columns in `user_article_state`: `<field>_value` (`boolean`, or
-/// `double precision` for progress; NULL for a value of another type, which the push's validation
-/// refuses), `_hlc_wall`, `_hlc_counter`, `_device_id`, `_mutation_id`, `_version`; all NULL where
+/// `double precision` for progress), `_hlc_wall`, `_hlc_counter`, `_device_id`, `_mutation_id`, `_version`; all NULL where
 /// the field was never written. Also the order ``PostgresSyncStore/decodeState(_:offset:)`` reads
 /// them in.
 struct CellColumns {
@@ -222,12 +224,13 @@ struct CellColumns {
         version = ColumnArray("\(prefix)_version", of: Int64.self)
     }
 
-    mutating func append(_ cell: FieldCell?) {
+    mutating func append(_ cell: FieldCell?) throws {
         switch (cell?.write.value, field) {
+        case (nil, .progress): value.append(Double?.none)
+        case (nil, _): value.append(Bool?.none)
         case (.number(let number)?, .progress): value.append(number)
-        case (_, .progress): value.append(Double?.none)
-        case (.bool(let flag)?, _): value.append(flag)
-        default: value.append(Bool?.none)
+        case (.bool(let flag)?, .read), (.bool(let flag)?, .bookmarked): value.append(flag)
+        case (let other?, _): throw StoreError("a \(field.rawValue) value of another type, \(other), in the push's states")
         }
         hlcWall.append(cell?.write.hlc.wall)
         hlcCounter.append(cell?.write.hlc.counter)

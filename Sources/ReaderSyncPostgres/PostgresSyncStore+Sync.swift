@@ -331,7 +331,7 @@ extension PostgresSyncStore {
             let changed = plan.changeOrder.compactMap { plan.changedStates[$0] }
             let write = PushWriteStatement(
                 userId: userId, deviceId: deviceId, now: nowDate,
-                lastMutationId: plan.lastMutationId, states: StateRows(changed), conflicts: ConflictRows(plan.conflicts),
+                lastMutationId: plan.lastMutationId, states: try StateRows(changed), conflicts: ConflictRows(plan.conflicts),
                 history: HistoryRows(plan.history))
             var seqByArticle: [ExactText: Int64] = [:]
             var conflictIds: [Int64] = []

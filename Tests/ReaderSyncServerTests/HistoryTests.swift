@@ -110,7 +110,7 @@ struct HistoryTests {
         #expect(outOfRange.entries.last?.write.value == .number(2))
 
         // A value of another type holding a NUL is refused alone, and recorded printable (PostgreSQL's
-        // jsonb refuses a NUL: the whole push failed, and the device resent it for ever).
+        // text refuses a NUL: the whole push failed, and the device resent it for ever).
         let nul = try await Self.push(h, alice, "phone", [mutation(4, "art-1", .read, .unsupported("yes\u{0}no")),
                                                          mutation(5, "art-1", .read, .bool(true), wall: h.clock.nowMillis, base: 3)])
         #expect(nul.results.map(\.outcome) == [.rejected, .applied])
