@@ -138,8 +138,8 @@ struct ConsoleHandlers: Sendable {
             deleted = error.code == .articleDeleted
         }
         var fields: [ArticlePage.Field] = []
-        for field in StateField.allCases {
-            let history = try await service.fieldHistory(userId: record.id, userName: name, articleId: id, field: field)
+        let histories = try await service.fieldHistories(userId: record.id, userName: name, articleId: id)
+        for (field, history) in zip(StateField.allCases, histories) {
             // The picture and the list hold the newest decisions; why is written from all of them.
             let shown = Array(history.entries.suffix(Self.decisionsShown))
             fields.append(ArticlePage.Field(

@@ -22,8 +22,6 @@ struct FieldTimeline: Sendable {
         var y: Int
         /// `applied`, `lost` or `rejected`: the mark's shape, as a CSS class.
         var outcome: String
-        var applied: Bool
-        var lost: Bool
         var rejected: Bool
         /// The value it wrote, in a word ("on", "read", "40%").
         var value: String
@@ -89,11 +87,11 @@ struct FieldTimeline: Sendable {
         for (index, entry) in history.enumerated() {
             let lane = deviceIds.firstIndex(where: { $0.isExactly(entry.write.deviceId) }) ?? 0
             let x = Self.left + Self.column * index + Self.column / 2
-            let y = Self.top + Self.laneHeight * lane + Self.laneHeight / 2
+            let y = lanes[lane].y
             let value = Self.word(field, entry.write.value)
             marks.append(Mark(
-                deviceId: entry.write.deviceId, x: x, y: y, outcome: entry.outcome.rawValue, applied: entry.outcome == .applied,
-                lost: entry.outcome == .lost, rejected: entry.outcome == .rejected, value: value, valueY: y + 24,
+                deviceId: entry.write.deviceId, x: x, y: y, outcome: entry.outcome.rawValue,
+                rejected: entry.outcome == .rejected, value: value, valueY: y + 24,
                 time: Self.clockTime(entry.clampedFrom ?? entry.write.hlc), timeY: y - 14, line: entry.line,
                 x1: x - 7, x2: x + 7, y1: y - 7, y2: y + 7))
             if entry.outcome == .applied {

@@ -384,7 +384,7 @@ package struct RecentState: Sendable, Hashable {
 }
 
 /// One field's whole kept history, with its current value and the sentence that explains it
-/// (``SyncService/fieldHistory(userId:userName:articleId:field:)``).
+/// (``SyncService/fieldHistories(userId:userName:articleId:fields:)``).
 package struct FieldHistory: Sendable {
     /// Oldest first.
     package var entries: [HistoryEntry]

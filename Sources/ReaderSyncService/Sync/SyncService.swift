@@ -324,9 +324,12 @@ package struct SyncService: Sendable {
         var why: String?
         if let articleId = query.articleId, let field = query.field, query.after == nil {
             // A first page that holds the whole field's history explains it without reading it again.
-            why = more
-                ? try await self.why(userId: query.userId, userName: userName, articleId: articleId, field: field)
-                : try await explain(userId: query.userId, userName: userName, articleId: articleId, field: field, history: entries)
+            if more {
+                why = try await self.why(userId: query.userId, userName: userName, articleId: articleId, field: field)
+            } else {
+                let current = try await store.state(userId: query.userId, articleId: articleId)?[field]
+                why = FieldExplanation.why(user: userName, articleId: articleId, field: field, current: current, history: entries)
+            }
         }
         return HistoryResponse(entries: entries, nextAfter: more ? entries.last?.id : nil, why: why)
     }
@@ -334,30 +337,31 @@ package struct SyncService: Sendable {
     /// Why `field` of `articleId` is what it is for the user (``FieldExplanation/why(user:articleId:field:current:history:)``),
     /// from the current state and every history entry of the field the server keeps.
     package func why(userId: Int64, userName: String, articleId: String, field: StateField) async throws -> String {
-        try await fieldHistory(userId: userId, userName: userName, articleId: articleId, field: field).why
+        try await fieldHistories(userId: userId, userName: userName, articleId: articleId, fields: [field])[0].why
     }
 
-    /// Every history entry of one field the server keeps (oldest first), its current value and
-    /// why it is that: what the console's article page draws.
-    package func fieldHistory(userId: Int64, userName: String, articleId: String, field: StateField) async throws -> FieldHistory {
-        var history: [HistoryEntry] = []
-        var after: Int64?
-        // One field's entries: a handful a day; read in pages all the same.
-        repeat {
-            let page = try await store.history(HistoryQuery(userId: userId, articleId: articleId, field: field, after: after, limit: 1000))
-            history += page
-            after = page.count == 1000 ? page.last?.id : nil
-        } while after != nil
-        let current = try await store.state(userId: userId, articleId: articleId)?[field]
-        return FieldHistory(entries: history, current: current,
-                            why: FieldExplanation.why(user: userName, articleId: articleId, field: field, current: current, history: history))
-    }
-
-    /// ``FieldExplanation/why(user:articleId:field:current:history:)`` with the field's current value.
-    private func explain(userId: Int64, userName: String, articleId: String, field: StateField,
-                         history: [HistoryEntry]) async throws -> String {
-        let current = try await store.state(userId: userId, articleId: articleId)?[field]
-        return FieldExplanation.why(user: userName, articleId: articleId, field: field, current: current, history: history)
+    /// For each of `fields` of one article, in that order: every history entry the server keeps
+    /// (oldest first), the field's current value and why it is that. What the console's article
+    /// page draws; the state is read once, after the entries.
+    package func fieldHistories(userId: Int64, userName: String, articleId: String,
+                                fields: [StateField] = StateField.allCases) async throws -> [FieldHistory] {
+        var histories: [(field: StateField, entries: [HistoryEntry])] = []
+        for field in fields {
+            var entries: [HistoryEntry] = []
+            var after: Int64?
+            // One field's entries: a handful a day; read in pages all the same.
+            repeat {
+                let page = try await store.history(HistoryQuery(userId: userId, articleId: articleId, field: field, after: after, limit: 1000))
+                entries += page
+                after = page.count == 1000 ? page.last?.id : nil
+            } while after != nil
+            histories.append((field, entries))
+        }
+        let state = try await store.state(userId: userId, articleId: articleId)
+        return histories.map { field, entries in
+            FieldHistory(entries: entries, current: state?[field],
+                         why: FieldExplanation.why(user: userName, articleId: articleId, field: field, current: state?[field], history: entries))
+        }
     }
 
     // MARK: Conflicts
