@@ -104,8 +104,11 @@ extension ReaderSync {
                 throw ValidationError("--durability must be normal or full")
             }
             guard maxConcurrentRequests >= 1 else { throw ValidationError("--max-concurrent-requests must be at least 1") }
-            guard requestTimeout > 0, idleTimeout > 0, responseTimeout > 0 else {
-                throw ValidationError("--request-timeout, --idle-timeout and --response-timeout must be more than 0 seconds")
+            // Ranges, not just "more than 0": each becomes whole milliseconds, so infinity or 1e300
+            // would trap converting and 0.0001 would be no time at all.
+            for (name, value) in [("--request-timeout", requestTimeout), ("--idle-timeout", idleTimeout),
+                                  ("--response-timeout", responseTimeout)] where !(0.001...86_400).contains(value) {
+                throw ValidationError("\(name) must be from 0.001 to 86400 seconds (a day)")
             }
             guard (0.1...3600).contains(eventsHeartbeat) else { throw ValidationError("--events-heartbeat must be from 0.1 to 3600 seconds") }
             guard (1...86_400).contains(eventStreamLife) else { throw ValidationError("--event-stream-life must be from 1 to 86400 seconds") }

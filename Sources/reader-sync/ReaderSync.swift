@@ -35,8 +35,10 @@ struct DatabaseOptions: ParsableArguments {
 
     func validate() throws {
         guard (1...1000).contains(poolSize) else { throw ValidationError("--db-pool-size must be from 1 to 1000") }
-        guard statementTimeout > 0, idleInTransactionTimeout > 0 else {
-            throw ValidationError("--db-statement-timeout and --db-idle-in-transaction-timeout must be more than 0 seconds")
+        // Whole milliseconds for PostgreSQL, where 0 would mean no timeout at all.
+        for (name, value) in [("--db-statement-timeout", statementTimeout), ("--db-idle-in-transaction-timeout", idleInTransactionTimeout)]
+        where !(0.001...86_400).contains(value) {
+            throw ValidationError("\(name) must be from 0.001 to 86400 seconds (a day)")
         }
         _ = try location
     }

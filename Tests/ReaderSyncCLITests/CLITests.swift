@@ -61,9 +61,16 @@ extension ProcessTests {
             let bad = try CLI.run(["serve", "--port", "70000"])
             #expect(bad.status != 0 && bad.stderr.contains("--port"))
             for (flag, value) in [("--durability", "sometimes"), ("--max-concurrent-requests", "0"), ("--request-timeout", "0"),
-                                  ("--log-level", "loud"), ("--max-clock-skew", "9223372036854775807"), ("--max-clock-skew", "-1")] {
+                                  ("--log-level", "loud"), ("--max-clock-skew", "9223372036854775807"), ("--max-clock-skew", "-1"),
+                                  ("--request-timeout", "inf"), ("--idle-timeout", "1e300"), ("--response-timeout", "nan"),
+                                  ("--events-heartbeat", "inf"), ("--compact-interval", "1e300"), ("--db-statement-timeout", "inf")] {
                 let refused = try CLI.run(["serve", flag, value, "--db", dir.appendingPathComponent("never.sqlite").path])
-                #expect(refused.status != 0 && refused.stderr.contains(flag), "\(flag) \(value)")
+                #expect(refused.status == 64 && refused.stderr.contains(flag), "\(flag) \(value): \(refused.stderr)")
+            }
+            // Timeouts are whole milliseconds: less than one would be none (no statement timeout at all).
+            for (flag, value) in [("--db-statement-timeout", "0.0001"), ("--db-idle-in-transaction-timeout", "1e300")] {
+                let refused = try CLI.run(["conflicts", flag, value, "--db", dir.appendingPathComponent("never.sqlite").path])
+                #expect(refused.status == 64 && refused.stderr.contains("\(flag) must be from 0.001 to 86400"), "\(flag) \(value): \(refused.stderr)")
             }
             let noBackup = try CLI.run(["restore", "--from", dir.appendingPathComponent("missing.sqlite").path,
                                         "--db", dir.appendingPathComponent("db.sqlite").path])
