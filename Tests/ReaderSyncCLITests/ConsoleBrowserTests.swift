@@ -69,28 +69,28 @@ extension ProcessTests {
                 for (token, message) in [("not-the-admin-token-at-all", "That token is not the admin token."),
                                          (aliceToken, "That is a reader's token. The console opens only with the admin token.")] {
                     try await web.type(token, into: "#token")
-                    try await web.click("#login")
+                    try await web.follow("#login")
                     #expect(try await web.text(of: "#error") == message)
                     #expect(try await web.cookies().isEmpty)
                 }
                 #expect(try await web.open(url + "/console/users").currentURL() == url + "/console/login")
 
                 try await web.type(Self.admin, into: "#token")
-                try await web.click("#login")
+                try await web.follow("#login")
                 #expect(try await web.currentURL() == url + "/console/users")
                 let cookie = try #require(try await web.cookies().first)
                 #expect(cookie["name"] as? String == "reader_sync_console")
                 #expect(cookie["httpOnly"] as? Bool == true && cookie["sameSite"] as? String == "Strict")
 
                 try await web.type("ali", into: "#q")
-                try await web.click("#find")
+                try await web.follow("#find")
                 #expect(try await web.texts(of: "#users tbody tr td:first-child") == ["alice"])
-                try await web.click("#users a")
+                try await web.follow("#users a")
                 #expect(try await web.text(of: "h1") == "alice")
                 #expect(try await web.texts(of: "#devices td:first-child").sorted() == ["laptop", "phone", "tablet"])
                 // Newest first: the laptop's position in weather (the tablet's read mark lost, changing nothing).
                 #expect(try await web.texts(of: "#articles .id") == ["weather", "budget-vote"])
-                try await web.click("#articles a[href$='id=budget-vote']")
+                try await web.follow("#articles a[href$='id=budget-vote']")
 
                 // The article: its title as text, never run.
                 #expect(try await web.text(of: "#title") == Self.title)
@@ -111,11 +111,11 @@ extension ProcessTests {
                 try await web.open(url + "/console/conflicts")
                 #expect(try await web.texts(of: "#conflicts td:nth-child(5)") == ["last_writer_wins"])
                 try await web.click("#filter-rule option[value='add_wins']")
-                try await web.click("#filter")
+                try await web.follow("#filter")
                 #expect(try await web.currentURL().hasSuffix("rule=add_wins"))
                 #expect(try await web.count("#conflicts") == 0)
 
-                try await web.click("#logout")
+                try await web.follow("#logout")
                 #expect(try await web.currentURL() == url + "/console/login")
                 #expect(try await web.open(url + "/console/users").currentURL() == url + "/console/login")
             }
@@ -214,7 +214,8 @@ struct WebDriver {
         let value = json?["value"]
         if response.status.code >= 400 {
             let detail = value as? [String: Any]
-            throw WebDriverError(error: detail?["error"] as? String ?? "\(response.status)", message: detail?["message"] as? String ?? "")
+            throw WebDriverError(error: detail?["error"] as? String ?? "\(response.status)", message: detail?["message"] as? String ?? "",
+                                 command: "\(method) \(url.split(separator: "/").suffix(3).joined(separator: "/"))")
         }
         return value
     }
@@ -245,6 +246,34 @@ struct WebDriver {
 
     func click(_ css: String) async throws {
         _ = try await command(.POST, "/element/\(try await element(css))/click")
+    }
+
+    /// Clicks a link or a form's button and waits until the browser has left the page: the old
+    /// page's root element goes stale (polled, for at most 60 s). chromedriver's click does not
+    /// always wait for the navigation it starts: with Chromium 156 the next command was answered
+    /// from the old page ("Node with given id does not belong to the document"). Commands after
+    /// that wait for the new page to load (the session's normal page load strategy).
+    func follow(_ css: String) async throws {
+        let page = try await element("html")
+        try await click(css)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try await !isStale(page) {
+            guard ContinuousClock.now < deadline else { throw CLIFailure("clicking \(css) left the page open for 60 s") }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Whether `element` belongs to a page the browser has left: WebDriver's `stale element
+    /// reference`, or, asked while the new page replaces the old, chromedriver's `unknown error`
+    /// saying the node "does not belong to the document".
+    func isStale(_ element: String) async throws -> Bool {
+        do {
+            _ = try await command(.GET, "/element/\(element)/name")
+            return false
+        } catch let error as WebDriverError
+                    where error.error == "stale element reference" || error.message.contains("does not belong to the document") {
+            return true
+        }
     }
 
     func type(_ text: String, into css: String) async throws {
@@ -292,5 +321,7 @@ struct WebDriver {
 struct WebDriverError: Error, CustomStringConvertible {
     var error: String
     var message: String
-    var description: String { "WebDriver \(error): \(message)" }
+    /// The command's method and the end of its path, e.g. `GET element/<id>/text`.
+    var command: String
+    var description: String { "WebDriver \(error) (\(command)): \(message)" }
 }
