@@ -251,11 +251,12 @@ extension PostgresSyncStore {
         }
     }
 
-    package func devices(userId: Int64?) async throws -> [DeviceSummary] {
-        try await query("""
+    package func devices(userNames: [String]) async throws -> [DeviceSummary] {
+        guard !userNames.isEmpty else { return [] }
+        return try await query("""
             SELECT users.name, device.id, device.first_seen_at, device.last_seen_at, device.last_mutation_id
             FROM device JOIN users ON users.id = device.user_id
-            WHERE \(userId)::bigint IS NULL OR device.user_id = \(userId)
+            WHERE users.name = ANY(\(userNames))
             ORDER BY users.name, device.last_seen_at DESC, device.id
             """).map { row in
             let (name, id, first, last, mutationId) = try row.decode((String, String, Date, Date, Int64).self)

@@ -398,10 +398,13 @@ package final class PostgresSyncStore: SyncStore {
         return try await query("SELECT id FROM users WHERE name = \(name)").first.map { UserRecord(id: try $0.decode(Int64.self), name: name) }
     }
 
-    package func users() async throws -> [UserSummary] {
-        try await query("""
+    package func users(_ query: UserQuery) async throws -> [UserSummary] {
+        // strpos, not LIKE: a search holding `_` or `%` means those characters. LIMIT NULL is none.
+        try await self.query("""
             SELECT name, created_at, (SELECT count(*) FROM device WHERE device.user_id = users.id), revoked_at
-            FROM users ORDER BY name
+            FROM users WHERE (\(query.name)::text IS NULL OR name = \(query.name))
+                AND (\(query.nameContains)::text IS NULL OR strpos(lower(name), lower(\(query.nameContains))) > 0)
+            ORDER BY name LIMIT \(query.limit.map(Int64.init))
             """).map { row in
             let (name, createdAt, devices, revokedAt) = try row.decode((String, Date, Int64, Date?).self)
             return UserSummary(name: name, createdAt: Timestamp.format(createdAt), devices: Int(devices),

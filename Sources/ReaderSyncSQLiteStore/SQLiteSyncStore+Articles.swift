@@ -129,12 +129,15 @@ extension SQLiteSyncStore {
         }
     }
 
-    package func users() async throws -> [UserSummary] {
+    package func users(_ query: UserQuery) async throws -> [UserSummary] {
+        // instr, not LIKE: a search holding `_` or `%` means those characters.
         try await dbPool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT name, createdAt, (SELECT COUNT(*) FROM device WHERE device.userId = user.id), revokedAt
-                FROM user ORDER BY name
-                """).map { UserSummary(name: $0[0], createdAt: $0[1], devices: $0[2], revokedAt: $0[3]) }
+                FROM user WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR instr(lower(name), lower(?2)) > 0)
+                ORDER BY name LIMIT coalesce(?3, -1)
+                """, arguments: [query.name, query.nameContains, query.limit])
+                .map { UserSummary(name: $0[0], createdAt: $0[1], devices: $0[2], revokedAt: $0[3]) }
         }
     }
 
@@ -240,14 +243,16 @@ extension SQLiteSyncStore {
         }
     }
 
-    package func devices(userId: Int64?) async throws -> [DeviceSummary] {
+    package func devices(userNames: [String]) async throws -> [DeviceSummary] {
+        guard !userNames.isEmpty else { return [] }
         // By time, not text: `Timestamp.format` leaves out a zero fraction, so `…:05Z` sorts after `…:05.250Z` as text.
-        try await dbPool.read { db in
+        return try await dbPool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT user.name, device.id, device.firstSeenAt, device.lastSeenAt, device.lastMutationId
                 FROM device JOIN user ON user.id = device.userId
-                WHERE ?1 IS NULL OR device.userId = ?1 ORDER BY user.name, julianday(device.lastSeenAt) DESC, device.id
-                """, arguments: [userId]).map { row in
+                WHERE user.name IN (SELECT value FROM json_each(?))
+                ORDER BY user.name, julianday(device.lastSeenAt) DESC, device.id
+                """, arguments: [String(decoding: try JSONEncoder().encode(userNames), as: UTF8.self)]).map { row in
                 DeviceSummary(userName: try row.decode(atIndex: 0), id: row.exactText(1), firstSeenAt: try row.decode(atIndex: 2),
                               lastSeenAt: try row.decode(atIndex: 3), lastMutationId: try row.decode(atIndex: 4))
             }

@@ -75,7 +75,7 @@ struct BackendParityTests {
                 add(try await call(client, .get, "/v1/admin/conflicts" + query, token: Harness.adminToken))
             }
         }
-        let users = try await h.store.users()
+        let users = try await h.store.users(UserQuery())
         return lines.all + ["\(users)"]
     }
 }

@@ -227,6 +227,44 @@ struct ConsoleTests {
         }
     }
 
+    @Test("the users page reads only what it shows: the first 200 by name, saying when more match; the store's user search is literal, case-blind, exact or limited as asked",
+          arguments: Backend.available)
+    func manyUsers(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
+        _ = try await h.seedArticles(1)
+        let names = (0...200).map { "reader-" + String(1000 + $0).dropFirst() }  // reader-000 … reader-200
+        var records: [String: UserRecord] = [:]
+        for name in names + ["a_b", "axb"] { records[name] = try await h.createUser(name).user }
+        for (name, device) in [("reader-007", "phone"), ("reader-007", "tablet"), ("reader-150", "laptop")] {
+            _ = try await h.service.push(user: records[name]!, request: PushRequest(deviceId: device, mutations: [
+                mutation(1, "art-1", .read, .bool(true), wall: Self.t0)]))
+        }
+
+        #expect(try await h.store.users(UserQuery(name: "reader-007")).map { [$0.name, String($0.devices)] } == [["reader-007", "2"]])
+        #expect(try await h.store.users(UserQuery(name: "READER-007")).isEmpty, "a name is exact")
+        #expect(try await h.store.users(UserQuery(nameContains: "READER-00")).map(\.name) == (0...9).map { "reader-00\($0)" })
+        #expect(try await h.store.users(UserQuery(nameContains: "_")).map(\.name) == ["a_b"], "`_` is no wildcard")
+        #expect(try await h.store.users(UserQuery(nameContains: "%")).isEmpty, "`%` is no wildcard")
+        #expect(try await h.store.users(UserQuery(limit: 2)).map(\.name) == ["a_b", "axb"])
+        #expect(try await h.store.users(UserQuery()).count == 203)
+        let devices = try await h.store.devices(userNames: ["reader-150", "reader-007", "nobody"])
+        #expect(devices.map { "\($0.userName)/\($0.id)" }.sorted() == ["reader-007/phone", "reader-007/tablet", "reader-150/laptop"])
+        #expect(try await h.store.devices(userNames: []).isEmpty)
+
+        try await h.withClient { client in
+            let cookie = try Self.sessionCookie(try await Self.login(client, token: Harness.adminToken))
+            let all = Self.html(try await Self.get(client, "/console/users", cookie: cookie))
+            #expect(all.components(separatedBy: #"<a href="/console/user?name="#).count - 1 == 200)
+            #expect(all.contains("Showing the first 200 by name; more match: narrow the search."))
+            #expect(all.contains("name=a_b\"") && all.contains("name=reader-197\"") && !all.contains("name=reader-198\""))
+            #expect(all.contains(#"<span class="id">phone</span>"#) && all.contains(#"<span class="id">laptop</span>"#))
+            let narrow = Self.html(try await Self.get(client, "/console/users?q=reader-15", cookie: cookie))
+            #expect(narrow.components(separatedBy: #"<a href="/console/user?name="#).count - 1 == 10)
+            #expect(!narrow.contains("Showing the first") && narrow.contains(#"<span class="id">laptop</span>"#))
+            #expect(!narrow.contains(#"<span class="id">phone</span>"#), "only the shown users' devices")
+        }
+    }
+
     @Test("a form's + is a space and %2B a plus; links encode every reserved character")
     func formEncoding() throws {
         let parameters = URLParameters(path: Parameters(), query: "q=a+b%2Bc&article=x%20y")

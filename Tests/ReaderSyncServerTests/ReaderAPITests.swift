@@ -359,7 +359,7 @@ struct ReaderAPITests {
             let record = try #require(try await h.store.appPasswords(userName: "alice")?.first)
             #expect(state.writers.read?.deviceId == record.deviceId)
             #expect(record.deviceId.hasPrefix("reader-api:newsboat#"))
-            #expect(try await h.store.users().first { $0.name == "alice" }?.devices == 1)
+            #expect(try await h.store.users(UserQuery()).first { $0.name == "alice" }?.devices == 1)
 
             // The phone, offline since its first pull, un-bookmarks: concurrent with the API's
             // bookmark, which wins by add-wins; the conflict log names the API device.

@@ -119,7 +119,7 @@ struct StoreTests {
             }
         }
         // Read back through the store: the device is unbound and unknown, and the article has no state.
-        #expect(try await h.store.users().map(\.devices) == [0])
+        #expect(try await h.store.users(UserQuery()).map(\.devices) == [0])
         let untouched = try await Self.pushContext(h, userId: alice.id, deviceId: "phone", articleIds: ["art-1"])
         #expect(untouched.deviceOwner == nil && untouched.lastMutationId == 0 && untouched.states.isEmpty)
 
@@ -127,7 +127,7 @@ struct StoreTests {
         let written = try await Self.pushContext(h, userId: alice.id, deviceId: "phone", articleIds: ["art-1"])
         #expect(written.deviceOwner == alice.id && written.lastMutationId == 4)
         #expect(written.states[ExactText("art-1")]?.isRead == true)
-        #expect(try await h.store.users().map(\.devices) == [1])
+        #expect(try await h.store.users(UserQuery()).map(\.devices) == [1])
     }
 
     /// What a push of `deviceId` would be planned on, read by a push whose plan throws (so it writes nothing).

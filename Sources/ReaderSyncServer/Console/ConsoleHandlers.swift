@@ -94,21 +94,22 @@ struct ConsoleHandlers: Sendable {
 
     func users(_ request: Request, parameters: URLParameters) async throws -> Response {
         let query = try parameters.formQuery("q")?.trimmingCharacters(in: .whitespaces) ?? ""
-        let matching = try await service.users().filter { query.isEmpty || $0.name.localizedCaseInsensitiveContains(query) }
+        // One more than shown, to tell whether there are more: the store reads no other user.
+        let matching = try await service.users(UserQuery(nameContains: query.isEmpty ? nil : query, limit: Self.usersShown + 1))
         let shown = Array(matching.prefix(Self.usersShown))
-        let devices = Dictionary(grouping: try await service.devices(userName: nil), by: \.userName)
+        let devices = Dictionary(grouping: try await service.devices(userNames: shown.map(\.name)), by: \.userName)
         let rows = shown.map { summary in
             UsersPage.Row(name: summary.name, link: Self.link("/console/user", ["name": summary.name]),
                           token: Self.tokenState(summary), devices: devices[summary.name] ?? [])
         }
         return Self.page("users", UsersPage(query: query, hasQuery: !query.isEmpty, users: rows, hasUsers: !rows.isEmpty,
-                                            truncated: matching.count > shown.count, shown: shown.count, total: matching.count))
+                                            truncated: matching.count > shown.count, shown: shown.count))
     }
 
     func user(_ request: Request, parameters: URLParameters) async throws -> Response {
         let name = try Self.required(parameters, "name")
         let record = try await service.user(named: name)
-        let summary = try await service.users().first { $0.name == record.name }
+        let summary = try await service.users(UserQuery(name: record.name)).first
         let devices = try await service.devices(userName: name)
         let recent = try await service.recentStates(userId: record.id, limit: Self.recentLimit)
         let articles = recent.map { item in
@@ -293,7 +294,6 @@ struct UsersPage: ConsolePage {
     var hasUsers: Bool
     var truncated: Bool
     var shown: Int
-    var total: Int
 }
 
 struct UserPage: ConsolePage {

@@ -103,7 +103,7 @@ enum ConsoleTemplates {
         {{#users}}<tr><td><a href="{{link}}">{{name}}</a></td><td>{{token}}</td>
         <td>{{^devices}}none yet{{/devices}}{{#devices}}<div><span class="id">{{id}}</span>: {{lastSeenAt}}, #{{lastMutationId}}</div>{{/devices}}</td></tr>
         {{/users}}</tbody></table>
-        {{#truncated}}<p class="hint">Showing the first {{shown}} of {{total}}: find a user by name.</p>{{/truncated}}
+        {{#truncated}}<p class="hint">Showing the first {{shown}} by name; more match: narrow the search.</p>{{/truncated}}
         {{/hasUsers}}
         {{> foot}}
         """

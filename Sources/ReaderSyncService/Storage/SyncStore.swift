@@ -77,7 +77,8 @@ package protocol SyncStore: ItemStore, RetentionStore, SnapshotStore {
 
     func createUser(name: String, tokenHash: [UInt8], now: String) async throws -> UserRecord
     func user(named name: String) async throws -> UserRecord?
-    func users() async throws -> [UserSummary]
+    /// The users ``UserQuery`` selects, by name, each with its device count and token dates.
+    func users(_ query: UserQuery) async throws -> [UserSummary]
     /// Revokes the user's token; returns false when no user has this name.
     func revokeToken(userName: String, now: String) async throws -> Bool
     /// Gives the user a new token (clearing a revocation); returns false when no user has this name.
@@ -101,9 +102,9 @@ package protocol SyncStore: ItemStore, RetentionStore, SnapshotStore {
     /// The user's current state of one article, with the write behind each field.
     func state(userId: Int64, articleId: String) async throws -> UserArticleState?
 
-    /// Devices of `userId`, or of every user when `nil`: by user name, then most recently seen
-    /// first (the support console's users page).
-    func devices(userId: Int64?) async throws -> [DeviceSummary]
+    /// Devices of the users named (none for an empty list): by user name, then most recently
+    /// seen first (the support console's users and user pages).
+    func devices(userNames: [String]) async throws -> [DeviceSummary]
 
     /// The user's states, most recently changed first (feed order, newest first), at most
     /// `limit`, each with its article's title (`nil` once the article is deleted).
@@ -348,6 +349,22 @@ package struct UserSummary: Sendable, Hashable, Codable {
         self.createdAt = createdAt
         self.devices = devices
         self.revokedAt = revokedAt
+    }
+}
+
+/// Which users ``SyncStore/users(_:)`` reads: every user by default.
+package struct UserQuery: Sendable, Hashable {
+    /// Only the user with exactly this name.
+    package var name: String?
+    /// Only users whose name contains this text, ignoring ASCII case (names are ASCII).
+    package var nameContains: String?
+    /// At most this many, the first by name; all when `nil`.
+    package var limit: Int?
+
+    package init(name: String? = nil, nameContains: String? = nil, limit: Int? = nil) {
+        self.name = name
+        self.nameContains = nameContains
+        self.limit = limit
     }
 }
 

@@ -57,13 +57,16 @@ extension SyncService {
 
     // MARK: Reads for the console
 
-    /// Devices of one user (`name`), or of every user when `nil`, by user name, most recently
-    /// seen first.
+    /// Devices of one user, most recently seen first.
     ///
     /// - Throws: ``SyncError`` `not_found` when no user has this name.
-    package func devices(userName name: String?) async throws -> [DeviceSummary] {
-        guard let name else { return try await store.devices(userId: nil) }
-        return try await store.devices(userId: user(named: name).id)
+    package func devices(userName name: String) async throws -> [DeviceSummary] {
+        return try await store.devices(userNames: [user(named: name).name])
+    }
+
+    /// Devices of the users named (unknown names have none), by user name, most recently seen first.
+    package func devices(userNames: [String]) async throws -> [DeviceSummary] {
+        try await store.devices(userNames: userNames)
     }
 
     /// The user's most recently changed article states, newest first, with titles.

@@ -391,8 +391,8 @@ package struct SyncService: Sendable {
     }
 
     /// Every user with its device count and token dates, by name.
-    package func users() async throws -> [UserSummary] {
-        try await store.users()
+    package func users(_ query: UserQuery = UserQuery()) async throws -> [UserSummary] {
+        try await store.users(query)
     }
 
     /// What the store holds that an operator watches (shown in `/metrics`).
