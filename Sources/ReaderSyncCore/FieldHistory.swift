@@ -62,7 +62,8 @@ public struct HistoryEntry: Sendable, Hashable, Codable {
     public var version: Int64
     /// Whether the article was deleted (the state is kept for when it returns).
     public var articleDeleted: Bool
-    /// The conflict log entry of this decision, when there is one.
+    /// The conflict log entry of this decision, when there is one and the server still keeps it
+    /// (`--conflict-days` may be shorter than `--history-days`).
     public var conflictId: Int64?
     /// When the server decided, ISO-8601 UTC (server clock).
     public var receivedAt: String

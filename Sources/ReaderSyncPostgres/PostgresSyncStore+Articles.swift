@@ -232,7 +232,7 @@ extension PostgresSyncStore {
             SELECT h.id, users.name, h.article_id, h.field, h.value, h.hlc_wall, h.hlc_counter, h.device_id, h.mutation_id,
                 h.clamped_wall, h.clamped_counter, h.base_version, h.restored, h.outcome, h.rule, h.reason,
                 h.against_value, h.against_hlc_wall, h.against_hlc_counter, h.against_device_id, h.against_mutation_id,
-                h.version, h.article_deleted, h.conflict_id, h.received_at
+                h.version, h.article_deleted, (SELECT c.id FROM conflict c WHERE c.id = h.conflict_id), h.received_at
             FROM state_history h JOIN users ON users.id = h.user_id
             WHERE \(conditions.joined(separator: " AND ")) ORDER BY h.id LIMIT $\(binds.count)
             """, binds: binds)).map { row in

@@ -224,7 +224,7 @@ extension SQLiteSyncStore {
                 SELECT h.id, user.name, h.articleId, h.field, h.value, h.hlcWall, h.hlcCounter, h.deviceId, h.mutationId,
                     h.clampedWall, h.clampedCounter, h.baseVersion, h.restored, h.outcome, h.rule, h.reason,
                     h.againstValue, h.againstHlcWall, h.againstHlcCounter, h.againstDeviceId, h.againstMutationId,
-                    h.version, h.articleDeleted, h.conflictId, h.receivedAt
+                    h.version, h.articleDeleted, (SELECT c.id FROM conflict c WHERE c.id = h.conflictId), h.receivedAt
                 FROM stateHistory h JOIN user ON user.id = h.userId
                 WHERE \(conditions.joined(separator: " AND ")) ORDER BY h.id LIMIT ?
                 """, arguments: arguments).map { row in

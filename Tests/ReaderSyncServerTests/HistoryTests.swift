@@ -193,4 +193,21 @@ struct HistoryTests {
         // The entry keeps the write it met, so the sentence still says what the device had seen.
         #expect(left.why?.contains("after its own read mark of 2025-11-24 15:59:00 UTC") == true)
     }
+
+    @Test("a history entry whose conflict log entry was compacted away names no conflict", arguments: Backend.available)
+    func conflictOutlivedByHistory(backend: Backend) async throws {
+        let h = try await Harness(backend: backend)
+        _ = try await h.seedArticles(1)
+        let (alice, _) = try await h.createUser("alice")
+        _ = try await Self.push(h, alice, "phone", [mutation(1, "art-1", .read, .bool(true), wall: h.clock.nowMillis)])
+        let lost = try await Self.push(h, alice, "laptop", [mutation(1, "art-1", .read, .bool(false), wall: h.clock.nowMillis - 1_000)])
+        let conflictId = try #require(lost.results.first?.conflictId)
+        #expect(try await Self.history(h, alice, "art-1", .read).entries.last?.conflictId == conflictId)
+        h.clock.advance(millis: 10 * 86_400_000)
+        let report = try await h.service.compact(RetentionPolicy(conflictDays: 5, historyDays: 30))
+        #expect(report.removedConflicts == 1 && report.removedHistory == 0)
+        let entries = try await Self.history(h, alice, "art-1", .read).entries
+        #expect(entries.map(\.outcome) == [.applied, .lost])
+        #expect(entries.allSatisfy { $0.conflictId == nil })
+    }
 }

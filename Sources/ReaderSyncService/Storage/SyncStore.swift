@@ -95,7 +95,9 @@ package protocol SyncStore: ItemStore, RetentionStore, SnapshotStore {
     func conflicts(_ query: ConflictQuery) async throws -> [ConflictDTO]
 
     /// Field history entries (docs/SUPPORT.md) of ``HistoryQuery/userId``, oldest first, after
-    /// ``HistoryQuery/after``, at most ``HistoryQuery/limit``.
+    /// ``HistoryQuery/after``, at most ``HistoryQuery/limit``. An entry's conflict id is `nil`
+    /// once compaction removed that conflict log entry (`--conflict-days` shorter than
+    /// `--history-days`): an id is never one that names nothing.
     func history(_ query: HistoryQuery) async throws -> [HistoryEntry]
     func conflict(id: Int64) async throws -> ConflictDTO?
 
