@@ -230,7 +230,7 @@ struct CellColumns {
         case (nil, _): value.append(Bool?.none)
         case (.number(let number)?, .progress): value.append(number)
         case (.bool(let flag)?, .read), (.bool(let flag)?, .bookmarked): value.append(flag)
-        case (let other?, _): throw StoreError("a \(field.rawValue) value of another type, \(other), in the push's states")
+        case (_?, _): throw StoreError("a \(field.rawValue) value of another type in the push's states")
         }
         hlcWall.append(cell?.write.hlc.wall)
         hlcCounter.append(cell?.write.hlc.counter)

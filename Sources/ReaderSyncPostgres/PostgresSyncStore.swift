@@ -399,11 +399,14 @@ package final class PostgresSyncStore: SyncStore {
     }
 
     package func users(_ query: UserQuery) async throws -> [UserSummary] {
+        // No stored name holds a NUL, which PostgreSQL's text refuses.
+        guard [query.name, query.nameContains].allSatisfy({ $0.map(canBeStoredName) ?? true }) else { return [] }
         // strpos, not LIKE: a search holding `_` or `%` means those characters. LIMIT NULL is none.
-        try await self.query("""
+        // lower() under "C", as the column's: ASCII only, whatever the database's locale (SQLite's too).
+        return try await self.query("""
             SELECT name, created_at, (SELECT count(*) FROM device WHERE device.user_id = users.id), revoked_at
             FROM users WHERE (\(query.name)::text IS NULL OR name = \(query.name))
-                AND (\(query.nameContains)::text IS NULL OR strpos(lower(name), lower(\(query.nameContains))) > 0)
+                AND (\(query.nameContains)::text IS NULL OR strpos(lower(name), lower(\(query.nameContains) COLLATE "C")) > 0)
             ORDER BY name LIMIT \(query.limit.map(Int64.init))
             """).map { row in
             let (name, createdAt, devices, revokedAt) = try row.decode((String, Date, Int64, Date?).self)

@@ -130,8 +130,11 @@ extension SQLiteSyncStore {
     }
 
     package func users(_ query: UserQuery) async throws -> [UserSummary] {
+        // No stored name holds a NUL; SQLite's lower() would end the text there, and an empty
+        // search is in every name.
+        guard [query.name, query.nameContains].allSatisfy({ $0.map(canBeStoredName) ?? true }) else { return [] }
         // instr, not LIKE: a search holding `_` or `%` means those characters.
-        try await dbPool.read { db in
+        return try await dbPool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT name, createdAt, (SELECT COUNT(*) FROM device WHERE device.userId = user.id), revokedAt
                 FROM user WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR instr(lower(name), lower(?2)) > 0)

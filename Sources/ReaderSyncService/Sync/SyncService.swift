@@ -327,8 +327,13 @@ package struct SyncService: Sendable {
             if more {
                 why = try await self.why(userId: query.userId, userName: userName, articleId: articleId, field: field)
             } else {
+                // Read after the entries: a value changed in between has no entry here, and is
+                // explained from a fresh read of the whole field (as fieldHistories reads it).
                 let current = try await store.state(userId: query.userId, articleId: articleId)?[field]
-                why = FieldExplanation.why(user: userName, articleId: articleId, field: field, current: current, history: entries)
+                let inEntries = current.map { value in entries.contains { $0.outcome == .applied && $0.write == value.write } } ?? true
+                why = inEntries
+                    ? FieldExplanation.why(user: userName, articleId: articleId, field: field, current: current, history: entries)
+                    : try await self.why(userId: query.userId, userName: userName, articleId: articleId, field: field)
             }
         }
         return HistoryResponse(entries: entries, nextAfter: more ? entries.last?.id : nil, why: why)
@@ -342,9 +347,15 @@ package struct SyncService: Sendable {
 
     /// For each of `fields` of one article, in that order: every history entry the server keeps
     /// (oldest first), the field's current value and why it is that. What the console's article
-    /// page draws; the state is read once, after the entries.
+    /// page draws.
+    ///
+    /// The state is read once, before the entries: a push commits a state and its entries
+    /// together, so every value read is in the entries read after it (a push in between adds
+    /// later entries, which `why` passes over), where reading it after could meet a value whose
+    /// entry was not read ("the server keeps no history of that change").
     package func fieldHistories(userId: Int64, userName: String, articleId: String,
                                 fields: [StateField] = StateField.allCases) async throws -> [FieldHistory] {
+        let state = try await store.state(userId: userId, articleId: articleId)
         var histories: [(field: StateField, entries: [HistoryEntry])] = []
         for field in fields {
             var entries: [HistoryEntry] = []
@@ -357,7 +368,6 @@ package struct SyncService: Sendable {
             } while after != nil
             histories.append((field, entries))
         }
-        let state = try await store.state(userId: userId, articleId: articleId)
         return histories.map { field, entries in
             FieldHistory(entries: entries, current: state?[field],
                          why: FieldExplanation.why(user: userName, articleId: articleId, field: field, current: state?[field], history: entries))
@@ -390,7 +400,8 @@ package struct SyncService: Sendable {
         return user
     }
 
-    /// Every user with its device count and token dates, by name.
+    /// The users `query` selects (every user by default), by name, each with its device count
+    /// and token dates.
     package func users(_ query: UserQuery = UserQuery()) async throws -> [UserSummary] {
         try await store.users(query)
     }
