@@ -264,14 +264,16 @@ struct WebDriver {
     }
 
     /// Whether `element` belongs to a page the browser has left: WebDriver's `stale element
-    /// reference`, or, asked while the new page replaces the old, chromedriver's `unknown error`
-    /// saying the node "does not belong to the document".
+    /// reference`, or what chromedriver answers instead while the new page replaces the old
+    /// (`no such element`, or an `unknown error` saying the node "does not belong to the document"
+    /// or that there is "No node with given id").
     func isStale(_ element: String) async throws -> Bool {
         do {
             _ = try await command(.GET, "/element/\(element)/name")
             return false
         } catch let error as WebDriverError
-                    where error.error == "stale element reference" || error.message.contains("does not belong to the document") {
+                    where ["stale element reference", "no such element"].contains(error.error)
+                    || error.message.contains("does not belong to the document") || error.message.contains("No node with given id") {
             return true
         }
     }
