@@ -16,6 +16,8 @@ import ReaderSyncService
 /// server, every text escaped, under a Content-Security-Policy that allows no script.
 struct ConsoleHandlers: Sendable {
     let service: SyncService
+    /// Reads the login form's body as the API reads its bodies: within the request timeout.
+    let api: APIHandlers
     let logger: Logger
 
     static let cookieName = "reader_sync_console"
@@ -48,7 +50,7 @@ struct ConsoleHandlers: Sendable {
     /// `POST /console/login` with the form field `token`: a session cookie and a redirect to the
     /// users page, or the form again with what was wrong (401 unknown token, 403 a user's token).
     func login(_ request: Request, parameters: URLParameters) async throws -> Response {
-        let body = try await request.body.collect(upTo: 16 * 1024)
+        let body = try await api.collect(request, limit: 16 * 1024)
         let form = try? URLEncodedFormDecoder().decode(LoginForm.self, from: String(buffer: body))
         guard let token = form?.token, !token.isEmpty else {
             return Self.page("login", LoginPage(error: "Type the admin token."), status: .badRequest)

@@ -167,10 +167,13 @@ struct APIHandlers: Sendable {
         }
     }
 
-    /// The whole body, within the size limit and the request timeout (a slow sender holds a slot).
-    func collect(_ request: Request) async throws -> ByteBuffer {
-        let tooLarge = SyncError(.payloadTooLarge, "the request body is over \(service.configuration.maxBodyBytes) bytes")
-        let limit = service.configuration.maxBodyBytes
+    /// The whole body, within the size limit (`--max-body-bytes` unless `limit` is given) and the
+    /// request timeout (a slow sender holds a slot).
+    ///
+    /// - Throws: ``SyncError`` `payload_too_large` (413) or `request_timeout` (408).
+    func collect(_ request: Request, limit: Int? = nil) async throws -> ByteBuffer {
+        let limit = limit ?? service.configuration.maxBodyBytes
+        let tooLarge = SyncError(.payloadTooLarge, "the request body is over \(limit) bytes")
         let timeout = requestTimeout
         do {
             return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in

@@ -106,7 +106,7 @@ package func buildRouter(
         Route(.get, "/v1/openapi.json") { _, _ in jsonResponse(bytes: ReaderSyncSchema.openAPIDocument.utf8) },
         Route(.get, "/metrics", api.metrics),
     ] + ReaderAPIHandlers(reader: ReaderAPI(service: service), api: api).routes()
-        + ConsoleHandlers(service: service, logger: logger).routes()
+        + ConsoleHandlers(service: service, api: api, logger: logger).routes()
 
     let router = Router()
     // Outermost: compress whatever the inner middleware and routes answered, errors included.
