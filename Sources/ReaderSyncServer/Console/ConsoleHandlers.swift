@@ -48,9 +48,17 @@ struct ConsoleHandlers: Sendable {
     // MARK: Session
 
     /// `POST /console/login` with the form field `token`: a session cookie and a redirect to the
-    /// users page, or the form again with what was wrong (401 unknown token, 403 a user's token).
+    /// users page, or the form again with what was wrong (401 unknown token, 403 a user's token),
+    /// or a page saying the form was over 16 KB (413) or did not arrive within the request
+    /// timeout (408).
     func login(_ request: Request, parameters: URLParameters) async throws -> Response {
-        let body = try await api.collect(request, limit: 16 * 1024)
+        let body: ByteBuffer
+        do {
+            body = try await api.collect(request, limit: 16 * 1024)
+        } catch let error as SyncError {
+            return Self.page("problem", ProblemPage(pageTitle: "Cannot sign in", signedIn: false, heading: "Cannot sign in", message: error.message),
+                             status: APIErrorMiddleware<BasicRequestContext>.status(for: error.code))
+        }
         let form = try? URLEncodedFormDecoder().decode(LoginForm.self, from: String(buffer: body))
         guard let token = form?.token, !token.isEmpty else {
             return Self.page("login", LoginPage(error: "Type the admin token."), status: .badRequest)
