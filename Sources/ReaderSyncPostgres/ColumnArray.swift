@@ -87,9 +87,4 @@ extension ColumnRows {
         let parameters = columns.enumerated().map { "$\(first + $0.offset)::\($0.element.sqlElementType)[]" }
         return "unnest(\(parameters.joined(separator: ", "))) WITH ORDINALITY AS \(alias)(\(columns.map(\.name).joined(separator: ", ")), ord)"
     }
-
-    /// Binds every column, in order.
-    func bind(into binds: inout PostgresBindings) {
-        for column in columns { binds.append(column) }
-    }
 }

@@ -76,7 +76,7 @@ struct PushReadStatement: PostgresPreparedStatement {
 struct PushWriteStatement: PostgresPreparedStatement {
     static let name = "reader_sync_push_write_v4"
     static let sql: String = {
-        let fieldColumns = StateField.allCases.flatMap { CellColumns($0).columns.map(\.name) }
+        let fieldColumns = CellColumns.allNames
         let updates = (["version", "seq", "xid"] + fieldColumns).map { "\($0) = EXCLUDED.\($0)" }
         let conflictsFrom = 5 + StateRows().columns.count
         let historyFrom = conflictsFrom + ConflictRows().columns.count
@@ -137,14 +137,13 @@ struct PushWriteStatement: PostgresPreparedStatement {
     var history: HistoryRows
 
     func makeBindings() throws -> PostgresBindings {
-        var binds = PostgresBindings(capacity: 4 + states.columns.count + conflicts.columns.count + history.columns.count)
+        let columns = states.columns + conflicts.columns + history.columns
+        var binds = PostgresBindings(capacity: 4 + columns.count)
         binds.append(userId)
         binds.append(deviceId)
         binds.append(now)
         binds.append(lastMutationId)
-        states.bind(into: &binds)
-        conflicts.bind(into: &binds)
-        history.bind(into: &binds)
+        for column in columns { binds.append(column) }
         return binds
     }
 
@@ -212,6 +211,8 @@ struct CellColumns {
     var mutationId: ColumnArray
     var version: ColumnArray
     var columns: [ColumnArray] { [value, hlcWall, hlcCounter, deviceId, mutationId, version] }
+    /// Every field's column names, fields in ``StateField/allCases`` order.
+    static let allNames = StateField.allCases.flatMap { CellColumns($0).columns.map(\.name) }
 
     init(_ field: StateField) {
         let prefix = field.columnPrefix

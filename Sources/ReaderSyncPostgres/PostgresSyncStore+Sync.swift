@@ -10,7 +10,7 @@ extension PostgresSyncStore {
     /// named `xid` would be what `ORDER BY xid` sorts by (output names come first in ORDER BY),
     /// as text, so 1000 would come before 999 and a page could pass changes it never served.
     static let stateColumns = "article_id, version, xid::text AS xid_text, seq, "
-        + StateField.allCases.flatMap { CellColumns($0).columns.map(\.name) }.joined(separator: ", ")
+        + CellColumns.allNames.joined(separator: ", ")
 
     static let articleColumns = """
         id, section, title, summary, body, author, url, published_at, updated_at, version, xid::text AS xid_text, seq, deleted_at IS NOT NULL,

@@ -21,7 +21,7 @@ struct ColumnArrayTests {
         let postgres = try await PostgresTestStore()
         var binds = PostgresBindings()
         binds.append(Int64(7))
-        rows.bind(into: &binds)
+        for column in rows.columns { binds.append(column) }
         let sql = "SELECT r.t, r.i, r.d, r.b, r.ord FROM \(Rows.unnest(as: "r", from: 2)) WHERE $1 = 7 ORDER BY r.ord"
         #expect(sql.contains("unnest($2::text[], $3::bigint[], $4::double precision[], $5::boolean[]) WITH ORDINALITY AS r(t, i, d, b, ord)"))
         var result: [(String?, Int64?, Double?, Bool?, Int64)] = []

@@ -56,8 +56,7 @@ struct ConsoleHandlers: Sendable {
         do {
             body = try await api.collect(request, limit: 16 * 1024)
         } catch let error as SyncError {
-            return Self.page("problem", ProblemPage(pageTitle: "Cannot sign in", signedIn: false, heading: "Cannot sign in", message: error.message),
-                             status: APIErrorMiddleware<BasicRequestContext>.status(for: error.code))
+            return Self.problem("Cannot sign in", error, signedIn: false)
         }
         let form = try? URLEncodedFormDecoder().decode(LoginForm.self, from: String(buffer: body))
         guard let token = form?.token, !token.isEmpty else {
@@ -94,8 +93,7 @@ struct ConsoleHandlers: Sendable {
                 return try await handler(request, parameters)
             } catch let error as SyncError {
                 let heading = error.code == .notFound ? "Not found" : "Cannot show this page"
-                return Self.page("problem", ProblemPage(pageTitle: heading, heading: heading, message: error.message),
-                                 status: APIErrorMiddleware<BasicRequestContext>.status(for: error.code))
+                return Self.problem(heading, error, signedIn: true)
             }
         }
     }
@@ -200,6 +198,13 @@ struct ConsoleHandlers: Sendable {
     }
 
     // MARK: Rendering
+
+    /// The page saying what went wrong: `heading`, the error's message, the status the API gives
+    /// its code.
+    static func problem(_ heading: String, _ error: SyncError, signedIn: Bool) -> Response {
+        page("problem", ProblemPage(pageTitle: heading, signedIn: signedIn, heading: heading, message: error.message),
+             status: APIErrorMiddleware<BasicRequestContext>.status(for: error.code))
+    }
 
     /// A rendered page with the console's headers: no caching, no framing, no script.
     static func page(_ template: String, _ object: some ConsolePage, status: HTTPResponse.Status = .ok) -> Response {
