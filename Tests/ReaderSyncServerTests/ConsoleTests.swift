@@ -271,7 +271,8 @@ struct ConsoleTests {
             #expect(!narrow.contains("Showing the first") && narrow.contains(#"<span class="id">laptop</span>"#))
             #expect(!narrow.contains(#"<span class="id">phone</span>"#), "only the shown users' devices")
             let nul = try await Self.get(client, "/console/users?q=%00", cookie: cookie)
-            #expect(nul.status == .ok && Self.html(nul).contains("No user whose name contains"))
+            #expect(nul.status == .ok && Self.html(nul).contains("No user whose name contains “\u{FFFD}”."))
+            #expect(!Self.html(nul).unicodeScalars.contains("\u{0}"), "a NUL is never written into the page")
         }
     }
 

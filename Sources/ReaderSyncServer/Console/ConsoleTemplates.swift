@@ -203,7 +203,9 @@ enum ConsoleTemplates {
 /// swift-mustache's own HTML escaping compares whole characters (grapheme clusters), so a `"`
 /// followed by a combining mark (U+0301) is one character that is not `"` and passes unescaped,
 /// closing the attribute it is in: a device id such as `x"\u{301} display="none` could hide a
-/// timeline's mark. Scalars cannot be combined that way.
+/// timeline's mark. Scalars cannot be combined that way. Control characters other than tab and
+/// line breaks (a NUL from a search or an id in a URL) are shown as U+FFFD, as an HTML parser
+/// would show a NUL, rather than written raw into the page.
 struct ScalarHTMLEscaping: MustacheContentType {
     func escapeText(_ text: String) -> String {
         var escaped = String.UnicodeScalarView()
@@ -214,6 +216,8 @@ struct ScalarHTMLEscaping: MustacheContentType {
             case "&": escaped.append(contentsOf: "&amp;".unicodeScalars)
             case "\"": escaped.append(contentsOf: "&quot;".unicodeScalars)
             case "'": escaped.append(contentsOf: "&#39;".unicodeScalars)
+            case "\t", "\n", "\r": escaped.append(scalar)
+            case _ where scalar.properties.generalCategory == .control: escaped.append("\u{FFFD}")
             default: escaped.append(scalar)
             }
         }
